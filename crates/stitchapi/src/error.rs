@@ -1,0 +1,323 @@
+//! One error type for every failure a stitch can report, with a semantic [`ErrorKind`].
+//!
+//! ```
+//! # async fn demo(stitch: stitchapi::Stitch) {
+//! use stitchapi::{ErrorKind, Input};
+//!
+//! match stitch.call(Input::new()).await {
+//!     Ok(value) => println!("{value}"),
+//!     Err(e) if e.kind() == ErrorKind::Http => {
+//!         println!("{} after {} attempts: {:?}", e, e.attempts(), e.body_json())
+//!     }
+//!     Err(e) => println!("{e}"),
+//! }
+//! # }
+//! ```
+//!
+//! `Display` says what failed and, for declaration errors, how to fix it. Neither `Display` nor
+//! `Debug` ever prints a response body, a credential or a query string: ask for the body with
+//! [`Error::body_bytes`] or [`Error::body_json`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use url::Url;
+
+/// A boxed error source.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What kind of failure an [`Error`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server answered with a status that is neither 2xx nor accepted by the verdict,
+    /// after every allowed retry.
+    Http,
+    /// The request could not be sent or its response not read (connection refused, reset,
+    /// DNS, TLS, a body over the size limit).
+    Transport,
+    /// The total deadline or a per-attempt timeout ran out.
+    Timeout,
+    /// The response did not decode into the output type, or a validator rejected it.
+    Validation,
+    /// The call's input is unusable (a missing template parameter, an unserialisable body);
+    /// nothing was sent.
+    Input,
+    /// A declaration is invalid; reported by `build()`.
+    Config,
+    /// Authentication failed or could not be attempted.
+    Auth,
+    /// The circuit breaker is open; nothing was sent.
+    CircuitOpen,
+    /// The server rate-limited the call and the stitch delegates backoff to its caller.
+    RateLimited,
+    /// The store failed or lacks a capability the stitch needs.
+    Store,
+}
+
+/// The error of every stitchapi operation.
+///
+/// Cheap to clone. See the [module docs](self) for an example.
+#[derive(Clone)]
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    status: Option<StatusCode>,
+    attempts: u32,
+    url: Option<Url>,
+    body: Option<Bytes>,
+    retry_after: Option<Duration>,
+    json_path: Option<String>,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+}
+
+/// The result type of stitchapi operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                status: None,
+                attempts: 0,
+                url: None,
+                body: None,
+                retry_after: None,
+                json_path: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// A declaration error naming the field, the problem and the fix:
+    /// `"<field>: <problem>. Fix: <fix>"`.
+    pub fn config(field: &str, problem: impl fmt::Display, fix: impl fmt::Display) -> Self {
+        Error::new(ErrorKind::Config, format!("{field}: {problem}. Fix: {fix}"))
+    }
+
+    /// An input error (nothing was sent).
+    pub fn input(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Input, message)
+    }
+
+    /// `HTTP <status>`, with the failing response's status, body and URL.
+    pub(crate) fn http(status: StatusCode, url: Url, body: Bytes) -> Self {
+        Error::new(ErrorKind::Http, format!("HTTP {}", status.as_u16()))
+            .with_status(status)
+            .with_url(url)
+            .with_body(body)
+    }
+
+    /// `timed out after <N>ms`.
+    pub(crate) fn timeout(after: Duration) -> Self {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("timed out after {}ms", after.as_millis()),
+        )
+    }
+
+    /// A decode or validator failure at `json_path` (`$` is the picked root).
+    pub(crate) fn validation(json_path: Option<String>, message: impl fmt::Display) -> Self {
+        let text = match &json_path {
+            Some(path) => format!("{path}: {message}"),
+            None => message.to_string(),
+        };
+        let mut error = Error::new(ErrorKind::Validation, text);
+        error.inner.json_path = json_path;
+        error
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The status of the failing response, if there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// How many attempts were made (0 when nothing was sent).
+    pub fn attempts(&self) -> u32 {
+        self.inner.attempts
+    }
+
+    /// The final URL (after redirects) of the failing request, if one was sent.
+    pub fn url(&self) -> Option<&Url> {
+        self.inner.url.as_ref()
+    }
+
+    /// The raw body of the failing response.
+    pub fn body_bytes(&self) -> Option<&Bytes> {
+        self.inner.body.as_ref()
+    }
+
+    /// The body of the failing response parsed as JSON, if it is JSON.
+    pub fn body_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(self.inner.body.as_ref()?).ok()
+    }
+
+    /// How long the server asked the caller to wait (`Retry-After`), for `RateLimited` errors.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// For `Validation` errors: the JSON path that failed, as `$.data[3].email`.
+    pub fn json_path(&self) -> Option<&str> {
+        self.inner.json_path.as_deref()
+    }
+
+    /// The message without kind, status or URL: what `Display` prints.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// Is this a timeout (total or per attempt)?
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.inner.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_url(mut self, url: Url) -> Self {
+        self.inner.url = Some(url);
+        self
+    }
+
+    pub(crate) fn with_body(mut self, body: Bytes) -> Self {
+        self.inner.body = Some(body);
+        self
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+        self.inner.attempts = attempts;
+        self
+    }
+
+    pub(crate) fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
+        self.inner.retry_after = wait;
+        self
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.inner.source = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// Fills in the URL and attempt count where they are not known yet.
+    pub(crate) fn in_call(mut self, url: &Url, attempts: u32) -> Self {
+        if self.inner.url.is_none() {
+            self.inner.url = Some(url.clone());
+        }
+        if self.inner.attempts == 0 {
+            self.inner.attempts = attempts;
+        }
+        self
+    }
+}
+
+/// A URL for `Debug` output: the query (which may carry an API key) is never shown.
+pub(crate) struct RedactedUrl<'a>(pub &'a Url);
+
+impl fmt::Display for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.0;
+        write!(f, "{}://", url.scheme())?;
+        if let Some(host) = url.host_str() {
+            f.write_str(host)?;
+        }
+        if let Some(port) = url.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(url.path())?;
+        if url.query().is_some() {
+            f.write_str("?…")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.inner.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
+        if let Some(status) = self.inner.status {
+            d.field("status", &status.as_u16());
+        }
+        d.field("attempts", &self.inner.attempts);
+        if let Some(url) = &self.inner.url {
+            d.field("url", &format_args!("{}", RedactedUrl(url)));
+        }
+        if let Some(body) = &self.inner.body {
+            d.field("body", &format_args!("<{} bytes>", body.len()));
+        }
+        if let Some(wait) = self.inner.retry_after {
+            d.field("retry_after", &wait);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_body_or_query() {
+        let url = Url::parse("https://api.example.com/users?api_key=SECRET").unwrap();
+        let error = Error::http(
+            StatusCode::SERVICE_UNAVAILABLE,
+            url,
+            Bytes::from_static(b"{\"token\":\"SECRET\"}"),
+        )
+        .with_attempts(3);
+        assert_eq!(error.to_string(), "HTTP 503");
+        let debug = format!("{error:?}");
+        assert!(!debug.contains("SECRET"), "{debug}");
+        assert!(debug.contains("api.example.com/users?…"), "{debug}");
+        assert_eq!(error.attempts(), 3);
+        assert_eq!(error.body_json().unwrap()["token"], "SECRET");
+    }
+
+    #[test]
+    fn config_errors_name_field_and_fix() {
+        let error = Error::config("timeout.total", "invalid duration \"ten\"", "use e.g. \"10s\"");
+        assert_eq!(error.kind(), ErrorKind::Config);
+        assert_eq!(
+            error.to_string(),
+            "timeout.total: invalid duration \"ten\". Fix: use e.g. \"10s\""
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! Decoding a response into the stitch's output: JSON into any `DeserializeOwned` type (with an
+//! optional `pick` dot-path and validators), text, or bytes.
+//!
+//! A decode failure is a `Validation` error naming the JSON path from the document root, so
+//! `$.data[3].email: invalid type: null, expected a string` says exactly what broke.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::runtime::{MaybeSend, MaybeSync};
+
+/// How a response body is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutputKind {
+    Json,
+    Text,
+    Bytes,
+}
+
+/// A dot-path into the response JSON (`"data.items"`, `"results.0.id"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pick {
+    segments: Vec<String>,
+}
+
+impl Pick {
+    pub(crate) fn parse(path: &str) -> Result<Pick, Error> {
+        let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+        if path.is_empty() || segments.iter().any(String::is_empty) {
+            return Err(Error::config(
+                "pick",
+                format!("{path:?} is not a dot-path"),
+                "name the fields to descend into, e.g. \"data\" or \"data.items\"",
+            ));
+        }
+        Ok(Pick { segments })
+    }
+
+    /// `$.data.items`
+    fn display(&self, upto: usize) -> String {
+        let mut out = String::from("$");
+        for segment in &self.segments[..upto.min(self.segments.len())] {
+            if segment.bytes().all(|b| b.is_ascii_digit()) {
+                let _ = write!(out, "[{segment}]");
+            } else {
+                let _ = write!(out, ".{segment}");
+            }
+        }
+        out
+    }
+
+    fn apply(&self, mut value: Value) -> Result<Value, Error> {
+        for (depth, segment) in self.segments.iter().enumerate() {
+            let next = match &mut value {
+                Value::Object(map) => map.remove(segment),
+                Value::Array(items) => segment
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|index| *index < items.len())
+                    .map(|index| items.swap_remove(index)),
+                _ => None,
+            };
+            value = next.ok_or_else(|| {
+                Error::validation(
+                    Some(self.display(depth + 1)),
+                    format!("missing (pick {:?})", self.segments.join(".")),
+                )
+            })?;
+        }
+        Ok(value)
+    }
+}
+
+/// Checks a decoded output for rules serde cannot express.
+///
+/// Closures `Fn(&O) -> Result<(), String>` implement it:
+///
+/// ```
+/// # use stitchapi::Stitch;
+/// #[derive(serde::Deserialize)]
+/// struct User { email: String }
+///
+/// let get_user = Stitch::get("https://api.example.com/users/{id}")
+///     .output::<User>()
+///     .validate(|user: &User| {
+///         if user.email.contains('@') { Ok(()) } else { Err(format!("email {:?} has no @", user.email)) }
+///     })
+///     .build()
+///     .unwrap();
+/// ```
+pub trait OutputValidator<O>: MaybeSend + MaybeSync + 'static {
+    /// `Ok(())` when `output` is acceptable, else a message saying what is wrong.
+    fn validate(&self, output: &O) -> Result<(), String>;
+}
+
+impl<O, F> OutputValidator<O> for F
+where
+    F: Fn(&O) -> Result<(), String> + MaybeSend + MaybeSync + 'static,
+{
+    fn validate(&self, output: &O) -> Result<(), String> {
+        self(output)
+    }
+}
+
+type DecodeFn<O> = fn(&Bytes, Option<&Pick>) -> Result<O, Error>;
+
+/// Everything that turns a response body into `O`.
+pub(crate) struct Output<O> {
+    pub kind: OutputKind,
+    decode: DecodeFn<O>,
+    pub pick: Option<Pick>,
+    validators: Vec<Arc<dyn OutputValidator<O>>>,
+}
+
+impl<O> Clone for Output<O> {
+    fn clone(&self) -> Self {
+        Output {
+            kind: self.kind,
+            decode: self.decode,
+            pick: self.pick.clone(),
+            validators: self.validators.clone(),
+        }
+    }
+}
+
+impl<O: 'static> Output<O> {
+    pub(crate) fn json() -> Self
+    where
+        O: DeserializeOwned,
+    {
+        Output {
+            kind: OutputKind::Json,
+            decode: decode_json::<O>,
+            pick: None,
+            validators: Vec::new(),
+        }
+    }
+
+    pub(crate) fn add_validator(&mut self, validator: Arc<dyn OutputValidator<O>>) {
+        self.validators.push(validator);
+    }
+
+    pub(crate) fn decode(&self, body: &Bytes) -> Result<O, Error> {
+        let output = (self.decode)(body, self.pick.as_ref())?;
+        for validator in &self.validators {
+            validator
+                .validate(&output)
+                .map_err(|message| Error::validation(Some(self.root()), message))?;
+        }
+        Ok(output)
+    }
+
+    fn root(&self) -> String {
+        match &self.pick {
+            Some(pick) => pick.display(usize::MAX),
+            None => "$".to_owned(),
+        }
+    }
+}
+
+impl Output<String> {
+    pub(crate) fn text() -> Self {
+        Output {
+            kind: OutputKind::Text,
+            decode: |body, _| {
+                String::from_utf8(body.to_vec())
+                    .map_err(|e| Error::validation(None, format!("the response is not UTF-8 text: {e}")))
+            },
+            pick: None,
+            validators: Vec::new(),
+        }
+    }
+}
+
+impl Output<Bytes> {
+    pub(crate) fn bytes() -> Self {
+        Output {
+            kind: OutputKind::Bytes,
+            decode: |body, _| Ok(body.clone()),
+            pick: None,
+            validators: Vec::new(),
+        }
+    }
+}
+
+/// serde_json's message without its " at line L column C" suffix.
+fn bare_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) if text[cut..].contains(" column ") => text[..cut].to_owned(),
+        _ => text,
+    }
+}
+
+fn render_path(root: &str, path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = root.to_owned();
+    for segment in path.iter() {
+        let _ = match segment {
+            Segment::Seq { index } => write!(out, "[{index}]"),
+            Segment::Map { key } => write!(out, ".{key}"),
+            Segment::Enum { variant } => write!(out, ".{variant}"),
+            Segment::Unknown => write!(out, ".?"),
+        };
+    }
+    out
+}
+
+fn decode_json<O: DeserializeOwned>(body: &Bytes, pick: Option<&Pick>) -> Result<O, Error> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"null"
+    } else {
+        body
+    };
+    match pick {
+        None => serde_json::from_slice(body).or_else(|_| {
+            // Decode again, tracking the path, only on failure: the fast path stays fast.
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            match serde_path_to_error::deserialize::<_, O>(&mut deserializer) {
+                Ok(value) => Ok(value),
+                Err(e) => Err(path_error("$", e)),
+            }
+        }),
+        Some(pick) => {
+            let value: Value = serde_json::from_slice(body).map_err(|e| {
+                Error::validation(Some("$".to_owned()), bare_message(&e))
+            })?;
+            let picked = pick.apply(value)?;
+            serde_path_to_error::deserialize::<_, O>(picked)
+                .map_err(|e| path_error(&pick.display(usize::MAX), e))
+        }
+    }
+}
+
+fn path_error(root: &str, error: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = render_path(root, error.path());
+    Error::validation(Some(path), bare_message(error.inner()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct User {
+        id: u64,
+        email: String,
+    }
+
+    #[test]
+    fn decode_error_names_the_json_path() {
+        let mut output = Output::<Vec<User>>::json();
+        output.pick = Some(Pick::parse("data").unwrap());
+        let body = Bytes::from_static(
+            br#"{"data":[{"id":1,"email":"a@x"},{"id":2,"email":"b@x"},{"id":3,"email":"c@x"},{"id":4,"email":null}]}"#,
+        );
+        let error = output.decode(&body).unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::Validation);
+        assert_eq!(error.json_path(), Some("$.data[3].email"));
+        assert_eq!(
+            error.to_string(),
+            "$.data[3].email: invalid type: null, expected a string"
+        );
+    }
+
+    #[test]
+    fn unpicked_errors_strip_line_and_column() {
+        let output = Output::<User>::json();
+        let error = output.decode(&Bytes::from_static(br#"{"id":"7","email":"a"}"#)).unwrap_err();
+        assert_eq!(error.to_string(), "$.id: invalid type: string \"7\", expected u64");
+        let error = output.decode(&Bytes::from_static(b"{\"id\":")).unwrap_err();
+        assert_eq!(error.json_path(), Some("$"));
+    }
+
+    #[test]
+    fn missing_pick_path_is_named() {
+        let mut output = Output::<Value>::json();
+        output.pick = Some(Pick::parse("data.items").unwrap());
+        let error = output.decode(&Bytes::from_static(br#"{"data":{}}"#)).unwrap_err();
+        assert_eq!(error.to_string(), "$.data.items: missing (pick \"data.items\")");
+        assert!(Pick::parse("data..items").is_err());
+    }
+
+    #[test]
+    fn validators_run_after_decoding() {
+        let mut output = Output::<User>::json();
+        output.add_validator(Arc::new(|u: &User| {
+            if u.email.contains('@') { Ok(()) } else { Err("email has no @".to_owned()) }
+        }));
+        let error = output.decode(&Bytes::from_static(br#"{"id":1,"email":"nope"}"#)).unwrap_err();
+        assert_eq!(error.to_string(), "$: email has no @");
+    }
+
+    #[test]
+    fn empty_body_is_null() {
+        let output = Output::<Value>::json();
+        assert_eq!(output.decode(&Bytes::new()).unwrap(), Value::Null);
+        assert!(Output::text().decode(&Bytes::from_static(b"\xff")).is_err());
+    }
+}

@@ -1,0 +1,330 @@
+//! The per-call engine: build the request, then attempt, classify and retry within the
+//! deadline, then decode.
+//!
+//! ```text
+//! call(input)
+//!   -> validate input, expand template, build request (bytes)
+//!   -> attempt loop, bounded by timeout.total:
+//!        send with min(timeout.each, time left), following redirects
+//!        classify: success | accepted | retry on status | retry on transport error | fail
+//!        wait Retry-After or backoff, unless it would cross the deadline
+//!   -> decode + validate
+//! ```
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use tracing::Instrument;
+use http::header::{self, HeaderValue};
+use serde_json::Value;
+use url::Url;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Emitter, Event, Phase, trace_url};
+use crate::input::Input;
+use crate::policy::idempotency::{KeyContext, is_idempotent, is_read};
+use crate::policy::retry::parse_retry_after;
+use crate::query;
+use crate::stitch::{Reply, Spec, StitchInner};
+use crate::time::{Clock, Timestamp};
+use crate::transport::redirect::{self, Outgoing, Received};
+
+/// Builds the request a call sends: template expanded, query merged, headers and body set,
+/// idempotency key added. Fails with an `Input` error before anything is sent.
+pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
+    if let Some(error) = input.error {
+        return Err(error);
+    }
+    let mut params = input.params;
+    let mut query_params = input.query;
+    for (name, value) in input.fields {
+        if spec.template_variables.iter().any(|v| *v == name) {
+            params.push((name, value));
+        } else {
+            query_params.push((name, value));
+        }
+    }
+    let mut url = String::with_capacity(spec.template.as_str().len() + 64);
+    spec.template
+        .expand(&params, &mut url)
+        .map_err(|e| Error::input(e.to_string()))?;
+    let query_refs: Vec<(&str, &Value)> = query_params
+        .iter()
+        .map(|(name, value)| (name.as_str(), value))
+        .collect();
+    query::merge_into(&mut url, &query_refs, spec.array_format)?;
+    let url = Url::parse(&url)
+        .map_err(|e| Error::input(format!("the expanded URL is not valid ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::input(format!(
+            "the expanded URL has the scheme {:?}; only http and https are sent",
+            url.scheme()
+        )));
+    }
+    if let Some(origin) = &spec.origin {
+        if !origin.matches(&url) {
+            return Err(Error::input(
+                "parameter values would change the request's scheme, host or port; refused",
+            ));
+        }
+    }
+    let mut headers = spec.headers.clone();
+    for (name, value) in &input.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    let body = match input.body {
+        Some(body) => {
+            if !headers.contains_key(header::CONTENT_TYPE) {
+                headers.insert(header::CONTENT_TYPE, body.content_type);
+            }
+            body.bytes
+        }
+        None => bytes::Bytes::new(),
+    };
+    let mut keyed = false;
+    if let Some(policy) = &spec.idempotency {
+        if !is_read(&spec.method) && !headers.contains_key(&policy.header) {
+            let key = policy.key_for(&KeyContext {
+                method: &spec.method,
+                url: &url,
+                body: &body,
+            });
+            let value = HeaderValue::from_str(&key).map_err(|_| {
+                Error::input("the idempotency key function returned a value that is not a valid header value")
+            })?;
+            headers.insert(policy.header.clone(), value);
+            keyed = true;
+        }
+    }
+    Ok((
+        Outgoing {
+            method: spec.method.clone(),
+            url,
+            headers,
+            body,
+            credential_headers: Vec::new(),
+            body_limit: spec.max_response_bytes,
+        },
+        keyed,
+    ))
+}
+
+/// Runs `future` with a time limit on `clock`; `None` if the limit ran out first (the future
+/// is dropped, which cancels the request).
+async fn within<F: Future>(clock: &dyn Clock, limit: Option<Duration>, future: F) -> Option<F::Output> {
+    let Some(limit) = limit else {
+        return Some(future.await);
+    };
+    let future = pin!(future);
+    let sleep = clock.sleep(limit);
+    match select(future, sleep).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(((), _)) => None,
+    }
+}
+
+/// Why an attempt did not produce the final answer.
+enum Setback {
+    /// A status listed in `retry.on`; may carry `Retry-After`.
+    Status {
+        received: Received,
+        retry_after: Option<Duration>,
+    },
+    /// A transport error or a per-attempt timeout.
+    Failed(Error),
+}
+
+impl Setback {
+    fn detail(&self) -> String {
+        match self {
+            Setback::Status { received, .. } => format!("status {}", received.response.status().as_u16()),
+            Setback::Failed(error) => error.to_string(),
+        }
+    }
+
+    fn into_error(self, attempts: u32) -> Error {
+        match self {
+            Setback::Status { received, retry_after } => {
+                let (parts, body) = received.response.into_parts();
+                Error::http(parts.status, received.url, body)
+                    .with_attempts(attempts)
+                    .with_retry_after(retry_after)
+            }
+            Setback::Failed(error) => error.with_attempts(attempts),
+        }
+    }
+}
+
+/// Runs one call to completion.
+pub(crate) async fn run<O: 'static>(inner: &StitchInner<O>, input: Input, emitter: &Emitter<O>) -> Result<Reply<O>> {
+    let spec = &inner.spec;
+    let clock = &*spec.runtime.clock;
+    let started = clock.now();
+    let span = tracing::Span::current();
+    let (outgoing, keyed) = prepare(spec, input).inspect_err(|e| {
+        span.record("error", tracing::field::display(e));
+    })?;
+    span.record("url", tracing::field::display(trace_url(&outgoing.url)));
+    emitter.emit(|| Event::Start {
+        name: spec.name.clone(),
+        method: spec.method.clone(),
+        url: outgoing.url.clone(),
+        at: started,
+    });
+    let result = attempts(inner, outgoing, keyed, started, emitter).await;
+    match &result {
+        Ok(reply) => {
+            span.record("status", reply.status.as_u16());
+            span.record("attempts", reply.attempts);
+        }
+        Err(error) => {
+            if let Some(status) = error.status() {
+                span.record("status", status.as_u16());
+            }
+            span.record("attempts", error.attempts());
+            span.record("error", tracing::field::display(error));
+        }
+    }
+    result
+}
+
+async fn attempts<O: 'static>(
+    inner: &StitchInner<O>,
+    outgoing: Outgoing,
+    keyed: bool,
+    started: Timestamp,
+    emitter: &Emitter<O>,
+) -> Result<Reply<O>> {
+    let spec = &inner.spec;
+    let clock = &*spec.runtime.clock;
+    let policy = &spec.retry;
+    let deadline = spec.timeout.total.map(|total| started + total);
+    let total_timeout = || Error::timeout(spec.timeout.total.unwrap_or_default());
+    let retry_failures = spec.retry_non_idempotent || keyed || is_idempotent(&spec.method);
+    let mut previous_wait = policy.base;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let now = clock.now();
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(now));
+        if left == Some(Duration::ZERO) {
+            return Err(total_timeout().in_call(&outgoing.url, attempt - 1));
+        }
+        let (limit, limit_is_total) = match (spec.timeout.each, left) {
+            (Some(each), Some(left)) if each < left => (Some(each), false),
+            (Some(each), None) => (Some(each), false),
+            (_, left) => (left, true),
+        };
+        let attempt_span = tracing::debug_span!(
+            "stitch.attempt",
+            attempt,
+            status = tracing::field::Empty,
+            wait_ms = tracing::field::Empty,
+            reason = tracing::field::Empty,
+        );
+        emitter.progress(Phase::Request, attempt, now, || format!("attempt {attempt}"), None);
+        let sent = within(clock, limit, redirect::send(&spec.runtime.transport, outgoing.clone()))
+            .instrument(attempt_span.clone())
+            .await;
+        let setback = match sent {
+            Some(Ok(received)) => {
+                let status = received.response.status();
+                attempt_span.record("status", status.as_u16());
+                let retry_status = policy.retries_status(status) && attempt < policy.attempts;
+                if !retry_status {
+                    if status.is_success() || spec.accept.matches(status) {
+                        return finish(inner, received, attempt, started);
+                    }
+                    let (parts, body) = received.response.into_parts();
+                    return Err(Error::http(status, received.url, body)
+                        .with_attempts(attempt)
+                        .with_retry_after(parse_retry_after(&parts.headers, clock.now())));
+                }
+                let retry_after = parse_retry_after(received.response.headers(), clock.now());
+                Setback::Status { received, retry_after }
+            }
+            Some(Err(error)) => {
+                let error = error.in_call(&outgoing.url, attempt);
+                if !retry_failures || attempt >= policy.attempts {
+                    return Err(error);
+                }
+                Setback::Failed(error)
+            }
+            None if limit_is_total => {
+                return Err(total_timeout().in_call(&outgoing.url, attempt));
+            }
+            None => {
+                let error = Error::timeout(limit.unwrap_or_default()).in_call(&outgoing.url, attempt);
+                if !retry_failures || attempt >= policy.attempts {
+                    return Err(error);
+                }
+                Setback::Failed(error)
+            }
+        };
+        let wait = match &setback {
+            Setback::Status {
+                retry_after: Some(asked),
+                ..
+            } if policy.respect_retry_after => {
+                if policy.max_retry_after.is_some_and(|cap| *asked > cap) {
+                    attempt_span.record("reason", "retry-after over max_retry_after");
+                    return Err(setback.into_error(attempt));
+                }
+                *asked
+            }
+            _ => policy.backoff_delay(attempt, previous_wait),
+        };
+        previous_wait = wait;
+        attempt_span.record("wait_ms", wait.as_millis() as u64);
+        attempt_span.record("reason", tracing::field::display(setback.detail()));
+        let now = clock.now();
+        if deadline.is_some_and(|deadline| now + wait >= deadline) {
+            let error = setback.into_error(attempt);
+            let mut timeout = Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{}: the {}ms wait before retry {} would cross the deadline ({})",
+                    total_timeout(),
+                    wait.as_millis(),
+                    attempt + 1,
+                    error
+                ),
+            )
+            .with_attempts(attempt)
+            .with_source(error.clone());
+            if let Some(url) = error.url() {
+                timeout = timeout.with_url(url.clone());
+            }
+            if let Some(status) = error.status() {
+                timeout = timeout.with_status(status);
+            }
+            return Err(timeout);
+        }
+        emitter.progress(Phase::Retry, attempt, now, || setback.detail(), Some(wait));
+        tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, reason = %setback.detail(), "retrying");
+        if !wait.is_zero() {
+            clock.sleep(wait).await;
+        }
+    }
+}
+
+fn finish<O: 'static>(inner: &StitchInner<O>, received: Received, attempts: u32, started: Timestamp) -> Result<Reply<O>> {
+    let (parts, body) = received.response.into_parts();
+    let data = inner.output.decode(&body).map_err(|error| {
+        error
+            .with_status(parts.status)
+            .with_url(received.url.clone())
+            .with_body(body.clone())
+            .with_attempts(attempts)
+    })?;
+    Ok(Reply {
+        data,
+        status: parts.status,
+        headers: parts.headers,
+        url: received.url,
+        attempts,
+        elapsed: inner.spec.runtime.clock.now().saturating_duration_since(started),
+    })
+}

@@ -1,0 +1,14 @@
+//! Resilience policies: what to retry and how long to wait, how long a call may take, which
+//! statuses count as success, and idempotency keys for writes.
+
+pub(crate) mod backoff;
+pub(crate) mod idempotency;
+pub(crate) mod retry;
+pub(crate) mod status;
+pub(crate) mod timeout;
+
+pub use backoff::Backoff;
+pub use idempotency::{Idempotency, KeyContext};
+pub use retry::Retry;
+pub use status::StatusMatch;
+pub use timeout::Timeout;

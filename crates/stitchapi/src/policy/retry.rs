@@ -1,0 +1,243 @@
+//! Retry: how many attempts, on which statuses, and how long to wait between them.
+
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
+
+use super::backoff::Backoff;
+use super::status::{StatusRule, StatusSet};
+use crate::duration::DurationSpec;
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+/// The statuses retried by default: 429, 502, 503, 504.
+pub const DEFAULT_RETRY_ON: [u16; 4] = [429, 502, 503, 504];
+
+/// A retry policy: total attempts (the first call included), the statuses to retry, the
+/// backoff curve, and `Retry-After` handling.
+///
+/// Transport errors and per-attempt timeouts are retried only for idempotent methods (GET,
+/// HEAD, PUT, DELETE, OPTIONS, TRACE), or when the stitch carries an idempotency key or opts in
+/// with `retry_non_idempotent(true)`: a blind POST retry can duplicate a write.
+///
+/// ```
+/// use stitchapi::{Backoff, Retry};
+///
+/// let retry = Retry::attempts(4)
+///     .on([429, 503])
+///     .backoff(Backoff::Expo)
+///     .base("200ms")
+///     .max("5s")
+///     .max_retry_after("30s");
+/// // `3` is shorthand for `Retry::attempts(3)` with the defaults.
+/// let same_defaults: Retry = 3.into();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Retry {
+    pub(crate) attempts: u32,
+    pub(crate) on: Vec<u16>,
+    pub(crate) backoff: Backoff,
+    pub(crate) base: DurationSpec,
+    pub(crate) max: DurationSpec,
+    pub(crate) respect_retry_after: bool,
+    pub(crate) max_retry_after: Option<DurationSpec>,
+}
+
+impl Retry {
+    /// `attempts` in total, with the defaults: on 429/502/503/504, expo-jitter from 100 ms up
+    /// to 10 s, `Retry-After` honoured.
+    pub fn attempts(attempts: u32) -> Self {
+        Retry {
+            attempts,
+            on: DEFAULT_RETRY_ON.to_vec(),
+            backoff: Backoff::ExpoJitter,
+            base: Duration::from_millis(100).into(),
+            max: Duration::from_secs(10).into(),
+            respect_retry_after: true,
+            max_retry_after: None,
+        }
+    }
+
+    /// No retries: one attempt.
+    pub fn none() -> Self {
+        Retry::attempts(1)
+    }
+
+    /// The statuses to retry (replaces the default list).
+    pub fn on(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.on = statuses.into_iter().collect();
+        self
+    }
+
+    /// The backoff curve.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The first wait (and the scale of the curve); default 100 ms.
+    pub fn base(mut self, base: impl Into<DurationSpec>) -> Self {
+        self.base = base.into();
+        self
+    }
+
+    /// The longest computed wait; default 10 s.
+    pub fn max(mut self, max: impl Into<DurationSpec>) -> Self {
+        self.max = max.into();
+        self
+    }
+
+    /// Whether to wait as long as the server's `Retry-After` says (default true).
+    pub fn respect_retry_after(mut self, respect: bool) -> Self {
+        self.respect_retry_after = respect;
+        self
+    }
+
+    /// Caps an honoured `Retry-After`: a longer one fails the call at once with the response's
+    /// error rather than waiting.
+    pub fn max_retry_after(mut self, cap: impl Into<DurationSpec>) -> Self {
+        self.max_retry_after = Some(cap.into());
+        self
+    }
+
+    pub(crate) fn resolve(&self, field: &str) -> Result<RetryPolicy> {
+        if self.attempts == 0 {
+            return Err(Error::config(
+                &format!("{field}.attempts"),
+                "0 attempts would never send the request",
+                "use 1 for no retries, or more to retry",
+            ));
+        }
+        if self.attempts > 100 {
+            return Err(Error::config(
+                &format!("{field}.attempts"),
+                format!("{} attempts is beyond any sane retry budget", self.attempts),
+                "use at most 100 and bound the call with timeout.total",
+            ));
+        }
+        let on = StatusSet::from_codes(self.on.iter().copied()).map_err(|code| {
+            Error::config(
+                &format!("{field}.on"),
+                format!("{code} is not an HTTP status"),
+                "use codes between 100 and 599",
+            )
+        })?;
+        let base = self.base.resolve(&format!("{field}.base"))?;
+        let max = self.max.resolve(&format!("{field}.max"))?;
+        if base > max {
+            return Err(Error::config(
+                &format!("{field}.base"),
+                format!("base {base:?} is above max {max:?}"),
+                "make base at most max",
+            ));
+        }
+        let max_retry_after = match &self.max_retry_after {
+            Some(cap) => Some(cap.resolve(&format!("{field}.max_retry_after"))?),
+            None => None,
+        };
+        Ok(RetryPolicy {
+            attempts: self.attempts,
+            on: StatusRule::from_set(on),
+            backoff: self.backoff,
+            base,
+            max,
+            respect_retry_after: self.respect_retry_after,
+            max_retry_after,
+        })
+    }
+}
+
+impl Default for Retry {
+    /// One attempt: no retries.
+    fn default() -> Self {
+        Retry::none()
+    }
+}
+
+impl From<u32> for Retry {
+    fn from(attempts: u32) -> Self {
+        Retry::attempts(attempts)
+    }
+}
+
+/// A validated retry policy.
+#[derive(Clone, Debug)]
+pub(crate) struct RetryPolicy {
+    pub attempts: u32,
+    pub on: StatusRule,
+    pub backoff: Backoff,
+    pub base: Duration,
+    pub max: Duration,
+    pub respect_retry_after: bool,
+    pub max_retry_after: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// The computed backoff before retry `n` (1-based).
+    pub fn backoff_delay(&self, n: u32, previous: Duration) -> Duration {
+        self.backoff
+            .delay(n, self.base, self.max, previous, fastrand::f64())
+    }
+
+    pub fn retries_status(&self, status: StatusCode) -> bool {
+        self.on.matches(status)
+    }
+}
+
+/// Parses `Retry-After`: delta-seconds, or an HTTP-date relative to `now`. Anything
+/// unparseable counts as absent.
+pub(crate) fn parse_retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().map(Duration::from_secs);
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    let date = Timestamp::from_unix(date.duration_since(std::time::UNIX_EPOCH).ok()?);
+    Some(date.saturating_duration_since(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = Timestamp::from_unix(Duration::from_secs(1_767_225_600));
+        assert_eq!(parse_retry_after(&headers(" 7 "), now), Some(Duration::from_secs(7)));
+        // 2026-01-01T00:00:30Z is 30 s after `now`.
+        assert_eq!(
+            parse_retry_after(&headers("Thu, 01 Jan 2026 00:00:30 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        // A date in the past means "now".
+        assert_eq!(
+            parse_retry_after(&headers("Wed, 31 Dec 2025 23:00:00 GMT"), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after(&headers("soon"), now), None);
+        assert_eq!(parse_retry_after(&headers("-3"), now), None);
+        assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn invalid_policies_fail_naming_the_field() {
+        let e = Retry::attempts(0).resolve("retry").unwrap_err();
+        assert!(e.to_string().starts_with("retry.attempts:"), "{e}");
+        let e = Retry::attempts(3).on([600]).resolve("retry").unwrap_err();
+        assert!(e.to_string().starts_with("retry.on: 600"), "{e}");
+        let e = Retry::attempts(3).base("1x").resolve("retry").unwrap_err();
+        assert!(e.to_string().starts_with("retry.base: invalid duration"), "{e}");
+        let e = Retry::attempts(3).base("20s").resolve("retry").unwrap_err();
+        assert!(e.to_string().starts_with("retry.base:"), "{e}");
+    }
+}

@@ -1,0 +1,41 @@
+//! Send-ness across targets: one set of traits for native (`Send`) and wasm32 (`?Send`).
+//!
+//! On native targets every future and trait object the library hands around is `Send`, so a
+//! stitch can be called from any tokio task. On `wasm32` the platform futures (`fetch`, timers)
+//! are not `Send`, and there is only one thread, so the bound disappears. Implement
+//! [`MaybeSend`] and [`MaybeSync`] by doing nothing: they are blanket-implemented.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// `Send` on native targets, no bound on `wasm32`.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+
+/// `Send` on native targets, no bound on `wasm32`.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// `Sync` on native targets, no bound on `wasm32`.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSync: Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Sync + ?Sized> MaybeSync for T {}
+
+/// `Sync` on native targets, no bound on `wasm32`.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSync for T {}
+
+/// A boxed future that is `Send` on native targets and not on `wasm32`.
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A boxed future that is `Send` on native targets and not on `wasm32`.
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;

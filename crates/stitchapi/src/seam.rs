@@ -1,0 +1,192 @@
+//! A seam: stitches that share a base URL, headers, defaults, transport, clock and store.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::Method;
+use serde_json::Value;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::settings::{Settings, settings_setters};
+use crate::stitch::StitchBuilder;
+use crate::store::StitchStore;
+
+/// Stitches that share a base URL, headers, retry and timeout defaults, and one transport,
+/// clock and store. A member's own settings win over the seam's. Cheap to clone.
+///
+/// ```
+/// # fn demo() -> stitchapi::Result<()> {
+/// use stitchapi::Seam;
+///
+/// #[derive(serde::Deserialize)]
+/// struct User { id: u64, name: String }
+///
+/// let api = Seam::builder("https://api.example.com/v1")
+///     .header("x-app", "demo")
+///     .retry(3)
+///     .timeout("10s")
+///     .build()?;
+/// let list_users = api.get("/users").output::<Vec<User>>().pick("data").build()?;
+/// let get_user = api.get("/users/{id}").output::<User>().timeout("2s").build()?; // own timeout wins
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Seam {
+    inner: Arc<SeamInner>,
+}
+
+struct SeamInner {
+    base_url: String,
+    settings: Settings,
+    store: Arc<dyn StitchStore>,
+}
+
+impl Seam {
+    /// Starts a seam over `base_url` (an absolute http(s) URL).
+    pub fn builder(base_url: impl Into<String>) -> SeamBuilder {
+        SeamBuilder {
+            base_url: base_url.into(),
+            settings: Settings::default(),
+        }
+    }
+
+    /// Declares a member with any method. A relative `path` is appended to the base URL; an
+    /// absolute URL is used as is.
+    pub fn stitch(&self, method: Method, path: impl Into<String>) -> StitchBuilder<Value> {
+        StitchBuilder::new(Some(self.clone()), method, path.into())
+    }
+
+    /// Declares a GET member.
+    pub fn get(&self, path: impl Into<String>) -> StitchBuilder<Value> {
+        self.stitch(Method::GET, path)
+    }
+
+    /// Declares a POST member.
+    pub fn post(&self, path: impl Into<String>) -> StitchBuilder<Value> {
+        self.stitch(Method::POST, path)
+    }
+
+    /// Declares a PUT member.
+    pub fn put(&self, path: impl Into<String>) -> StitchBuilder<Value> {
+        self.stitch(Method::PUT, path)
+    }
+
+    /// Declares a PATCH member.
+    pub fn patch(&self, path: impl Into<String>) -> StitchBuilder<Value> {
+        self.stitch(Method::PATCH, path)
+    }
+
+    /// Declares a DELETE member.
+    pub fn delete(&self, path: impl Into<String>) -> StitchBuilder<Value> {
+        self.stitch(Method::DELETE, path)
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The store every member shares.
+    pub fn store(&self) -> &Arc<dyn StitchStore> {
+        &self.inner.store
+    }
+
+    /// Closes the seam's store (the memory store clears itself).
+    pub async fn close(&self) -> Result<()> {
+        self.store().close().await.map_err(Error::from)
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// `base` + `/` + `path`, with exactly one slash between them.
+    pub(crate) fn join(&self, path: &str) -> String {
+        let base = self.inner.base_url.trim_end_matches('/');
+        if path.is_empty() {
+            base.to_owned()
+        } else if path.starts_with(['?', '{', '#']) {
+            format!("{base}{path}")
+        } else {
+            format!("{base}/{}", path.trim_start_matches('/'))
+        }
+    }
+}
+
+impl fmt::Debug for Seam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Seam")
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Declares a [`Seam`]; [`build`](SeamBuilder::build) checks every option.
+pub struct SeamBuilder {
+    base_url: String,
+    settings: Settings,
+}
+
+impl SeamBuilder {
+    settings_setters!();
+
+    /// Checks every option and builds the seam, with one clock, store and transport that
+    /// every member will share.
+    pub fn build(mut self) -> Result<Seam> {
+        let parsed = Url::parse(&self.base_url).map_err(|e| {
+            Error::config(
+                "base_url",
+                format!("{:?} is not an absolute URL ({e})", self.base_url),
+                "write it in full, e.g. \"https://api.example.com/v1\"",
+            )
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::config(
+                "base_url",
+                format!("the scheme {:?} is not HTTP", parsed.scheme()),
+                "use an http:// or https:// URL",
+            ));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(Error::config(
+                "base_url",
+                "a base URL cannot carry a query or fragment",
+                "put default query parameters in the member templates (\"/users?limit=10\")",
+            ));
+        }
+        // Check the shared options now, so a bad seam fails here rather than in every member.
+        self.settings.header_map()?;
+        if let Some(retry) = &self.settings.retry {
+            retry.resolve("retry")?;
+        }
+        if let Some(timeout) = &self.settings.timeout {
+            timeout.resolve("timeout")?;
+        }
+        if let Some(accept) = &self.settings.accept {
+            crate::policy::status::StatusRule::resolve(accept, "accept")?;
+        }
+        if let Some(idempotency) = &self.settings.idempotency {
+            idempotency.resolve("idempotency")?;
+        }
+        let runtime = self.settings.runtime()?;
+        self.settings.transport = Some(runtime.transport);
+        self.settings.clock = Some(runtime.clock);
+        self.settings.store = Some(runtime.store.clone());
+        Ok(Seam {
+            inner: Arc::new(SeamInner {
+                base_url: self.base_url,
+                settings: self.settings,
+                store: runtime.store,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for SeamBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeamBuilder")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}

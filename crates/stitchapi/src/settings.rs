@@ -1,0 +1,196 @@
+//! The options a seam shares with its members, and the builder methods that set them.
+
+use std::sync::Arc;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::error::{Error, Result};
+use crate::policy::{Idempotency, Retry, StatusMatch, Timeout};
+use crate::query::ArrayFormat;
+use crate::store::{DynStore, MemoryStore};
+use crate::time::{Clock, SystemClock};
+use crate::transport::{DynTransport, default_transport};
+
+/// The largest response body read by default: 16 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Options that a seam passes down to its members; a member's own value wins.
+#[derive(Clone, Default)]
+pub(crate) struct Settings {
+    pub headers: Vec<(String, String)>,
+    pub retry: Option<Retry>,
+    pub timeout: Option<Timeout>,
+    pub accept: Option<StatusMatch>,
+    pub idempotency: Option<Idempotency>,
+    pub retry_non_idempotent: Option<bool>,
+    pub max_response_bytes: Option<usize>,
+    pub array_format: Option<ArrayFormat>,
+    pub transport: Option<DynTransport>,
+    pub clock: Option<Arc<dyn Clock>>,
+    pub store: Option<DynStore>,
+}
+
+impl Settings {
+    /// `self` over `parent`: own values win; headers are the parent's, then own (same names
+    /// replaced).
+    pub(crate) fn inherit(self, parent: &Settings) -> Settings {
+        let mut headers = parent.headers.clone();
+        for (name, value) in self.headers {
+            headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
+            headers.push((name, value));
+        }
+        Settings {
+            headers,
+            retry: self.retry.or_else(|| parent.retry.clone()),
+            timeout: self.timeout.or_else(|| parent.timeout.clone()),
+            accept: self.accept.or_else(|| parent.accept.clone()),
+            idempotency: self.idempotency.or_else(|| parent.idempotency.clone()),
+            retry_non_idempotent: self.retry_non_idempotent.or(parent.retry_non_idempotent),
+            max_response_bytes: self.max_response_bytes.or(parent.max_response_bytes),
+            array_format: self.array_format.or(parent.array_format),
+            transport: self.transport.or_else(|| parent.transport.clone()),
+            clock: self.clock.or_else(|| parent.clock.clone()),
+            store: self.store.or_else(|| parent.store.clone()),
+        }
+    }
+
+    pub(crate) fn header_map(&self) -> Result<HeaderMap> {
+        let mut map = HeaderMap::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let parsed_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                Error::config(
+                    &format!("headers.{name}"),
+                    format!("{name:?} is not a valid header name"),
+                    "use a token such as \"x-app\"",
+                )
+            })?;
+            let parsed_value = HeaderValue::from_str(value).map_err(|_| {
+                Error::config(
+                    &format!("headers.{name}"),
+                    "the value is not a valid header value (it has a newline or control character)",
+                    "remove control characters from the value",
+                )
+            })?;
+            map.insert(parsed_name, parsed_value);
+        }
+        Ok(map)
+    }
+
+    /// The state every member shares: one clock, one store, one transport.
+    pub(crate) fn runtime(&self) -> Result<Runtime> {
+        let clock: Arc<dyn Clock> = match &self.clock {
+            Some(clock) => clock.clone(),
+            None => Arc::new(SystemClock::new()),
+        };
+        let store: DynStore = match &self.store {
+            Some(store) => store.clone(),
+            None => Arc::new(MemoryStore::with_clock(clock.clone())),
+        };
+        let transport = match &self.transport {
+            Some(transport) => transport.clone(),
+            None => default_transport()?,
+        };
+        Ok(Runtime {
+            transport,
+            clock,
+            store,
+        })
+    }
+}
+
+/// The shared runtime of a stitch: its transport, clock and store.
+#[derive(Clone)]
+pub(crate) struct Runtime {
+    pub transport: DynTransport,
+    pub clock: Arc<dyn Clock>,
+    pub store: DynStore,
+}
+
+/// The builder methods shared by `SeamBuilder` and `StitchBuilder`, over a `settings` field.
+macro_rules! settings_setters {
+    () => {
+        /// Adds a static header sent with every request (a later one with the same name
+        /// replaces it). Invalid names or values are reported by `build()`.
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            let name = name.into();
+            self.settings
+                .headers
+                .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
+            self.settings.headers.push((name, value.into()));
+            self
+        }
+
+        /// The retry policy; `3` is shorthand for `Retry::attempts(3)`.
+        pub fn retry(mut self, retry: impl Into<$crate::Retry>) -> Self {
+            self.settings.retry = Some(retry.into());
+            self
+        }
+
+        /// The timeouts; `"10s"` is shorthand for `Timeout::total("10s")`.
+        pub fn timeout(mut self, timeout: impl Into<$crate::Timeout>) -> Self {
+            self.settings.timeout = Some(timeout.into());
+            self
+        }
+
+        /// Statuses that count as success although they are not 2xx (`[404]`, or a
+        /// predicate). A status also listed in `retry.on` is retried first, then accepted on
+        /// the last attempt.
+        pub fn accept(mut self, statuses: impl Into<$crate::policy::StatusMatch>) -> Self {
+            self.settings.accept = Some(statuses.into());
+            self
+        }
+
+        /// Adds an `Idempotency-Key` header (a random UUID v4, the same on every retry) to
+        /// writes.
+        pub fn idempotency(self) -> Self {
+            self.idempotency_with($crate::Idempotency::new())
+        }
+
+        /// Adds idempotency keys with a custom header name or key function.
+        pub fn idempotency_with(mut self, idempotency: $crate::Idempotency) -> Self {
+            self.settings.idempotency = Some(idempotency);
+            self
+        }
+
+        /// Also retry transport errors and per-attempt timeouts of non-idempotent methods
+        /// (POST, PATCH) that carry no idempotency key. Off by default: such a retry can
+        /// duplicate a write the server already performed.
+        pub fn retry_non_idempotent(mut self, retry: bool) -> Self {
+            self.settings.retry_non_idempotent = Some(retry);
+            self
+        }
+
+        /// The largest response body accepted (default 16 MiB); a larger one fails with a
+        /// `Transport` error without being read past the limit.
+        pub fn max_response_bytes(mut self, limit: usize) -> Self {
+            self.settings.max_response_bytes = Some(limit);
+            self
+        }
+
+        /// How list values are written into the query (default `tag=a&tag=b`).
+        pub fn query_arrays(mut self, format: $crate::ArrayFormat) -> Self {
+            self.settings.array_format = Some(format);
+            self
+        }
+
+        /// The transport (default: reqwest).
+        pub fn transport(mut self, transport: std::sync::Arc<dyn $crate::transport::Transport>) -> Self {
+            self.settings.transport = Some(transport);
+            self
+        }
+
+        /// The clock (default: the system clock). Tests pass a `ManualClock`.
+        pub fn clock(mut self, clock: std::sync::Arc<dyn $crate::time::Clock>) -> Self {
+            self.settings.clock = Some(clock);
+            self
+        }
+
+        /// The store that keeps the state (default: a new `MemoryStore`).
+        pub fn store(mut self, store: std::sync::Arc<dyn $crate::store::StitchStore>) -> Self {
+            self.settings.store = Some(store);
+            self
+        }
+    };
+}
+
+pub(crate) use settings_setters;

@@ -1,0 +1,469 @@
+//! A stitch: one HTTP endpoint, declared once, called like an async function.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tracing::Instrument;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::event::{Emitter, EventStream};
+use crate::input::Input;
+use crate::output::{Output, OutputKind, OutputValidator, Pick};
+use crate::pipeline;
+use crate::policy::idempotency::IdempotencyPolicy;
+use crate::policy::retry::RetryPolicy;
+use crate::policy::status::StatusRule;
+use crate::policy::timeout::TimeoutPolicy;
+use crate::query::ArrayFormat;
+use crate::runtime::MaybeSend;
+use crate::seam::Seam;
+use crate::settings::{DEFAULT_MAX_RESPONSE_BYTES, Runtime, Settings, settings_setters};
+use crate::template::UrlTemplate;
+
+/// A declared endpoint, ready to call. Cheap to clone; clones share everything.
+///
+/// `O` is the output type: any `DeserializeOwned` type (default [`serde_json::Value`]),
+/// `String` for `.text()`, or [`Bytes`] for `.bytes()`.
+///
+/// ```
+/// # async fn demo() -> stitchapi::Result<()> {
+/// use stitchapi::{Backoff, Input, Retry, Stitch, Timeout};
+///
+/// #[derive(serde::Deserialize)]
+/// struct User { id: u64, name: String }
+///
+/// let get_user = Stitch::get("https://api.example.com/users/{id}")
+///     .output::<User>()
+///     .retry(Retry::attempts(3).on([429, 502, 503, 504]).backoff(Backoff::ExpoJitter))
+///     .timeout(Timeout::total("10s").each("4s"))
+///     .build()?;
+/// let user: User = get_user.call(Input::new().param("id", 7)).await?;
+/// # Ok(()) }
+/// ```
+pub struct Stitch<O = Value> {
+    pub(crate) inner: Arc<StitchInner<O>>,
+}
+
+impl<O> Clone for Stitch<O> {
+    fn clone(&self) -> Self {
+        Stitch {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+pub(crate) struct StitchInner<O> {
+    pub spec: Spec,
+    pub output: Output<O>,
+}
+
+/// Everything about a stitch except its output type, validated.
+pub(crate) struct Spec {
+    pub name: Arc<str>,
+    pub method: Method,
+    pub template: UrlTemplate,
+    pub template_variables: Vec<String>,
+    pub origin: Option<FixedOrigin>,
+    pub headers: HeaderMap,
+    pub retry: RetryPolicy,
+    pub timeout: TimeoutPolicy,
+    pub accept: StatusRule,
+    pub idempotency: Option<IdempotencyPolicy>,
+    pub retry_non_idempotent: bool,
+    pub max_response_bytes: usize,
+    pub array_format: ArrayFormat,
+    pub runtime: Runtime,
+}
+
+/// The origin a template fixes in its literal text; expansion may never change it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FixedOrigin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl FixedOrigin {
+    /// The origin fixed by `template`, when its literal prefix names the whole authority
+    /// (ended by `/`, `?` or `#`, or followed by a path, query or fragment expression).
+    fn of(template: &str) -> Option<FixedOrigin> {
+        let literal_end = template.find('{').unwrap_or(template.len());
+        let literal = &template[..literal_end];
+        let after_scheme = literal.find("://")? + 3;
+        let authority_closed = literal[after_scheme..].contains(['/', '?', '#'])
+            || template[literal_end..]
+                .strip_prefix('{')
+                .and_then(|expr| expr.chars().next())
+                .is_some_and(|op| matches!(op, '/' | '?' | '&' | '#' | '+' | ';'));
+        if !authority_closed {
+            return None;
+        }
+        let url = Url::parse(literal).ok()?;
+        Some(FixedOrigin {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str()?.to_owned(),
+            port: url.port_or_known_default(),
+        })
+    }
+
+    pub(crate) fn matches(&self, url: &Url) -> bool {
+        url.scheme() == self.scheme
+            && url.host_str() == Some(self.host.as_str())
+            && url.port_or_known_default() == self.port
+    }
+}
+
+/// The result of a call with its metadata: see [`Stitch::call_detailed`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Reply<O> {
+    /// The decoded output.
+    pub data: O,
+    /// The final status.
+    pub status: StatusCode,
+    /// The final response's headers.
+    pub headers: HeaderMap,
+    /// The final URL, after redirects.
+    pub url: Url,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time from start to finish, on the stitch's clock.
+    pub elapsed: Duration,
+}
+
+impl Stitch<Value> {
+    /// Declares an endpoint with any method. `url` is an RFC 6570 template
+    /// (`https://api.example.com/users/{id}{?fields}`).
+    pub fn new(method: Method, url: impl Into<String>) -> StitchBuilder<Value> {
+        StitchBuilder::new(None, method, url.into())
+    }
+
+    /// Declares a GET endpoint.
+    pub fn get(url: impl Into<String>) -> StitchBuilder<Value> {
+        Stitch::new(Method::GET, url)
+    }
+
+    /// Declares a POST endpoint.
+    pub fn post(url: impl Into<String>) -> StitchBuilder<Value> {
+        Stitch::new(Method::POST, url)
+    }
+
+    /// Declares a PUT endpoint.
+    pub fn put(url: impl Into<String>) -> StitchBuilder<Value> {
+        Stitch::new(Method::PUT, url)
+    }
+
+    /// Declares a PATCH endpoint.
+    pub fn patch(url: impl Into<String>) -> StitchBuilder<Value> {
+        Stitch::new(Method::PATCH, url)
+    }
+
+    /// Declares a DELETE endpoint.
+    pub fn delete(url: impl Into<String>) -> StitchBuilder<Value> {
+        Stitch::new(Method::DELETE, url)
+    }
+}
+
+impl<O: MaybeSend + 'static> Stitch<O> {
+    /// Calls the endpoint and returns the decoded output.
+    pub async fn call(&self, input: Input) -> Result<O> {
+        self.call_detailed(input).await.map(|reply| reply.data)
+    }
+
+    /// Calls the endpoint with a `Serialize` struct or map: fields named like template
+    /// variables fill the template, the others go to the query.
+    pub async fn call_with<T: Serialize + ?Sized>(&self, input: &T) -> Result<O> {
+        self.call(Input::from_fields(input)).await
+    }
+
+    /// Calls the endpoint and returns the output with its status, headers, final URL and
+    /// attempt count.
+    pub async fn call_detailed(&self, input: Input) -> Result<Reply<O>> {
+        let spec = &self.inner.spec;
+        let span = tracing::info_span!(
+            "stitch.call",
+            stitch = %spec.name,
+            method = %spec.method,
+            url = tracing::field::Empty,
+            status = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        pipeline::run(&self.inner, input, &Emitter::silent())
+            .instrument(span)
+            .await
+    }
+
+    /// Calls the endpoint and streams its events (start, progress, result or error, done).
+    /// Dropping the stream cancels the call.
+    pub fn stream(&self, input: Input) -> EventStream<O> {
+        let inner = self.inner.clone();
+        EventStream::new(move |emitter| {
+            Box::pin(async move {
+                let clock = inner.spec.runtime.clock.clone();
+                let started = clock.now();
+                let span = tracing::info_span!(
+                    "stitch.call",
+                    stitch = %inner.spec.name,
+                    method = %inner.spec.method,
+                    url = tracing::field::Empty,
+                    status = tracing::field::Empty,
+                    attempts = tracing::field::Empty,
+                    error = tracing::field::Empty,
+                );
+                let outcome = pipeline::run(&inner, input, &emitter)
+                    .instrument(span)
+                    .await;
+                (outcome, clock.now().saturating_duration_since(started))
+            })
+        })
+    }
+}
+
+impl<O> Stitch<O> {
+    /// The stitch's name (its `name(...)`, else `"<METHOD> <url template>"`).
+    pub fn name(&self) -> &str {
+        &self.inner.spec.name
+    }
+
+    /// The HTTP method.
+    pub fn method(&self) -> &Method {
+        &self.inner.spec.method
+    }
+
+    /// The URL template.
+    pub fn template(&self) -> &UrlTemplate {
+        &self.inner.spec.template
+    }
+
+    /// The store this stitch keeps its state in.
+    pub fn store(&self) -> &Arc<dyn crate::store::StitchStore> {
+        &self.inner.spec.runtime.store
+    }
+}
+
+impl<O> fmt::Debug for Stitch<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let spec = &self.inner.spec;
+        f.debug_struct("Stitch")
+            .field("name", &spec.name)
+            .field("method", &spec.method)
+            .field("template", &spec.template.as_str())
+            .field("retry", &spec.retry.attempts)
+            .field("timeout", &spec.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Declares a [`Stitch`]. Every option is checked by [`build`](StitchBuilder::build), which
+/// names the field and the fix when something is wrong.
+pub struct StitchBuilder<O = Value> {
+    seam: Option<Seam>,
+    name: Option<String>,
+    method: Method,
+    url: String,
+    pub(crate) settings: Settings,
+    output: Output<O>,
+    pick: Option<String>,
+}
+
+impl StitchBuilder<Value> {
+    pub(crate) fn new(seam: Option<Seam>, method: Method, url: String) -> Self {
+        StitchBuilder {
+            seam,
+            name: None,
+            method,
+            url,
+            settings: Settings::default(),
+            output: Output::json(),
+            pick: None,
+        }
+    }
+}
+
+impl<O: 'static> StitchBuilder<O> {
+    settings_setters!();
+
+    /// Names the stitch (in traces, events and store keys). Default: `"<METHOD> <url>"`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Decodes the JSON response into `T` (default `serde_json::Value`). Validators added
+    /// before are dropped, since they were for the old type.
+    pub fn output<T: DeserializeOwned + 'static>(self) -> StitchBuilder<T> {
+        self.with_output(Output::json())
+    }
+
+    /// Returns the body as text.
+    pub fn text(self) -> StitchBuilder<String> {
+        self.with_output(Output::text())
+    }
+
+    /// Returns the body as bytes.
+    pub fn bytes(self) -> StitchBuilder<Bytes> {
+        self.with_output(Output::bytes())
+    }
+
+    pub(crate) fn with_output<T>(self, output: Output<T>) -> StitchBuilder<T> {
+        StitchBuilder {
+            seam: self.seam,
+            name: self.name,
+            method: self.method,
+            url: self.url,
+            settings: self.settings,
+            output,
+            pick: self.pick,
+        }
+    }
+
+    /// Descends into the response JSON before decoding: `"data"`, `"data.items"`,
+    /// `"results.0"`.
+    pub fn pick(mut self, path: impl Into<String>) -> Self {
+        self.pick = Some(path.into());
+        self
+    }
+
+    /// Adds a validator for rules serde cannot express; a rejection is a `Validation` error.
+    pub fn validate(mut self, validator: impl OutputValidator<O>) -> Self {
+        self.output.add_validator(Arc::new(validator));
+        self
+    }
+
+    /// Checks every option and builds the stitch.
+    pub fn build(self) -> Result<Stitch<O>> {
+        let settings = match &self.seam {
+            Some(seam) => self.settings.inherit(seam.settings()),
+            None => self.settings,
+        };
+        let url = match &self.seam {
+            Some(seam) if !self.url.contains("://") => seam.join(&self.url),
+            _ => self.url.clone(),
+        };
+        if !url.contains("://") && !url.starts_with('{') {
+            return Err(Error::config(
+                "url",
+                format!("{url:?} is not an absolute URL"),
+                "write the full URL (https://api.example.com/...), or declare the stitch on a seam with a base URL",
+            ));
+        }
+        let template = UrlTemplate::parse(&url).map_err(|e| {
+            Error::config("url", e, "fix the template: variables look like {id}, {+path}, {?q,page}")
+        })?;
+        if let Some(scheme_end) = url.find("://") {
+            let scheme = &url[..scheme_end];
+            if !scheme.contains('{') && !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+                return Err(Error::config(
+                    "url",
+                    format!("the scheme {scheme:?} is not HTTP"),
+                    "use an http:// or https:// URL",
+                ));
+            }
+        }
+        let output_kind = self.output.kind;
+        let mut output = self.output;
+        if let Some(path) = &self.pick {
+            if output_kind != OutputKind::Json {
+                return Err(Error::config(
+                    "pick",
+                    "pick applies to JSON output only",
+                    "remove pick, or decode JSON with .output::<T>()",
+                ));
+            }
+            output.pick = Some(Pick::parse(path)?);
+        }
+        let mut headers = settings.header_map()?;
+        if output_kind == OutputKind::Json && !headers.contains_key(header::ACCEPT) {
+            headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        }
+        if !headers.contains_key(header::USER_AGENT) {
+            headers.insert(
+                header::USER_AGENT,
+                HeaderValue::from_static(concat!("stitchapi/", env!("CARGO_PKG_VERSION"))),
+            );
+        }
+        let retry = settings.retry.clone().unwrap_or_default().resolve("retry")?;
+        let timeout = settings.timeout.clone().unwrap_or_default().resolve("timeout")?;
+        let accept = match &settings.accept {
+            Some(accept) => StatusRule::resolve(accept, "accept")?,
+            None => StatusRule::default(),
+        };
+        let idempotency = match &settings.idempotency {
+            Some(idempotency) => Some(idempotency.resolve("idempotency")?),
+            None => None,
+        };
+        let max_response_bytes = settings
+            .max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        if max_response_bytes == 0 {
+            return Err(Error::config(
+                "max_response_bytes",
+                "0 would reject every response",
+                "use a positive limit such as 16 MiB (16777216)",
+            ));
+        }
+        let runtime = settings.runtime()?;
+        let name: Arc<str> = match &self.name {
+            Some(name) if name.trim().is_empty() => {
+                return Err(Error::config("name", "the name is empty", "give the stitch a name or leave it unset"));
+            }
+            Some(name) => Arc::from(name.as_str()),
+            None => Arc::from(format!("{} {}", self.method, url)),
+        };
+        let template_variables = template.variables().map(str::to_owned).collect();
+        let spec = Spec {
+            name,
+            method: self.method,
+            origin: FixedOrigin::of(&url),
+            template,
+            template_variables,
+            headers,
+            retry,
+            timeout,
+            accept,
+            idempotency,
+            retry_non_idempotent: settings.retry_non_idempotent.unwrap_or(false),
+            max_response_bytes,
+            array_format: settings.array_format.unwrap_or_default(),
+            runtime,
+        };
+        Ok(Stitch {
+            inner: Arc::new(StitchInner { spec, output }),
+        })
+    }
+}
+
+impl<O> fmt::Debug for StitchBuilder<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StitchBuilder")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_origin_detection() {
+        assert!(FixedOrigin::of("https://api.example.com/users/{id}").is_some());
+        assert!(FixedOrigin::of("https://api.example.com{+path}").is_some());
+        assert!(FixedOrigin::of("https://api.example.com{/seg}").is_some());
+        assert!(FixedOrigin::of("https://api.{region}.example.com/x").is_none());
+        assert!(FixedOrigin::of("{+base}/users").is_none());
+        let origin = FixedOrigin::of("https://api.example.com:8443/").unwrap();
+        assert!(origin.matches(&Url::parse("https://api.example.com:8443/a").unwrap()));
+        assert!(!origin.matches(&Url::parse("https://evil.com:8443/a").unwrap()));
+    }
+}

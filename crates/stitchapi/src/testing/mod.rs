@@ -1,0 +1,235 @@
+//! Test support (feature `testing`): the store conformance kit, a scripted [`MockTransport`],
+//! and the [`ManualClock`] for virtual time.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
+//! use std::sync::Arc;
+//! use http::Method;
+//! use stitchapi::testing::{ManualClock, MockResponse, MockTransport};
+//! use stitchapi::{Input, Retry, Stitch};
+//!
+//! let mock = MockTransport::new();
+//! mock.route(Method::GET, "/users/7", [
+//!     MockResponse::status(503),
+//!     MockResponse::json(200, &serde_json::json!({"id": 7})),
+//! ]);
+//! let get_user = Stitch::get("https://api.example.com/users/{id}")
+//!     .retry(Retry::attempts(3))
+//!     .transport(Arc::new(mock.clone()))
+//!     .clock(Arc::new(ManualClock::auto_advance())) // backoff sleeps take no real time
+//!     .build()?;
+//! let user = get_user.call(Input::new().param("id", 7)).await?;
+//! assert_eq!(user["id"], 7);
+//! assert_eq!(mock.request_count(), 2);
+//! # Ok(()) }
+//! ```
+
+mod conformance;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+pub use self::conformance::*;
+pub use crate::time::ManualClock;
+use crate::transport::{Transport, TransportError, TransportErrorKind};
+
+/// One scripted answer of a [`MockTransport`] route.
+#[derive(Clone, Debug)]
+pub struct MockResponse {
+    answer: Answer,
+}
+
+#[derive(Clone, Debug)]
+enum Answer {
+    Respond {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    Fail(TransportErrorKind, String),
+    Hang,
+}
+
+impl MockResponse {
+    /// A response with `status` and an empty body. An invalid status becomes 500.
+    pub fn status(status: u16) -> Self {
+        MockResponse {
+            answer: Answer::Respond {
+                status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+            },
+        }
+    }
+
+    /// A JSON response.
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        MockResponse::status(status)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    }
+
+    /// A text response.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        MockResponse::status(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(body.into())
+    }
+
+    /// A transport failure of `kind` instead of a response.
+    pub fn fail(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        MockResponse {
+            answer: Answer::Fail(kind, message.into()),
+        }
+    }
+
+    /// A request that never completes (for timeout tests).
+    pub fn hang() -> Self {
+        MockResponse { answer: Answer::Hang }
+    }
+
+    /// Adds a response header (ignored by failures; invalid ones are skipped).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let Answer::Respond { headers, .. } = &mut self.answer {
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                headers.append(name, value);
+            }
+        }
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, bytes: impl Into<Bytes>) -> Self {
+        if let Answer::Respond { body, .. } = &mut self.answer {
+            *body = bytes.into();
+        }
+        self
+    }
+}
+
+/// A request the mock received.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RecordedRequest {
+    /// The method.
+    pub method: Method,
+    /// The full URI.
+    pub uri: http::Uri,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+struct Route {
+    method: Method,
+    path: String,
+    answers: VecDeque<MockResponse>,
+}
+
+#[derive(Default)]
+struct MockState {
+    routes: Vec<Route>,
+    requests: Vec<RecordedRequest>,
+}
+
+/// A [`Transport`] that answers from scripts, for unit tests of the engine. Cheap to clone;
+/// clones share routes and the request log.
+///
+/// Each route answers its responses in order and then repeats the last one. A request that
+/// matches no route gets 404.
+#[derive(Clone, Default)]
+pub struct MockTransport {
+    state: Arc<Mutex<MockState>>,
+}
+
+impl MockTransport {
+    /// A mock with no routes.
+    pub fn new() -> Self {
+        MockTransport::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, MockState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Answers `method path` (path without query) with `responses` in order.
+    pub fn route(&self, method: Method, path: &str, responses: impl IntoIterator<Item = MockResponse>) -> &Self {
+        self.state().routes.push(Route {
+            method,
+            path: path.to_owned(),
+            answers: responses.into_iter().collect(),
+        });
+        self
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().requests.clone()
+    }
+
+    /// How many requests were received.
+    pub fn request_count(&self) -> usize {
+        self.state().requests.len()
+    }
+}
+
+impl fmt::Debug for MockTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("MockTransport")
+            .field("routes", &state.routes.len())
+            .field("requests", &state.requests.len())
+            .finish()
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl Transport for MockTransport {
+    async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, TransportError> {
+        let (parts, body) = request.into_parts();
+        let answer = {
+            let mut state = self.state();
+            state.requests.push(RecordedRequest {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                headers: parts.headers.clone(),
+                body,
+            });
+            let path = parts.uri.path();
+            let route = state
+                .routes
+                .iter_mut()
+                .find(|route| route.method == parts.method && route.path == path);
+            match route {
+                Some(route) if route.answers.len() > 1 => route.answers.pop_front(),
+                Some(route) => route.answers.front().cloned(),
+                None => None,
+            }
+        };
+        match answer.map(|a| a.answer) {
+            Some(Answer::Respond { status, headers, body }) => {
+                let mut response = http::Response::new(body);
+                *response.status_mut() = status;
+                *response.headers_mut() = headers;
+                Ok(response)
+            }
+            Some(Answer::Fail(kind, message)) => Err(TransportError::new(kind, message)),
+            Some(Answer::Hang) => std::future::pending().await,
+            None => {
+                let mut response = http::Response::new(Bytes::from(format!(
+                    "no mock route for {} {}",
+                    parts.method,
+                    parts.uri.path()
+                )));
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                Ok(response)
+            }
+        }
+    }
+}

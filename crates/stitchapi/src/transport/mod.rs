@@ -1,0 +1,153 @@
+//! The transport seam: `http::Request<Bytes>` in, `http::Response<Bytes>` out.
+//!
+//! Bodies are buffered [`Bytes`], so every retry resends the exact body. The engine follows
+//! redirects itself (so it can strip credentials on a cross-origin hop); a transport must not
+//! follow them. [`ReqwestTransport`] is the default; `stitchapi::testing::MockTransport` serves
+//! scripted responses in unit tests; anything else (a Worker's `fetch`, a recording proxy)
+//! plugs in by implementing [`Transport`].
+//!
+//! ```
+//! use bytes::Bytes;
+//! use stitchapi::transport::{Transport, TransportError};
+//!
+//! /// A transport that answers every request with 204.
+//! #[derive(Debug)]
+//! struct NoContent;
+//!
+//! #[async_trait::async_trait]
+//! impl Transport for NoContent {
+//!     async fn send(
+//!         &self,
+//!         _request: http::Request<Bytes>,
+//!     ) -> Result<http::Response<Bytes>, TransportError> {
+//!         Ok(http::Response::builder().status(204).body(Bytes::new()).unwrap())
+//!     }
+//! }
+//! ```
+
+pub(crate) mod redirect;
+#[cfg(feature = "reqwest")]
+mod reqwest;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{BoxError, Error, ErrorKind};
+use crate::runtime::{MaybeSend, MaybeSync};
+
+#[cfg(feature = "reqwest")]
+pub use self::reqwest::ReqwestTransport;
+
+/// Sends one HTTP request and reads its whole response.
+///
+/// Implementations must not follow redirects, must honour [`BodyLimit`] when the request
+/// carries one, and must stop all work when the returned future is dropped (that is how
+/// per-attempt timeouts cancel a request).
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+pub trait Transport: MaybeSend + MaybeSync + fmt::Debug + 'static {
+    /// Sends `request` and returns the response with its body read.
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, TransportError>;
+}
+
+/// A shared, type-erased transport.
+pub type DynTransport = Arc<dyn Transport>;
+
+/// Request extension: the largest response body, in bytes, the engine accepts. Transports
+/// stop reading past it and fail with [`TransportErrorKind::BodyTooLarge`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
+
+/// What went wrong in a transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// The connection could not be made (refused, DNS, TLS).
+    Connect,
+    /// The transport's own timer ran out.
+    Timeout,
+    /// The request could not be built or sent.
+    Request,
+    /// The response body could not be read.
+    Body,
+    /// The response body is larger than the [`BodyLimit`].
+    BodyTooLarge,
+    /// Anything else.
+    Other,
+}
+
+/// A failure to send a request or read its response.
+///
+/// Its message never contains the URL (which may carry an API key in its query).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct TransportError {
+    kind: TransportErrorKind,
+    message: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl TransportError {
+    /// A new transport error.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> TransportErrorKind {
+        self.kind
+    }
+
+    /// The error for a body over `limit` bytes.
+    pub fn body_too_large(limit: usize) -> Self {
+        TransportError::new(
+            TransportErrorKind::BodyTooLarge,
+            format!("response body exceeds the limit of {limit} bytes"),
+        )
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(error: TransportError) -> Self {
+        let kind = match error.kind {
+            TransportErrorKind::Timeout => ErrorKind::Timeout,
+            _ => ErrorKind::Transport,
+        };
+        Error::new(kind, error.message.clone()).with_source(error)
+    }
+}
+
+/// The default transport: reqwest, or an error naming the fix when the feature is off.
+pub(crate) fn default_transport() -> Result<DynTransport, Error> {
+    #[cfg(feature = "reqwest")]
+    {
+        static SHARED: std::sync::OnceLock<DynTransport> = std::sync::OnceLock::new();
+        Ok(SHARED
+            .get_or_init(|| Arc::new(ReqwestTransport::new()))
+            .clone())
+    }
+    #[cfg(not(feature = "reqwest"))]
+    {
+        Err(Error::config(
+            "transport",
+            "no transport is configured and the `reqwest` feature is off",
+            "enable the `reqwest` feature or pass `.transport(...)`",
+        ))
+    }
+}

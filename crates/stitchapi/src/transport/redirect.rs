@@ -1,0 +1,114 @@
+//! Redirects, followed by the engine so credentials never cross origins.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Method, StatusCode};
+use url::Url;
+
+use super::{BodyLimit, DynTransport};
+use crate::error::{Error, ErrorKind};
+
+/// The most redirects one attempt follows.
+pub(crate) const MAX_REDIRECTS: usize = 20;
+
+/// One request as the engine sends it: buffered, so it can be resent and redirected.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Headers an auth strategy added; dropped with the standard credential headers on a
+    /// cross-origin hop.
+    pub credential_headers: Vec<HeaderName>,
+    pub body_limit: usize,
+}
+
+/// What an attempt got back: the response and the URL it finally came from.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub response: http::Response<Bytes>,
+    pub url: Url,
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+fn to_request(outgoing: &Outgoing) -> Result<http::Request<Bytes>, Error> {
+    let mut builder = http::Request::builder()
+        .method(outgoing.method.clone())
+        .uri(outgoing.url.as_str());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = outgoing.headers.clone();
+    }
+    builder
+        .extension(BodyLimit(outgoing.body_limit))
+        .body(outgoing.body.clone())
+        .map_err(|e| Error::input(format!("the request could not be built: {e}")))
+}
+
+/// Sends `outgoing`, following up to [`MAX_REDIRECTS`] redirects. On a cross-origin hop
+/// (scheme, host or port differs) `authorization`, `cookie`, `proxy-authorization` and every
+/// credential header are dropped; 303 (and 301/302 after a POST) turn into a bodiless GET.
+pub(crate) async fn send(transport: &DynTransport, mut outgoing: Outgoing) -> Result<Received, Error> {
+    for _ in 0..=MAX_REDIRECTS {
+        let request = to_request(&outgoing)?;
+        let response = transport
+            .send(request)
+            .await
+            .map_err(|e| Error::from(e).with_url(outgoing.url.clone()))?;
+        let status = response.status();
+        let location = match status {
+            StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT => response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|location| outgoing.url.join(location).ok()),
+            _ => None,
+        };
+        let Some(next) = location else {
+            return Ok(Received {
+                response,
+                url: outgoing.url,
+            });
+        };
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(Error::new(
+                ErrorKind::Transport,
+                format!("refused a redirect to a non-HTTP scheme ({})", next.scheme()),
+            )
+            .with_url(outgoing.url));
+        }
+        let to_get = status == StatusCode::SEE_OTHER && outgoing.method != Method::HEAD
+            || matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                && outgoing.method == Method::POST;
+        if to_get {
+            outgoing.method = Method::GET;
+            outgoing.body = Bytes::new();
+            for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_ENCODING] {
+                outgoing.headers.remove(name);
+            }
+        }
+        if !same_origin(&outgoing.url, &next) {
+            for name in [header::AUTHORIZATION, header::COOKIE, header::PROXY_AUTHORIZATION] {
+                outgoing.headers.remove(name);
+            }
+            for name in std::mem::take(&mut outgoing.credential_headers) {
+                outgoing.headers.remove(name);
+            }
+        }
+        outgoing.url = next;
+    }
+    Err(Error::new(
+        ErrorKind::Transport,
+        format!("too many redirects (more than {MAX_REDIRECTS})"),
+    )
+    .with_url(outgoing.url))
+}

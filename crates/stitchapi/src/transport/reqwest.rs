@@ -1,0 +1,137 @@
+//! The default transport, over reqwest (hyper with rustls on native, `fetch` on wasm32).
+
+use bytes::Bytes;
+#[cfg(not(target_arch = "wasm32"))]
+use bytes::BytesMut;
+
+use super::{BodyLimit, Transport, TransportError, TransportErrorKind};
+
+/// The default [`Transport`]: a [`reqwest::Client`] that never follows redirects (the engine
+/// does, so it can strip credentials on cross-origin hops) and enforces [`BodyLimit`] while
+/// reading.
+///
+/// ```
+/// use std::sync::Arc;
+/// use stitchapi::transport::ReqwestTransport;
+///
+/// let transport = Arc::new(ReqwestTransport::new());
+/// let stitch = stitchapi::Stitch::get("https://api.example.com/health")
+///     .transport(transport)
+///     .build()
+///     .unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// A transport over a new client with redirects off.
+    pub fn new() -> Self {
+        let builder = reqwest::Client::builder();
+        #[cfg(not(target_arch = "wasm32"))]
+        let builder = builder.redirect(reqwest::redirect::Policy::none());
+        // Building only fails when the TLS backend cannot initialise; fall back to the
+        // defaults, which then report the same problem per request instead of panicking.
+        let client = builder.build().unwrap_or_else(|_| reqwest::Client::new());
+        ReqwestTransport { client }
+    }
+
+    /// A transport over a client you configured. Turn its redirect following off
+    /// (`redirect(Policy::none())`) or the engine cannot strip credentials on redirects.
+    pub fn from_client(client: reqwest::Client) -> Self {
+        ReqwestTransport { client }
+    }
+}
+
+impl Default for ReqwestTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn map_error(error: reqwest::Error) -> TransportError {
+    let kind = if error.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if error.is_body() || error.is_decode() {
+        TransportErrorKind::Body
+    } else if error.is_request() || error.is_builder() {
+        TransportErrorKind::Request
+    } else {
+        #[cfg(not(target_arch = "wasm32"))]
+        if error.is_connect() {
+            return TransportError::new(
+                TransportErrorKind::Connect,
+                format!("connection failed: {}", describe(&error)),
+            )
+            .with_source(error.without_url());
+        }
+        TransportErrorKind::Other
+    };
+    TransportError::new(kind, describe(&error)).with_source(error.without_url())
+}
+
+/// The error chain's messages, without the URL.
+fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = String::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if text.is_empty() {
+        text = "request failed".to_owned();
+    }
+    text
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl Transport for ReqwestTransport {
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, TransportError> {
+        let limit = request.extensions().get::<BodyLimit>().map(|limit| limit.0);
+        let request = reqwest::Request::try_from(request).map_err(map_error)?;
+        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+        let mut response = self.client.execute(request).await.map_err(map_error)?;
+        if let (Some(limit), Some(length)) = (limit, response.content_length()) {
+            if length > limit as u64 {
+                return Err(TransportError::body_too_large(limit));
+            }
+        }
+        let mut builder = http::Response::builder()
+            .status(response.status())
+            .version(response.version());
+        if let Some(headers) = builder.headers_mut() {
+            *headers = std::mem::take(response.headers_mut());
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        let body = {
+            let mut body = BytesMut::new();
+            while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+                if limit.is_some_and(|limit| body.len() + chunk.len() > limit) {
+                    return Err(TransportError::body_too_large(limit.unwrap_or_default()));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            body.freeze()
+        };
+        #[cfg(target_arch = "wasm32")]
+        let body = {
+            let body = response.bytes().await.map_err(map_error)?;
+            if limit.is_some_and(|limit| body.len() > limit) {
+                return Err(TransportError::body_too_large(limit.unwrap_or_default()));
+            }
+            body
+        };
+        builder
+            .body(body)
+            .map_err(|e| TransportError::new(TransportErrorKind::Body, e.to_string()))
+    }
+}
