@@ -1,6 +1,7 @@
 //! stitchapi: declare an HTTP endpoint once, call it as a typed, resilient async function.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod config;
 pub mod duration;
 pub mod error;
 pub mod event;

@@ -177,6 +177,22 @@ impl Output<String> {
     }
 }
 
+impl Output<Value> {
+    /// Text returned as a JSON string (for declarations built from config).
+    pub(crate) fn text_value() -> Self {
+        Output {
+            kind: OutputKind::Text,
+            decode: |body, _| {
+                std::str::from_utf8(body)
+                    .map(|text| Value::String(text.to_owned()))
+                    .map_err(|e| Error::validation(None, format!("the response is not UTF-8 text: {e}")))
+            },
+            pick: None,
+            validators: Vec::new(),
+        }
+    }
+}
+
 impl Output<Bytes> {
     pub(crate) fn bytes() -> Self {
         Output {
@@ -200,12 +216,13 @@ fn bare_message(error: &serde_json::Error) -> String {
 fn render_path(root: &str, path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = root.to_owned();
+    // Untyped values (maps of `Value`) do not report their keys: stop at the known prefix.
     for segment in path.iter() {
         let _ = match segment {
             Segment::Seq { index } => write!(out, "[{index}]"),
             Segment::Map { key } => write!(out, ".{key}"),
             Segment::Enum { variant } => write!(out, ".{variant}"),
-            Segment::Unknown => write!(out, ".?"),
+            Segment::Unknown => break,
         };
     }
     out
@@ -275,7 +292,7 @@ mod tests {
         let error = output.decode(&Bytes::from_static(br#"{"id":"7","email":"a"}"#)).unwrap_err();
         assert_eq!(error.to_string(), "$.id: invalid type: string \"7\", expected u64");
         let error = output.decode(&Bytes::from_static(b"{\"id\":")).unwrap_err();
-        assert_eq!(error.json_path(), Some("$"));
+        assert_eq!(error.json_path(), Some("$.id"));
     }
 
     #[test]

@@ -196,7 +196,9 @@ impl Clock for SystemClock {
 ///
 /// [`advance`](ManualClock::advance) moves time forward and wakes every sleeper whose deadline
 /// has come. With [`ManualClock::auto_advance`], a sleep instead jumps the clock to its own
-/// deadline at once, which suits single-task engine tests with a mock transport.
+/// deadline at once, which suits tests whose only waits are sleeps (retry backoff,
+/// `Retry-After`). Do not combine it with timeouts that race real I/O: the timeout's sleep
+/// would complete at once, before the response could arrive.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
