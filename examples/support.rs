@@ -1,1 +1,85 @@
-//! Support for the examples.
+//! Shared pieces of the runnable examples: a small local upstream API that misbehaves on
+//! purpose, so the examples can show retries, validation errors and timeouts without any
+//! network access.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde_json::json;
+
+/// A local API on 127.0.0.1 with three routes:
+/// - `GET /users/{id}`: every other request fails with 503;
+/// - `GET /users`: a list whose fourth user has no email (`null`);
+/// - `GET /slow`: answers after 5 seconds.
+#[derive(Debug)]
+pub struct DemoUpstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+}
+
+impl DemoUpstream {
+    /// Starts the API on a free loopback port; it stops when the runtime does.
+    pub async fn start() -> std::io::Result<DemoUpstream> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let requests = Arc::new(AtomicUsize::new(0));
+        let app = Router::new()
+            .route("/users", get(list_users))
+            .route("/users/{id}", get(get_user))
+            .route("/slow", get(slow))
+            .with_state(requests.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(DemoUpstream { addr, requests })
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many requests it has served.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn get_user(
+    State(requests): State<Arc<AtomicUsize>>,
+    Path(id): Path<u64>,
+) -> impl IntoResponse {
+    let n = requests.fetch_add(1, Ordering::SeqCst);
+    if n % 2 == 0 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "try again"})),
+        )
+            .into_response();
+    }
+    Json(json!({"id": id, "name": format!("User {id}"), "email": format!("user{id}@example.com")}))
+        .into_response()
+}
+
+async fn list_users(State(requests): State<Arc<AtomicUsize>>) -> impl IntoResponse {
+    requests.fetch_add(1, Ordering::SeqCst);
+    let mut data: Vec<_> = (1..=3)
+        .map(|id| json!({"id": id, "name": format!("User {id}"), "email": format!("user{id}@example.com")}))
+        .collect();
+    data.push(json!({"id": 4, "name": "User 4", "email": null}));
+    Json(json!({ "data": data }))
+}
+
+async fn slow(State(requests): State<Arc<AtomicUsize>>) -> impl IntoResponse {
+    requests.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Json(json!({"finally": true}))
+}

@@ -103,16 +103,28 @@ pub struct SharedConfig {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Retry policy.
-    #[serde(default, deserialize_with = "retry_shorthand", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "retry_shorthand",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry: Option<RetryConfig>,
     /// Timeouts.
-    #[serde(default, deserialize_with = "timeout_shorthand", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "timeout_shorthand",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<TimeoutConfig>,
     /// Non-2xx statuses that count as success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept: Option<Vec<u16>>,
     /// Idempotency keys for writes.
-    #[serde(default, deserialize_with = "idempotency_shorthand", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "idempotency_shorthand",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idempotency: Option<IdempotencyConfig>,
     /// Retry transport errors of non-idempotent methods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,8 +270,12 @@ macro_rules! apply_shared {
 }
 
 fn parse_method(method: Option<&str>) -> Result<Method> {
-    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY"];
-    let Some(method) = method else { return Ok(Method::GET) };
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY",
+    ];
+    let Some(method) = method else {
+        return Ok(Method::GET);
+    };
     let upper = method.to_ascii_uppercase();
     if !KNOWN.contains(&upper.as_str()) {
         return Err(Error::config(
@@ -268,7 +284,8 @@ fn parse_method(method: Option<&str>) -> Result<Method> {
             format!("use one of {}", KNOWN.join(", ")),
         ));
     }
-    Method::from_bytes(upper.as_bytes()).map_err(|e| Error::config("method", e, "use GET, POST, ..."))
+    Method::from_bytes(upper.as_bytes())
+        .map_err(|e| Error::config("method", e, "use GET, POST, ..."))
 }
 
 impl StitchConfig {
@@ -276,15 +293,27 @@ impl StitchConfig {
         let method = parse_method(self.method.as_deref())?;
         let target = match (&self.url, &self.path, seam) {
             (Some(_), Some(_), _) => {
-                return Err(Error::config("url", "both url and path are set", "keep one: url (absolute) or path (relative to the seam)"));
+                return Err(Error::config(
+                    "url",
+                    "both url and path are set",
+                    "keep one: url (absolute) or path (relative to the seam)",
+                ));
             }
             (Some(url), None, _) => url.clone(),
             (None, Some(path), Some(_)) => path.clone(),
             (None, Some(_), None) => {
-                return Err(Error::config("path", "a path needs a seam's base URL", "use url with an absolute URL, or declare the stitch in a seam"));
+                return Err(Error::config(
+                    "path",
+                    "a path needs a seam's base URL",
+                    "use url with an absolute URL, or declare the stitch in a seam",
+                ));
             }
             (None, None, _) => {
-                return Err(Error::config("url", "no endpoint is set", "set url (absolute) or path (relative to the seam)"));
+                return Err(Error::config(
+                    "url",
+                    "no endpoint is set",
+                    "set url (absolute) or path (relative to the seam)",
+                ));
             }
         };
         let mut builder = match seam {
@@ -313,7 +342,8 @@ impl SeamConfig {
     /// Builds the seam and every declared stitch; the first invalid option fails the whole
     /// catalog with an error naming it (`stitches.get_user.timeout.total: ...`).
     pub fn build(&self) -> Result<Catalog> {
-        let builder: SeamBuilder = apply_shared!(Seam::builder(self.base_url.clone()), &self.shared);
+        let builder: SeamBuilder =
+            apply_shared!(Seam::builder(self.base_url.clone()), &self.shared);
         let seam = builder.build()?;
         let mut stitches = BTreeMap::new();
         for (name, config) in &self.stitches {
@@ -348,23 +378,35 @@ where
             f.write_str(self.expecting)
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
-            (self.from_shorthand)(ShortValue::Number(v)).map(Some).map_err(E::custom)
+            (self.from_shorthand)(ShortValue::Number(v))
+                .map(Some)
+                .map_err(E::custom)
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
             let v = u64::try_from(v).map_err(|_| E::custom(format!("{v} is negative")))?;
             self.visit_u64(v)
         }
         fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-            (self.from_shorthand)(ShortValue::Text(v.to_owned())).map(Some).map_err(E::custom)
+            (self.from_shorthand)(ShortValue::Text(v.to_owned()))
+                .map(Some)
+                .map_err(E::custom)
         }
         fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Self::Value, E> {
-            (self.from_shorthand)(ShortValue::Bool).map_err(E::custom).map(|t| if v { Some(t) } else { None })
+            (self.from_shorthand)(ShortValue::Bool)
+                .map_err(E::custom)
+                .map(|t| if v { Some(t) } else { None })
         }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
             T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
         }
     }
-    deserializer.deserialize_any(ShorthandVisitor { expecting, from_shorthand })
+    deserializer.deserialize_any(ShorthandVisitor {
+        expecting,
+        from_shorthand,
+    })
 }
 
 /// A scalar shorthand.
@@ -374,7 +416,9 @@ enum ShortValue {
     Bool,
 }
 
-fn retry_shorthand<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<RetryConfig>, D::Error> {
+fn retry_shorthand<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<RetryConfig>, D::Error> {
     shorthand_or_table(d, "a number of attempts or a retry table", |v| match v {
         ShortValue::Number(n) => Ok(RetryConfig {
             attempts: Some(u32::try_from(n).map_err(|_| format!("{n} attempts is too many"))?),
@@ -384,15 +428,27 @@ fn retry_shorthand<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Optio
     })
 }
 
-fn timeout_shorthand<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<TimeoutConfig>, D::Error> {
+fn timeout_shorthand<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<TimeoutConfig>, D::Error> {
     shorthand_or_table(d, "a duration (\"10s\") or a timeout table", |v| match v {
-        ShortValue::Number(ms) => Ok(TimeoutConfig { total: Some(DurationSpec::from(ms)), each: None }),
-        ShortValue::Text(text) => Ok(TimeoutConfig { total: Some(DurationSpec::from(text)), each: None }),
-        ShortValue::Bool => Err("timeout must be a duration (\"10s\") or { total, each }".to_owned()),
+        ShortValue::Number(ms) => Ok(TimeoutConfig {
+            total: Some(DurationSpec::from(ms)),
+            each: None,
+        }),
+        ShortValue::Text(text) => Ok(TimeoutConfig {
+            total: Some(DurationSpec::from(text)),
+            each: None,
+        }),
+        ShortValue::Bool => {
+            Err("timeout must be a duration (\"10s\") or { total, each }".to_owned())
+        }
     })
 }
 
-fn idempotency_shorthand<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<IdempotencyConfig>, D::Error> {
+fn idempotency_shorthand<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<IdempotencyConfig>, D::Error> {
     shorthand_or_table(d, "true, false or an idempotency table", |v| match v {
         ShortValue::Bool => Ok(IdempotencyConfig::default()),
         _ => Err("idempotency must be true, false or { header = \"...\" }".to_owned()),
@@ -423,10 +479,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.shared.retry.as_ref().unwrap().attempts, Some(3));
-        assert_eq!(config.shared.idempotency, Some(IdempotencyConfig::default()));
+        assert_eq!(
+            config.shared.idempotency,
+            Some(IdempotencyConfig::default())
+        );
         let a = &config.stitches["a"];
-        assert_eq!(a.shared.timeout.as_ref().unwrap().each, Some(DurationSpec::from(1500_u64)));
-        assert_eq!(a.shared.retry.as_ref().unwrap().respect_retry_after, Some(false));
+        assert_eq!(
+            a.shared.timeout.as_ref().unwrap().each,
+            Some(DurationSpec::from(1500_u64))
+        );
+        assert_eq!(
+            a.shared.retry.as_ref().unwrap().respect_retry_after,
+            Some(false)
+        );
         config.build().unwrap();
     }
 
@@ -442,10 +507,22 @@ mod tests {
     fn invalid_values_name_the_field() {
         let config = seam("base_url = \"https://x.example\"\n[stitches.get_user]\npath = \"/u\"\ntimeout = { total = \"10x\" }").unwrap();
         let error = config.build().unwrap_err();
-        assert!(error.to_string().starts_with("stitches.get_user.timeout.total: invalid duration \"10x\""), "{error}");
-        let config = seam("base_url = \"https://x.example\"\n[stitches.a]\nmethod = \"GTE\"\npath = \"/u\"").unwrap();
+        assert!(
+            error
+                .to_string()
+                .starts_with("stitches.get_user.timeout.total: invalid duration \"10x\""),
+            "{error}"
+        );
+        let config =
+            seam("base_url = \"https://x.example\"\n[stitches.a]\nmethod = \"GTE\"\npath = \"/u\"")
+                .unwrap();
         let error = config.build().unwrap_err();
-        assert!(error.to_string().starts_with("stitches.a.method: \"GTE\" is not an HTTP method"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("stitches.a.method: \"GTE\" is not an HTTP method"),
+            "{error}"
+        );
         let error = seam("base_url = \"https://x.example\"\n[stitches.a]\npath = \"/u\"\nretry = { backoff = \"exponential\" }").unwrap_err();
         assert!(error.contains("unknown variant `exponential`"), "{error}");
     }

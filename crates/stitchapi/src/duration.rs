@@ -111,7 +111,11 @@ impl DurationSpec {
             Ok(duration) => Ok(*duration),
             Err(text) => Err(match parse_duration(text) {
                 Ok(duration) => return Ok(duration),
-                Err(e) => Error::config(field, e, "write a number with a unit: \"10s\", \"250ms\", \"1.5m\""),
+                Err(e) => Error::config(
+                    field,
+                    e,
+                    "write a number with a unit: \"10s\", \"250ms\", \"1.5m\"",
+                ),
             }),
         }
     }
@@ -209,8 +213,15 @@ mod tests {
     fn spec_reports_the_field() {
         let spec = DurationSpec::from("ten seconds");
         let error = spec.resolve("timeout.total").unwrap_err();
-        assert!(error.to_string().starts_with("timeout.total: invalid duration \"ten seconds\""));
-        assert_eq!(DurationSpec::from(1500_u64).resolve("x").unwrap(), Duration::from_millis(1500));
+        assert!(
+            error
+                .to_string()
+                .starts_with("timeout.total: invalid duration \"ten seconds\"")
+        );
+        assert_eq!(
+            DurationSpec::from(1500_u64).resolve("x").unwrap(),
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]

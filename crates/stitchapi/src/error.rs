@@ -313,7 +313,11 @@ mod tests {
 
     #[test]
     fn config_errors_name_field_and_fix() {
-        let error = Error::config("timeout.total", "invalid duration \"ten\"", "use e.g. \"10s\"");
+        let error = Error::config(
+            "timeout.total",
+            "invalid duration \"ten\"",
+            "use e.g. \"10s\"",
+        );
         assert_eq!(error.kind(), ErrorKind::Config);
         assert_eq!(
             error.to_string(),

@@ -156,7 +156,11 @@ impl<O> Emitter<O> {
 
 impl<O> fmt::Debug for Emitter<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.is_listening() { "Emitter(stream)" } else { "Emitter(silent)" })
+        f.write_str(if self.is_listening() {
+            "Emitter(stream)"
+        } else {
+            "Emitter(silent)"
+        })
     }
 }
 

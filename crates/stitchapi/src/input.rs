@@ -87,7 +87,9 @@ impl Input {
                     content_type: HeaderValue::from_static("application/json"),
                 })
             }
-            Err(e) => self.fail(Error::input(format!("the JSON body does not serialise: {e}"))),
+            Err(e) => self.fail(Error::input(format!(
+                "the JSON body does not serialise: {e}"
+            ))),
         }
         self
     }
@@ -105,7 +107,9 @@ impl Input {
                     content_type: HeaderValue::from_static("application/x-www-form-urlencoded"),
                 })
             }
-            Err(e) => self.fail(Error::input(format!("the form body cannot be encoded: {e}"))),
+            Err(e) => self.fail(Error::input(format!(
+                "the form body cannot be encoded: {e}"
+            ))),
         }
         self
     }
@@ -166,14 +170,21 @@ pub(crate) fn scalar_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
     match value {
         Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
         Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(std::borrow::Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Bool(b) => Some(std::borrow::Cow::Borrowed(if *b {
+            "true"
+        } else {
+            "false"
+        })),
         Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
 }
 
 fn encode_form(value: &Value) -> Result<String, String> {
     let Value::Object(map) = value else {
-        return Err(format!("expected a struct or map, got {}", json_type(value)));
+        return Err(format!(
+            "expected a struct or map, got {}",
+            json_type(value)
+        ));
     };
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (name, value) in map {
@@ -187,8 +198,8 @@ fn encode_form(value: &Value) -> Result<String, String> {
                 }
             }
             other => {
-                let text =
-                    scalar_text(other).ok_or_else(|| format!("field `{name}` holds a nested value"))?;
+                let text = scalar_text(other)
+                    .ok_or_else(|| format!("field `{name}` holds a nested value"))?;
                 out.append_pair(name, &text);
             }
         }
@@ -219,7 +230,10 @@ mod tests {
             id: u32,
             expand: Option<String>,
         }
-        let input = Input::from_fields(&Q { id: 7, expand: None });
+        let input = Input::from_fields(&Q {
+            id: 7,
+            expand: None,
+        });
         assert_eq!(input.fields, vec![("id".to_owned(), Value::from(7))]);
     }
 }

@@ -1,4 +1,149 @@
-//! stitchapi: declare an HTTP endpoint once, call it as a typed, resilient async function.
+//! # stitchapi
+//!
+//! Declare an HTTP endpoint once (URL template, method, typed output, retry, timeouts,
+//! idempotency, accepted statuses) and call it as a typed, validated, retrying, time-bounded
+//! async function. Endpoints that share a base URL and defaults form a [`Seam`]; every piece
+//! of mutable state lives behind one [`StitchStore`], in memory by default.
+//!
+//! ## Declaring and calling
+//!
+//! A [`Stitch`] is built from a method and an [RFC 6570](template) URL template. Every option
+//! is checked by `build()`, which names the field and the fix when something is wrong.
+//!
+//! ```no_run
+//! use stitchapi::{Backoff, Input, Retry, Stitch, Timeout};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct User { id: u64, name: String, email: String }
+//!
+//! #[derive(serde::Serialize)]
+//! struct GetUser { id: u64, expand: Option<String> }
+//!
+//! # async fn demo() -> stitchapi::Result<()> {
+//! let get_user = Stitch::get("https://api.example.com/users/{id}")
+//!     .output::<User>()
+//!     .retry(Retry::attempts(3).on([429, 502, 503, 504]).backoff(Backoff::ExpoJitter))
+//!     .timeout(Timeout::total("10s").each("4s"))
+//!     .build()?;
+//!
+//! let user = get_user.call(Input::new().param("id", 7)).await?;
+//! // Or from a struct: fields fill the template, the rest go to the query.
+//! let user = get_user.call_with(&GetUser { id: 7, expand: None }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`Input`] carries template parameters, query parameters (overriding literal `?a=1`
+//! defaults in the template; lists as `tag=a&tag=b`, see [`ArrayFormat`]), headers, and a
+//! JSON, form or raw body, encoded once so every retry resends the same bytes.
+//!
+//! Path parameters are always percent-encoded: `../admin`, `a/b`, `x?y#z`, `@evil.com` or a
+//! value with CR/LF can never change the host, the path shape or the headers; a bare `..` is
+//! refused, and so is any expansion that would move the request to another origin. A missing
+//! parameter is an [`ErrorKind::Input`] error before anything is sent.
+//!
+//! ## Output
+//!
+//! The output is any `DeserializeOwned` type (default [`serde_json::Value`]), with an optional
+//! `pick("data.items")` dot-path and validators for rules serde cannot express; `.text()` and
+//! `.bytes()` return the raw body. A decode failure is a [`ErrorKind::Validation`] error that
+//! names the JSON path and keeps the status, URL and body:
+//!
+//! ```text
+//! $.data[3].email: invalid type: null, expected a string
+//! ```
+//!
+//! ## Resilience
+//!
+//! - **Retry** ([`Retry`]): total attempts, the statuses to retry (default 429, 502, 503,
+//!   504), a [`Backoff`] curve (`expo-jitter` by default, base 100 ms, max 10 s; also
+//!   `fixed`, `expo`, `decorrelated-jitter`). `Retry-After` is honoured (seconds or an
+//!   HTTP-date), optionally capped by `max_retry_after`, and never slept past the total
+//!   deadline: a wait that would cross it fails at once with a timeout error.
+//! - **Only safe retries of failures**: transport errors and per-attempt timeouts are retried
+//!   only for idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE), or when the stitch
+//!   carries an idempotency key or opts in with `retry_non_idempotent(true)`. A blind POST
+//!   retry could duplicate a write.
+//! - **Idempotency keys** ([`Idempotency`]): `idempotency()` adds a UUID v4
+//!   `Idempotency-Key` to writes, stable across the retries of one call.
+//! - **Timeouts** ([`Timeout`]): `total` bounds the whole call; `each` bounds one attempt
+//!   (effectively `min(each, time left)`). A timed-out attempt is cancelled: its request future
+//!   is dropped and the connection closed.
+//! - **Verdict**: `accept([404])` (or a predicate, [`StatusMatch`]) turns a non-2xx status
+//!   into a result; a status both retried and accepted is retried, then accepted on the last
+//!   attempt.
+//! - **Redirects** are followed by the engine (up to 20). On a cross-origin hop (scheme, host
+//!   or port differs) `authorization`, `cookie`, `proxy-authorization` and any credential header
+//!   an auth strategy added are dropped. [`Reply::url`] and [`Error::url`] are the final URL.
+//!
+//! ## Seams
+//!
+//! ```no_run
+//! use stitchapi::{Input, Seam};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct User { id: u64 }
+//!
+//! # async fn demo() -> stitchapi::Result<()> {
+//! let api = Seam::builder("https://api.example.com").header("x-app", "demo").retry(3).build()?;
+//! let list_users = api.get("/users").output::<Vec<User>>().pick("data").build()?;
+//! let users = list_users.call(Input::new()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A seam shares its base URL, headers, retry/timeout defaults, transport, clock and store
+//! with its members; a member's own settings win. Relative member paths are appended to the
+//! base URL; an absolute URL is used as is.
+//!
+//! ## Errors
+//!
+//! One [`Error`] with a [`kind`](Error::kind) ([`ErrorKind`]), [`status`](Error::status),
+//! [`attempts`](Error::attempts), [`url`](Error::url) and the failing body
+//! ([`body_json`](Error::body_json), [`body_bytes`](Error::body_bytes)). Messages follow
+//! the reference texts (`HTTP 503`, `timed out after 400ms`). `Debug` and `Display` never print
+//! a body, a header value or a query string.
+//!
+//! ## The store
+//!
+//! [`StitchStore`] is the one seam for mutable state: `get`, `set` (with `None` deleting),
+//! an atomic `increment` whose TTL is set only by the increment that creates the counter, and
+//! the optional `reserve` (GCRA pacing cell) and `lease`/`release` (fleet-wide semaphore),
+//! declared through [`Capabilities`](store::Capabilities). [`MemoryStore`] is the default; see
+//! [`store`] for the contract and the `testing` feature's conformance kit that checks it.
+//!
+//! ## Watching a call
+//!
+//! Each call is a `tracing` span `stitch.call` (fields `stitch`, `method`, `url` without its
+//! query, `status`, `attempts`, `error`) with a child span `stitch.attempt` per attempt
+//! (`attempt`, `status`, `wait_ms`, `reason`). [`Stitch::stream`] yields typed [`Event`]s:
+//! start, progress (request, retry, ...), result or error, done.
+//!
+//! ## Declarations as data
+//!
+//! Every option has a serde form ([`config`]), so a seam and its stitches can be declared in
+//! TOML or JSON. Durations are strings such as `"10s"`, `"250ms"`, `"1.5m"`; an invalid
+//! value is an error naming the field, never a silent default.
+//!
+//! ## Testing
+//!
+//! With the `testing` feature, [`testing`] provides the store conformance kit, a scripted
+//! `MockTransport` and re-exports [`time::ManualClock`], so retries, backoff and deadlines
+//! are checked in virtual time.
+//!
+//! ## Runtimes and the edge
+//!
+//! Time comes from an injected [`Clock`](time::Clock): tokio timers on native targets,
+//! JavaScript timers on `wasm32`, virtual time in tests. The transport is a trait over
+//! `http::Request<Bytes>` / `http::Response<Bytes>`; [`ReqwestTransport`](transport) (rustls)
+//! is the default. The crate builds for `wasm32-unknown-unknown`, where futures are not `Send`
+//! ([`runtime`]).
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `reqwest` | yes | the default transport |
+//! | `rustls` | yes | TLS for reqwest on native targets |
+//! | `testing` | no | conformance kit, `MockTransport`, `ManualClock` re-export |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
@@ -31,3 +176,8 @@ pub use seam::{Seam, SeamBuilder};
 pub use settings::DEFAULT_MAX_RESPONSE_BYTES;
 pub use stitch::{Reply, Stitch, StitchBuilder};
 pub use store::{MemoryStore, StitchStore, StitchStoreExt};
+
+/// The repository README's examples, compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -168,8 +168,9 @@ impl Output<String> {
         Output {
             kind: OutputKind::Text,
             decode: |body, _| {
-                String::from_utf8(body.to_vec())
-                    .map_err(|e| Error::validation(None, format!("the response is not UTF-8 text: {e}")))
+                String::from_utf8(body.to_vec()).map_err(|e| {
+                    Error::validation(None, format!("the response is not UTF-8 text: {e}"))
+                })
             },
             pick: None,
             validators: Vec::new(),
@@ -185,7 +186,9 @@ impl Output<Value> {
             decode: |body, _| {
                 std::str::from_utf8(body)
                     .map(|text| Value::String(text.to_owned()))
-                    .map_err(|e| Error::validation(None, format!("the response is not UTF-8 text: {e}")))
+                    .map_err(|e| {
+                        Error::validation(None, format!("the response is not UTF-8 text: {e}"))
+                    })
             },
             pick: None,
             validators: Vec::new(),
@@ -244,9 +247,8 @@ fn decode_json<O: DeserializeOwned>(body: &Bytes, pick: Option<&Pick>) -> Result
             }
         }),
         Some(pick) => {
-            let value: Value = serde_json::from_slice(body).map_err(|e| {
-                Error::validation(Some("$".to_owned()), bare_message(&e))
-            })?;
+            let value: Value = serde_json::from_slice(body)
+                .map_err(|e| Error::validation(Some("$".to_owned()), bare_message(&e)))?;
             let picked = pick.apply(value)?;
             serde_path_to_error::deserialize::<_, O>(picked)
                 .map_err(|e| path_error(&pick.display(usize::MAX), e))
@@ -289,8 +291,13 @@ mod tests {
     #[test]
     fn unpicked_errors_strip_line_and_column() {
         let output = Output::<User>::json();
-        let error = output.decode(&Bytes::from_static(br#"{"id":"7","email":"a"}"#)).unwrap_err();
-        assert_eq!(error.to_string(), "$.id: invalid type: string \"7\", expected u64");
+        let error = output
+            .decode(&Bytes::from_static(br#"{"id":"7","email":"a"}"#))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "$.id: invalid type: string \"7\", expected u64"
+        );
         let error = output.decode(&Bytes::from_static(b"{\"id\":")).unwrap_err();
         assert_eq!(error.json_path(), Some("$.id"));
     }
@@ -299,8 +306,13 @@ mod tests {
     fn missing_pick_path_is_named() {
         let mut output = Output::<Value>::json();
         output.pick = Some(Pick::parse("data.items").unwrap());
-        let error = output.decode(&Bytes::from_static(br#"{"data":{}}"#)).unwrap_err();
-        assert_eq!(error.to_string(), "$.data.items: missing (pick \"data.items\")");
+        let error = output
+            .decode(&Bytes::from_static(br#"{"data":{}}"#))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "$.data.items: missing (pick \"data.items\")"
+        );
         assert!(Pick::parse("data..items").is_err());
     }
 
@@ -308,9 +320,15 @@ mod tests {
     fn validators_run_after_decoding() {
         let mut output = Output::<User>::json();
         output.add_validator(Arc::new(|u: &User| {
-            if u.email.contains('@') { Ok(()) } else { Err("email has no @".to_owned()) }
+            if u.email.contains('@') {
+                Ok(())
+            } else {
+                Err("email has no @".to_owned())
+            }
         }));
-        let error = output.decode(&Bytes::from_static(br#"{"id":1,"email":"nope"}"#)).unwrap_err();
+        let error = output
+            .decode(&Bytes::from_static(br#"{"id":1,"email":"nope"}"#))
+            .unwrap_err();
         assert_eq!(error.to_string(), "$: email has no @");
     }
 

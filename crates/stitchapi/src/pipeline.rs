@@ -16,9 +16,9 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use tracing::Instrument;
 use http::header::{self, HeaderValue};
 use serde_json::Value;
+use tracing::Instrument;
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -113,7 +113,11 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
 
 /// Runs `future` with a time limit on `clock`; `None` if the limit ran out first (the future
 /// is dropped, which cancels the request).
-async fn within<F: Future>(clock: &dyn Clock, limit: Option<Duration>, future: F) -> Option<F::Output> {
+async fn within<F: Future>(
+    clock: &dyn Clock,
+    limit: Option<Duration>,
+    future: F,
+) -> Option<F::Output> {
     let Some(limit) = limit else {
         return Some(future.await);
     };
@@ -139,14 +143,19 @@ enum Setback {
 impl Setback {
     fn detail(&self) -> String {
         match self {
-            Setback::Status { received, .. } => format!("status {}", received.response.status().as_u16()),
+            Setback::Status { received, .. } => {
+                format!("status {}", received.response.status().as_u16())
+            }
             Setback::Failed(error) => error.to_string(),
         }
     }
 
     fn into_error(self, attempts: u32) -> Error {
         match self {
-            Setback::Status { received, retry_after } => {
+            Setback::Status {
+                received,
+                retry_after,
+            } => {
                 let (parts, body) = received.response.into_parts();
                 Error::http(parts.status, received.url, body)
                     .with_attempts(attempts)
@@ -158,7 +167,11 @@ impl Setback {
 }
 
 /// Runs one call to completion.
-pub(crate) async fn run<O: 'static>(inner: &StitchInner<O>, input: Input, emitter: &Emitter<O>) -> Result<Reply<O>> {
+pub(crate) async fn run<O: 'static>(
+    inner: &StitchInner<O>,
+    input: Input,
+    emitter: &Emitter<O>,
+) -> Result<Reply<O>> {
     let spec = &inner.spec;
     let clock = &*spec.runtime.clock;
     let started = clock.now();
@@ -224,10 +237,20 @@ async fn attempts<O: 'static>(
             wait_ms = tracing::field::Empty,
             reason = tracing::field::Empty,
         );
-        emitter.progress(Phase::Request, attempt, now, || format!("attempt {attempt}"), None);
-        let sent = within(clock, limit, redirect::send(&spec.runtime.transport, outgoing.clone()))
-            .instrument(attempt_span.clone())
-            .await;
+        emitter.progress(
+            Phase::Request,
+            attempt,
+            now,
+            || format!("attempt {attempt}"),
+            None,
+        );
+        let sent = within(
+            clock,
+            limit,
+            redirect::send(&spec.runtime.transport, &outgoing),
+        )
+        .instrument(attempt_span.clone())
+        .await;
         let setback = match sent {
             Some(Ok(received)) => {
                 let status = received.response.status();
@@ -243,7 +266,10 @@ async fn attempts<O: 'static>(
                         .with_retry_after(parse_retry_after(&parts.headers, clock.now())));
                 }
                 let retry_after = parse_retry_after(received.response.headers(), clock.now());
-                Setback::Status { received, retry_after }
+                Setback::Status {
+                    received,
+                    retry_after,
+                }
             }
             Some(Err(error)) => {
                 let error = error.in_call(&outgoing.url, attempt);
@@ -256,7 +282,8 @@ async fn attempts<O: 'static>(
                 return Err(total_timeout().in_call(&outgoing.url, attempt));
             }
             None => {
-                let error = Error::timeout(limit.unwrap_or_default()).in_call(&outgoing.url, attempt);
+                let error =
+                    Error::timeout(limit.unwrap_or_default()).in_call(&outgoing.url, attempt);
                 if !retry_failures || attempt >= policy.attempts {
                     return Err(error);
                 }
@@ -310,7 +337,12 @@ async fn attempts<O: 'static>(
     }
 }
 
-fn finish<O: 'static>(inner: &StitchInner<O>, received: Received, attempts: u32, started: Timestamp) -> Result<Reply<O>> {
+fn finish<O: 'static>(
+    inner: &StitchInner<O>,
+    received: Received,
+    attempts: u32,
+    started: Timestamp,
+) -> Result<Reply<O>> {
     let (parts, body) = received.response.into_parts();
     let data = inner.output.decode(&body).map_err(|error| {
         error
@@ -325,6 +357,11 @@ fn finish<O: 'static>(inner: &StitchInner<O>, received: Received, attempts: u32,
         headers: parts.headers,
         url: received.url,
         attempts,
-        elapsed: inner.spec.runtime.clock.now().saturating_duration_since(started),
+        elapsed: inner
+            .spec
+            .runtime
+            .clock
+            .now()
+            .saturating_duration_since(started),
     })
 }

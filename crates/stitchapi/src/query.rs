@@ -184,8 +184,14 @@ mod tests {
     fn array_formats() {
         let tags = [("tag", json!(["a", "b"]))];
         assert_eq!(merged("/s", &tags, ArrayFormat::Repeat), "/s?tag=a&tag=b");
-        assert_eq!(merged("/s", &tags, ArrayFormat::Brackets), "/s?tag%5B%5D=a&tag%5B%5D=b");
-        assert_eq!(merged("/s", &tags, ArrayFormat::Indices), "/s?tag%5B0%5D=a&tag%5B1%5D=b");
+        assert_eq!(
+            merged("/s", &tags, ArrayFormat::Brackets),
+            "/s?tag%5B%5D=a&tag%5B%5D=b"
+        );
+        assert_eq!(
+            merged("/s", &tags, ArrayFormat::Indices),
+            "/s?tag%5B0%5D=a&tag%5B1%5D=b"
+        );
         assert_eq!(merged("/s", &tags, ArrayFormat::Comma), "/s?tag=a%2Cb");
         assert_eq!(
             merged("/s?tag[]=x&keep=1", &tags, ArrayFormat::Brackets),
@@ -203,6 +209,9 @@ mod tests {
 
     #[test]
     fn fragment_stays_last() {
-        assert_eq!(merged("/s?a=1#top", &[("b", json!(true))], ArrayFormat::Repeat), "/s?a=1&b=true#top");
+        assert_eq!(
+            merged("/s?a=1#top", &[("b", json!(true))], ArrayFormat::Repeat),
+            "/s?a=1&b=true#top"
+        );
     }
 }

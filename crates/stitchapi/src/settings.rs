@@ -174,7 +174,10 @@ macro_rules! settings_setters {
         }
 
         /// The transport (default: reqwest).
-        pub fn transport(mut self, transport: std::sync::Arc<dyn $crate::transport::Transport>) -> Self {
+        pub fn transport(
+            mut self,
+            transport: std::sync::Arc<dyn $crate::transport::Transport>,
+        ) -> Self {
             self.settings.transport = Some(transport);
             self
         }

@@ -229,6 +229,30 @@ impl<O: MaybeSend + 'static> Stitch<O> {
 }
 
 impl<O> Stitch<O> {
+    /// Builds the request a call with `input` would send first, without sending it: the
+    /// template expanded, the query merged, headers, body and idempotency key set. Useful to
+    /// inspect a declaration; fails like the call would on bad input.
+    ///
+    /// ```
+    /// use stitchapi::{Input, Stitch};
+    ///
+    /// let stitch = Stitch::get("https://api.example.com/users/{id}?fields=all").build().unwrap();
+    /// let request = stitch.to_request(Input::new().param("id", "a/b").query("fields", "name")).unwrap();
+    /// assert_eq!(request.uri(), "https://api.example.com/users/a%2Fb?fields=name");
+    /// ```
+    pub fn to_request(&self, input: Input) -> Result<http::Request<Bytes>> {
+        let (outgoing, _) = pipeline::prepare(&self.inner.spec, input)?;
+        let mut request = http::Request::new(outgoing.body);
+        *request.method_mut() = outgoing.method;
+        *request.uri_mut() = outgoing
+            .url
+            .as_str()
+            .parse()
+            .map_err(|e| Error::input(format!("the expanded URL is not a valid URI ({e})")))?;
+        *request.headers_mut() = outgoing.headers;
+        Ok(request)
+    }
+
     /// The stitch's name (its `name(...)`, else `"<METHOD> <url template>"`).
     pub fn name(&self) -> &str {
         &self.inner.spec.name
@@ -357,11 +381,17 @@ impl<O: 'static> StitchBuilder<O> {
             ));
         }
         let template = UrlTemplate::parse(&url).map_err(|e| {
-            Error::config("url", e, "fix the template: variables look like {id}, {+path}, {?q,page}")
+            Error::config(
+                "url",
+                e,
+                "fix the template: variables look like {id}, {+path}, {?q,page}",
+            )
         })?;
         if let Some(scheme_end) = url.find("://") {
             let scheme = &url[..scheme_end];
-            if !scheme.contains('{') && !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+            if !scheme.contains('{')
+                && !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+            {
                 return Err(Error::config(
                     "url",
                     format!("the scheme {scheme:?} is not HTTP"),
@@ -385,14 +415,16 @@ impl<O: 'static> StitchBuilder<O> {
         if output_kind == OutputKind::Json && !headers.contains_key(header::ACCEPT) {
             headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         }
-        if !headers.contains_key(header::USER_AGENT) {
-            headers.insert(
-                header::USER_AGENT,
-                HeaderValue::from_static(concat!("stitchapi/", env!("CARGO_PKG_VERSION"))),
-            );
-        }
-        let retry = settings.retry.clone().unwrap_or_default().resolve("retry")?;
-        let timeout = settings.timeout.clone().unwrap_or_default().resolve("timeout")?;
+        let retry = settings
+            .retry
+            .clone()
+            .unwrap_or_default()
+            .resolve("retry")?;
+        let timeout = settings
+            .timeout
+            .clone()
+            .unwrap_or_default()
+            .resolve("timeout")?;
         let accept = match &settings.accept {
             Some(accept) => StatusRule::resolve(accept, "accept")?,
             None => StatusRule::default(),
@@ -414,7 +446,11 @@ impl<O: 'static> StitchBuilder<O> {
         let runtime = settings.runtime()?;
         let name: Arc<str> = match &self.name {
             Some(name) if name.trim().is_empty() => {
-                return Err(Error::config("name", "the name is empty", "give the stitch a name or leave it unset"));
+                return Err(Error::config(
+                    "name",
+                    "the name is empty",
+                    "give the stitch a name or leave it unset",
+                ));
             }
             Some(name) => Arc::from(name.as_str()),
             None => Arc::from(format!("{} {}", self.method, url)),

@@ -255,7 +255,9 @@ impl ManualClock {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, ManualState> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Moves time forward by `by` and wakes every sleeper whose deadline has come.
@@ -279,7 +281,11 @@ impl ManualClock {
     pub fn advance_to_next(&self) -> Option<Duration> {
         let step = {
             let state = self.state();
-            let next = state.sleepers.values().map(|(deadline, _)| *deadline).min()?;
+            let next = state
+                .sleepers
+                .values()
+                .map(|(deadline, _)| *deadline)
+                .min()?;
             next.saturating_duration_since(state.now)
         };
         self.advance(step);
@@ -290,7 +296,11 @@ impl ManualClock {
     pub fn pending(&self) -> usize {
         let state = self.state();
         let now = state.now;
-        state.sleepers.values().filter(|(deadline, _)| *deadline > now).count()
+        state
+            .sleepers
+            .values()
+            .filter(|(deadline, _)| *deadline > now)
+            .count()
     }
 }
 
@@ -379,7 +389,10 @@ mod tests {
         let _a = clock.sleep(Duration::from_secs(3));
         let _b = clock.sleep(Duration::from_secs(1));
         assert_eq!(clock.advance_to_next(), Some(Duration::from_secs(1)));
-        assert_eq!(clock.now().saturating_duration_since(t0), Duration::from_secs(1));
+        assert_eq!(
+            clock.now().saturating_duration_since(t0),
+            Duration::from_secs(1)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -28,7 +28,13 @@ fn users(emails: &[Option<&str>]) -> serde_json::Value {
 #[tokio::test]
 async fn a_decode_failure_names_the_json_path_and_keeps_status_and_url() {
     let upstream = Upstream::start().await;
-    upstream.script("/users", [Answer::json(200, users(&[Some("a@x"), Some("b@x"), Some("c@x"), None]))]);
+    upstream.script(
+        "/users",
+        [Answer::json(
+            200,
+            users(&[Some("a@x"), Some("b@x"), Some("c@x"), None]),
+        )],
+    );
     let stitch = Stitch::get(format!("{}/users", upstream.url()))
         .output::<Vec<User>>()
         .pick("data")
@@ -37,7 +43,10 @@ async fn a_decode_failure_names_the_json_path_and_keeps_status_and_url() {
         .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Validation);
-    assert_eq!(error.to_string(), "$.data[3].email: invalid type: null, expected a string");
+    assert_eq!(
+        error.to_string(),
+        "$.data[3].email: invalid type: null, expected a string"
+    );
     assert_eq!(error.json_path(), Some("$.data[3].email"));
     assert_eq!(error.status().map(|s| s.as_u16()), Some(200));
     assert_eq!(error.url().unwrap().path(), "/users");
@@ -47,14 +56,19 @@ async fn a_decode_failure_names_the_json_path_and_keeps_status_and_url() {
 #[tokio::test]
 async fn typed_output_with_pick_and_validator() {
     let upstream = Upstream::start().await;
-    upstream.script("/users", [Answer::json(200, users(&[Some("a@x"), Some("nope")]))]);
+    upstream.script(
+        "/users",
+        [Answer::json(200, users(&[Some("a@x"), Some("nope")]))],
+    );
     let stitch = Stitch::get(format!("{}/users", upstream.url()))
         .output::<Vec<User>>()
         .pick("data")
-        .validate(|users: &Vec<User>| match users.iter().position(|u| !u.email.contains('@')) {
-            Some(i) => Err(format!("user {i} has no valid email")),
-            None => Ok(()),
-        })
+        .validate(
+            |users: &Vec<User>| match users.iter().position(|u| !u.email.contains('@')) {
+                Some(i) => Err(format!("user {i} has no valid email")),
+                None => Ok(()),
+            },
+        )
         .build()
         .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();
@@ -69,10 +83,15 @@ async fn typed_output_with_pick_and_validator() {
 async fn malformed_json_is_a_validation_error() {
     let upstream = Upstream::start().await;
     upstream.script("/broken", [Answer::status(200).body("{\"id\": 1,")]);
-    let stitch = Stitch::get(format!("{}/broken", upstream.url())).build().unwrap();
+    let stitch = Stitch::get(format!("{}/broken", upstream.url()))
+        .build()
+        .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Validation);
-    assert!(error.to_string().starts_with("$: EOF while parsing"), "{error}");
+    assert!(
+        error.to_string().starts_with("$: EOF while parsing"),
+        "{error}"
+    );
     assert_eq!(error.body_bytes().map(|b| b.len()), Some(9));
 }
 
@@ -80,13 +99,31 @@ async fn malformed_json_is_a_validation_error() {
 async fn text_and_bytes_outputs() {
     let upstream = Upstream::start().await;
     upstream.script("/hello", [Answer::status(200).body("héllo")]);
-    upstream.script("/blob", [Answer::status(200).body(vec![0_u8, 159, 146, 150])]);
-    let text = Stitch::get(format!("{}/hello", upstream.url())).text().build().unwrap();
+    upstream.script(
+        "/blob",
+        [Answer::status(200).body(vec![0_u8, 159, 146, 150])],
+    );
+    let text = Stitch::get(format!("{}/hello", upstream.url()))
+        .text()
+        .build()
+        .unwrap();
     assert_eq!(text.call(Input::new()).await.unwrap(), "héllo");
-    let bytes = Stitch::get(format!("{}/blob", upstream.url())).bytes().build().unwrap();
-    assert_eq!(bytes.call(Input::new()).await.unwrap(), Bytes::from_static(&[0, 159, 146, 150]));
-    let not_text = Stitch::get(format!("{}/blob", upstream.url())).text().build().unwrap();
-    assert_eq!(not_text.call(Input::new()).await.unwrap_err().kind(), ErrorKind::Validation);
+    let bytes = Stitch::get(format!("{}/blob", upstream.url()))
+        .bytes()
+        .build()
+        .unwrap();
+    assert_eq!(
+        bytes.call(Input::new()).await.unwrap(),
+        Bytes::from_static(&[0, 159, 146, 150])
+    );
+    let not_text = Stitch::get(format!("{}/blob", upstream.url()))
+        .text()
+        .build()
+        .unwrap();
+    assert_eq!(
+        not_text.call(Input::new()).await.unwrap_err().kind(),
+        ErrorKind::Validation
+    );
 }
 
 #[tokio::test]
@@ -103,12 +140,20 @@ async fn oversized_bodies_are_refused_with_and_without_content_length() {
             .unwrap();
         let error = stitch.call(Input::new()).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Transport, "{path}");
-        assert_eq!(error.to_string(), "response body exceeds the limit of 100000 bytes");
+        assert_eq!(
+            error.to_string(),
+            "response body exceeds the limit of 100000 bytes"
+        );
         let source = std::error::Error::source(&error).unwrap();
-        let transport = source.downcast_ref::<stitchapi::transport::TransportError>().unwrap();
+        let transport = source
+            .downcast_ref::<stitchapi::transport::TransportError>()
+            .unwrap();
         assert_eq!(transport.kind(), TransportErrorKind::BodyTooLarge);
     }
-    let roomy = Stitch::get(format!("{}/chunked", upstream.url())).bytes().build().unwrap();
+    let roomy = Stitch::get(format!("{}/chunked", upstream.url()))
+        .bytes()
+        .build()
+        .unwrap();
     assert_eq!(roomy.call(Input::new()).await.unwrap().len(), 300_000);
 }
 
@@ -116,6 +161,9 @@ async fn oversized_bodies_are_refused_with_and_without_content_length() {
 async fn an_empty_body_decodes_as_null() {
     let upstream = Upstream::start().await;
     upstream.script("/gone", [Answer::status(204)]);
-    let stitch = Stitch::delete(format!("{}/gone", upstream.url())).output::<Option<User>>().build().unwrap();
+    let stitch = Stitch::delete(format!("{}/gone", upstream.url()))
+        .output::<Option<User>>()
+        .build()
+        .unwrap();
     assert!(stitch.call(Input::new()).await.unwrap().is_none());
 }

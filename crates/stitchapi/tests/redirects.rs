@@ -18,9 +18,14 @@ fn with_credentials(builder: stitchapi::StitchBuilder) -> stitchapi::StitchBuild
 async fn a_cross_origin_hop_drops_credentials() {
     let (a, b) = (Upstream::start().await, Upstream::start().await);
     // Same host, another port: a different origin.
-    a.script("/start", [Answer::status(307).header("location", &format!("{}/land", b.url()))]);
+    a.script(
+        "/start",
+        [Answer::status(307).header("location", &format!("{}/land", b.url()))],
+    );
     b.script("/land", [Answer::json(200, json!({"landed": true}))]);
-    let stitch = with_credentials(Stitch::get(format!("{}/start", a.url()))).build().unwrap();
+    let stitch = with_credentials(Stitch::get(format!("{}/start", a.url())))
+        .build()
+        .unwrap();
     let reply = stitch.call_detailed(Input::new()).await.unwrap();
     assert_eq!(reply.data["landed"], true);
     assert_eq!(reply.url.as_str(), format!("{}/land", b.url()));
@@ -37,7 +42,9 @@ async fn a_same_origin_hop_keeps_credentials() {
     let a = Upstream::start().await;
     a.script("/start", [Answer::status(302).header("location", "/land")]);
     a.script("/land", [Answer::status(200)]);
-    let stitch = with_credentials(Stitch::get(format!("{}/start", a.url()))).build().unwrap();
+    let stitch = with_credentials(Stitch::get(format!("{}/start", a.url())))
+        .build()
+        .unwrap();
     stitch.call(Input::new()).await.unwrap();
     assert_eq!(a.hits()[1].headers["authorization"], "Bearer s3cret");
 }
@@ -45,10 +52,16 @@ async fn a_same_origin_hop_keeps_credentials() {
 #[tokio::test]
 async fn see_other_after_a_post_becomes_a_bodiless_get() {
     let a = Upstream::start().await;
-    a.script("/orders", [Answer::status(303).header("location", "/orders/1")]);
+    a.script(
+        "/orders",
+        [Answer::status(303).header("location", "/orders/1")],
+    );
     a.script("/orders/1", [Answer::json(200, json!({"id": 1}))]);
     let stitch = Stitch::post(format!("{}/orders", a.url())).build().unwrap();
-    let reply = stitch.call_detailed(Input::new().json(&json!({"item": "x"}))).await.unwrap();
+    let reply = stitch
+        .call_detailed(Input::new().json(&json!({"item": "x"})))
+        .await
+        .unwrap();
     assert_eq!(reply.data["id"], 1);
     let followed = &a.hits()[1];
     assert_eq!(followed.method, "GET");
@@ -70,7 +83,10 @@ async fn a_redirect_loop_stops_after_twenty_hops() {
 #[tokio::test]
 async fn errors_carry_the_final_url() {
     let (a, b) = (Upstream::start().await, Upstream::start().await);
-    a.script("/start", [Answer::status(301).header("location", &format!("{}/broken", b.url()))]);
+    a.script(
+        "/start",
+        [Answer::status(301).header("location", &format!("{}/broken", b.url()))],
+    );
     b.script("/broken", [Answer::status(500)]);
     let stitch = Stitch::get(format!("{}/start", a.url())).build().unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();

@@ -20,7 +20,11 @@ async fn retries_503_503_then_succeeds() {
     let upstream = Upstream::start().await;
     upstream.script(
         "/flaky",
-        [Answer::status(503), Answer::status(503), Answer::json(200, json!({"ok": true}))],
+        [
+            Answer::status(503),
+            Answer::status(503),
+            Answer::json(200, json!({"ok": true})),
+        ],
     );
     let clock = clock();
     let stitch = Stitch::get(format!("{}/flaky", upstream.url()))
@@ -39,7 +43,10 @@ async fn retries_503_503_then_succeeds() {
 #[tokio::test]
 async fn exhausted_retries_fail_with_the_last_response() {
     let upstream = Upstream::start().await;
-    upstream.script("/down", [Answer::json(503, json!({"error": "maintenance"}))]);
+    upstream.script(
+        "/down",
+        [Answer::json(503, json!({"error": "maintenance"}))],
+    );
     let stitch = Stitch::get(format!("{}/down", upstream.url()))
         .retry(3)
         .clock(clock())
@@ -59,7 +66,11 @@ async fn exhausted_retries_fail_with_the_last_response() {
 async fn a_status_not_listed_is_not_retried() {
     let upstream = Upstream::start().await;
     upstream.script("/bad", [Answer::status(400)]);
-    let stitch = Stitch::get(format!("{}/bad", upstream.url())).retry(5).clock(clock()).build().unwrap();
+    let stitch = Stitch::get(format!("{}/bad", upstream.url()))
+        .retry(5)
+        .clock(clock())
+        .build()
+        .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();
     assert_eq!((error.attempts(), upstream.hit_count()), (1, 1));
 }
@@ -67,8 +78,18 @@ async fn a_status_not_listed_is_not_retried() {
 #[tokio::test]
 async fn retry_after_in_seconds_is_honoured() {
     let upstream = Upstream::start().await;
-    upstream.script("/limited", [Answer::status(429).header("retry-after", "7"), Answer::status(200)]);
-    let stitch = Stitch::get(format!("{}/limited", upstream.url())).retry(2).clock(clock()).build().unwrap();
+    upstream.script(
+        "/limited",
+        [
+            Answer::status(429).header("retry-after", "7"),
+            Answer::status(200),
+        ],
+    );
+    let stitch = Stitch::get(format!("{}/limited", upstream.url()))
+        .retry(2)
+        .clock(clock())
+        .build()
+        .unwrap();
     let reply = stitch.call_detailed(Input::new()).await.unwrap();
     assert_eq!(reply.elapsed, Duration::from_secs(7));
 }
@@ -79,9 +100,16 @@ async fn retry_after_as_an_http_date_is_honoured() {
     // ManualClock starts at 2026-01-01T00:00:00Z: this date is 30 s later.
     upstream.script(
         "/limited",
-        [Answer::status(503).header("retry-after", "Thu, 01 Jan 2026 00:00:30 GMT"), Answer::status(200)],
+        [
+            Answer::status(503).header("retry-after", "Thu, 01 Jan 2026 00:00:30 GMT"),
+            Answer::status(200),
+        ],
     );
-    let stitch = Stitch::get(format!("{}/limited", upstream.url())).retry(2).clock(clock()).build().unwrap();
+    let stitch = Stitch::get(format!("{}/limited", upstream.url()))
+        .retry(2)
+        .clock(clock())
+        .build()
+        .unwrap();
     let reply = stitch.call_detailed(Input::new()).await.unwrap();
     assert_eq!(reply.elapsed, Duration::from_secs(30));
 }
@@ -89,7 +117,13 @@ async fn retry_after_as_an_http_date_is_honoured() {
 #[tokio::test]
 async fn a_wait_that_would_cross_the_deadline_fails_at_once() {
     let upstream = Upstream::start().await;
-    upstream.script("/limited", [Answer::status(503).header("retry-after", "30"), Answer::status(200)]);
+    upstream.script(
+        "/limited",
+        [
+            Answer::status(503).header("retry-after", "30"),
+            Answer::status(200),
+        ],
+    );
     // A plain manual clock: the attempt timer must not fire, and nothing may sleep.
     let clock = Arc::new(ManualClock::new());
     let start = clock.now();
@@ -101,7 +135,10 @@ async fn a_wait_that_would_cross_the_deadline_fails_at_once() {
         .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout);
-    assert!(error.to_string().starts_with("timed out after 5000ms"), "{error}");
+    assert!(
+        error.to_string().starts_with("timed out after 5000ms"),
+        "{error}"
+    );
     assert_eq!(error.status().map(|s| s.as_u16()), Some(503), "{error:?}");
     assert_eq!(upstream.hit_count(), 1);
     // It did not sleep uselessly.
@@ -111,7 +148,13 @@ async fn a_wait_that_would_cross_the_deadline_fails_at_once() {
 #[tokio::test]
 async fn max_retry_after_caps_what_is_honoured() {
     let upstream = Upstream::start().await;
-    upstream.script("/limited", [Answer::status(429).header("retry-after", "120"), Answer::status(200)]);
+    upstream.script(
+        "/limited",
+        [
+            Answer::status(429).header("retry-after", "120"),
+            Answer::status(200),
+        ],
+    );
     let stitch = Stitch::get(format!("{}/limited", upstream.url()))
         .retry(Retry::attempts(3).max_retry_after("10s"))
         .clock(clock())
@@ -126,9 +169,20 @@ async fn max_retry_after_caps_what_is_honoured() {
 #[tokio::test]
 async fn retry_after_can_be_ignored() {
     let upstream = Upstream::start().await;
-    upstream.script("/limited", [Answer::status(429).header("retry-after", "120"), Answer::status(200)]);
+    upstream.script(
+        "/limited",
+        [
+            Answer::status(429).header("retry-after", "120"),
+            Answer::status(200),
+        ],
+    );
     let stitch = Stitch::get(format!("{}/limited", upstream.url()))
-        .retry(Retry::attempts(2).respect_retry_after(false).backoff(Backoff::Fixed).base("50ms"))
+        .retry(
+            Retry::attempts(2)
+                .respect_retry_after(false)
+                .backoff(Backoff::Fixed)
+                .base("50ms"),
+        )
         .clock(clock())
         .build()
         .unwrap();
@@ -142,7 +196,10 @@ async fn transport_errors_are_retried_only_when_safe() {
     let post = |builder: stitchapi::StitchBuilder| builder.retry(3).clock(clock()).build().unwrap();
 
     let blind = post(Stitch::post(format!("{}/pay", rude.url())));
-    let error = blind.call(Input::new().json(&json!({"amount": 5}))).await.unwrap_err();
+    let error = blind
+        .call(Input::new().json(&json!({"amount": 5})))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Transport, "{error:?}");
     assert_eq!(error.attempts(), 1);
     assert_eq!(rude.requests(), 1, "a POST must not be resent blindly");
@@ -164,15 +221,28 @@ async fn transport_errors_are_retried_only_when_safe() {
 #[tokio::test]
 async fn idempotency_keys_are_stable_per_call_and_unique_across_calls() {
     let upstream = Upstream::start().await;
-    upstream.script("/pay", [Answer::status(503), Answer::status(503), Answer::status(201)]);
+    upstream.script(
+        "/pay",
+        [
+            Answer::status(503),
+            Answer::status(503),
+            Answer::status(201),
+        ],
+    );
     let stitch = Stitch::post(format!("{}/pay", upstream.url()))
         .retry(3)
         .idempotency()
         .clock(clock())
         .build()
         .unwrap();
-    stitch.call(Input::new().json(&json!({"amount": 5}))).await.unwrap();
-    stitch.call(Input::new().json(&json!({"amount": 5}))).await.unwrap();
+    stitch
+        .call(Input::new().json(&json!({"amount": 5})))
+        .await
+        .unwrap();
+    stitch
+        .call(Input::new().json(&json!({"amount": 5})))
+        .await
+        .unwrap();
     let keys: Vec<String> = upstream
         .hits()
         .iter()
@@ -183,10 +253,18 @@ async fn idempotency_keys_are_stable_per_call_and_unique_across_calls() {
     assert_ne!(keys[2], keys[3]);
     assert_eq!(keys[0].len(), 36);
     // Every retry resends the exact body.
-    assert!(upstream.hits().iter().all(|hit| &hit.body[..] == br#"{"amount":5}"#));
+    assert!(
+        upstream
+            .hits()
+            .iter()
+            .all(|hit| &hit.body[..] == br#"{"amount":5}"#)
+    );
 
     // A key the caller sent is kept.
-    stitch.call(Input::new().header("Idempotency-Key", "mine")).await.unwrap();
+    stitch
+        .call(Input::new().header("Idempotency-Key", "mine"))
+        .await
+        .unwrap();
     assert_eq!(upstream.hits()[4].headers["idempotency-key"], "mine");
 }
 
@@ -202,8 +280,14 @@ async fn custom_idempotency_header_and_key_and_no_key_on_reads() {
         )
         .build()
         .unwrap();
-    create.call(Input::new().body("abc", "text/plain")).await.unwrap();
-    let read = Stitch::get(format!("{}/orders", upstream.url())).idempotency().build().unwrap();
+    create
+        .call(Input::new().body("abc", "text/plain"))
+        .await
+        .unwrap();
+    let read = Stitch::get(format!("{}/orders", upstream.url()))
+        .idempotency()
+        .build()
+        .unwrap();
     read.call(Input::new()).await.unwrap();
     let hits = upstream.hits();
     assert_eq!(hits[0].headers["x-request-key"], "PUT-3");
@@ -213,9 +297,18 @@ async fn custom_idempotency_header_and_key_and_no_key_on_reads() {
 #[tokio::test]
 async fn accept_turns_a_status_into_a_result() {
     let upstream = Upstream::start().await;
-    upstream.script("/users/9", [Answer::json(404, json!({"error": "no such user"}))]);
-    let stitch = Stitch::get(format!("{}/users/{{id}}", upstream.url())).accept([404]).build().unwrap();
-    let reply = stitch.call_detailed(Input::new().param("id", 9)).await.unwrap();
+    upstream.script(
+        "/users/9",
+        [Answer::json(404, json!({"error": "no such user"}))],
+    );
+    let stitch = Stitch::get(format!("{}/users/{{id}}", upstream.url()))
+        .accept([404])
+        .build()
+        .unwrap();
+    let reply = stitch
+        .call_detailed(Input::new().param("id", 9))
+        .await
+        .unwrap();
     assert_eq!(reply.status.as_u16(), 404);
     assert_eq!(reply.data["error"], "no such user");
 }

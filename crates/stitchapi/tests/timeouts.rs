@@ -42,7 +42,11 @@ async fn each_cancels_a_slow_attempt_and_the_retry_uses_a_new_connection() {
     assert_eq!(reply.attempts, 2);
     assert_eq!(reply.elapsed, Duration::from_millis(2100));
     assert_eq!(upstream.hit_count(), 2);
-    assert_eq!(upstream.connections(), 2, "the timed-out connection must not be reused");
+    assert_eq!(
+        upstream.connections(),
+        2,
+        "the timed-out connection must not be reused"
+    );
 }
 
 #[tokio::test]

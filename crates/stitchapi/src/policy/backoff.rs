@@ -74,12 +74,17 @@ mod tests {
     fn curves_follow_their_formulas() {
         let (base, max) = (MS(100), MS(10_000));
         assert_eq!(Backoff::Fixed.delay(5, base, max, MS(0), 0.5), MS(100));
-        let expo: Vec<_> = (1..=4).map(|n| Backoff::Expo.delay(n, base, max, MS(0), 0.0)).collect();
+        let expo: Vec<_> = (1..=4)
+            .map(|n| Backoff::Expo.delay(n, base, max, MS(0), 0.0))
+            .collect();
         assert_eq!(expo, vec![MS(100), MS(200), MS(400), MS(800)]);
         assert_eq!(Backoff::Expo.delay(20, base, max, MS(0), 0.0), max);
         assert_eq!(Backoff::ExpoJitter.delay(3, base, max, MS(0), 0.5), MS(200));
         assert_eq!(Backoff::ExpoJitter.delay(3, base, max, MS(0), 0.0), MS(0));
-        assert_eq!(Backoff::DecorrelatedJitter.delay(2, base, max, MS(400), 0.5), MS(650));
+        assert_eq!(
+            Backoff::DecorrelatedJitter.delay(2, base, max, MS(400), 0.5),
+            MS(650)
+        );
     }
 
     #[test]

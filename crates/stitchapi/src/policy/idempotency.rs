@@ -61,7 +61,10 @@ impl Idempotency {
     }
 
     /// Derives the key from the request instead of drawing a random one.
-    pub fn key_with(mut self, key: impl Fn(&KeyContext<'_>) -> String + Send + Sync + 'static) -> Self {
+    pub fn key_with(
+        mut self,
+        key: impl Fn(&KeyContext<'_>) -> String + Send + Sync + 'static,
+    ) -> Self {
         self.key = Some(Arc::new(key));
         self
     }
@@ -91,7 +94,14 @@ impl fmt::Debug for Idempotency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Idempotency")
             .field("header", &self.header)
-            .field("key", &if self.key.is_some() { "<fn>" } else { "uuid-v4" })
+            .field(
+                "key",
+                &if self.key.is_some() {
+                    "<fn>"
+                } else {
+                    "uuid-v4"
+                },
+            )
             .finish()
     }
 }
@@ -105,7 +115,9 @@ pub(crate) struct IdempotencyPolicy {
 
 impl fmt::Debug for IdempotencyPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdempotencyPolicy").field("header", &self.header).finish()
+        f.debug_struct("IdempotencyPolicy")
+            .field("header", &self.header)
+            .finish()
     }
 }
 
@@ -120,7 +132,10 @@ impl IdempotencyPolicy {
 
 /// Reads never carry a key.
 pub(crate) fn is_read(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// Methods whose repetition has the same effect as one call (RFC 9110 §9.2.2).
@@ -141,7 +156,14 @@ pub(crate) fn uuid_v4() -> String {
     let hex = |range: std::ops::Range<usize>| -> String {
         bytes[range].iter().map(|b| format!("{b:02x}")).collect()
     };
-    format!("{}-{}-{}-{}-{}", hex(0..4), hex(4..6), hex(6..8), hex(8..10), hex(10..16))
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex(0..4),
+        hex(4..6),
+        hex(6..8),
+        hex(8..10),
+        hex(10..16)
+    )
 }
 
 #[cfg(test)]

@@ -213,7 +213,10 @@ mod tests {
     #[test]
     fn retry_after_seconds_and_dates() {
         let now = Timestamp::from_unix(Duration::from_secs(1_767_225_600));
-        assert_eq!(parse_retry_after(&headers(" 7 "), now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(&headers(" 7 "), now),
+            Some(Duration::from_secs(7))
+        );
         // 2026-01-01T00:00:30Z is 30 s after `now`.
         assert_eq!(
             parse_retry_after(&headers("Thu, 01 Jan 2026 00:00:30 GMT"), now),
@@ -236,7 +239,10 @@ mod tests {
         let e = Retry::attempts(3).on([600]).resolve("retry").unwrap_err();
         assert!(e.to_string().starts_with("retry.on: 600"), "{e}");
         let e = Retry::attempts(3).base("1x").resolve("retry").unwrap_err();
-        assert!(e.to_string().starts_with("retry.base: invalid duration"), "{e}");
+        assert!(
+            e.to_string().starts_with("retry.base: invalid duration"),
+            "{e}"
+        );
         let e = Retry::attempts(3).base("20s").resolve("retry").unwrap_err();
         assert!(e.to_string().starts_with("retry.base:"), "{e}");
     }

@@ -123,7 +123,10 @@ impl StatusRule {
     }
 
     pub(crate) fn from_set(set: StatusSet) -> StatusRule {
-        StatusRule { set, predicate: None }
+        StatusRule {
+            set,
+            predicate: None,
+        }
     }
 
     pub(crate) fn matches(&self, status: StatusCode) -> bool {

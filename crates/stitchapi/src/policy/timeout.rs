@@ -94,9 +94,19 @@ mod tests {
     #[test]
     fn zero_and_invalid_timeouts_are_build_errors() {
         let e = Timeout::total("0s").resolve("timeout").unwrap_err();
-        assert!(e.to_string().starts_with("timeout.total: a zero timeout"), "{e}");
-        let e = Timeout::total("10s").each("4").resolve("timeout").unwrap_err();
-        assert!(e.to_string().starts_with("timeout.each: invalid duration \"4\""), "{e}");
+        assert!(
+            e.to_string().starts_with("timeout.total: a zero timeout"),
+            "{e}"
+        );
+        let e = Timeout::total("10s")
+            .each("4")
+            .resolve("timeout")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("timeout.each: invalid duration \"4\""),
+            "{e}"
+        );
         let ok = Timeout::total("10s").each("4s").resolve("timeout").unwrap();
         assert_eq!(ok.each, Some(Duration::from_secs(4)));
     }

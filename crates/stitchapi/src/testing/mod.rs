@@ -89,13 +89,18 @@ impl MockResponse {
 
     /// A request that never completes (for timeout tests).
     pub fn hang() -> Self {
-        MockResponse { answer: Answer::Hang }
+        MockResponse {
+            answer: Answer::Hang,
+        }
     }
 
     /// Adds a response header (ignored by failures; invalid ones are skipped).
     pub fn header(mut self, name: &str, value: &str) -> Self {
         if let Answer::Respond { headers, .. } = &mut self.answer {
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
                 headers.append(name, value);
             }
         }
@@ -154,11 +159,18 @@ impl MockTransport {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, MockState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Answers `method path` (path without query) with `responses` in order.
-    pub fn route(&self, method: Method, path: &str, responses: impl IntoIterator<Item = MockResponse>) -> &Self {
+    pub fn route(
+        &self,
+        method: Method,
+        path: &str,
+        responses: impl IntoIterator<Item = MockResponse>,
+    ) -> &Self {
         self.state().routes.push(Route {
             method,
             path: path.to_owned(),
@@ -191,7 +203,10 @@ impl fmt::Debug for MockTransport {
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl Transport for MockTransport {
-    async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, TransportError> {
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, TransportError> {
         let (parts, body) = request.into_parts();
         let answer = {
             let mut state = self.state();
@@ -213,7 +228,11 @@ impl Transport for MockTransport {
             }
         };
         match answer.map(|a| a.answer) {
-            Some(Answer::Respond { status, headers, body }) => {
+            Some(Answer::Respond {
+                status,
+                headers,
+                body,
+            }) => {
                 let mut response = http::Response::new(body);
                 *response.status_mut() = status;
                 *response.headers_mut() = headers;

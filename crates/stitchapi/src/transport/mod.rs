@@ -63,6 +63,11 @@ pub type DynTransport = Arc<dyn Transport>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BodyLimit(pub usize);
 
+/// Request extension: the request's URL, already parsed. The engine attaches it to every
+/// request so a transport built on `url::Url` (reqwest) need not parse the URI again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestUrl(pub url::Url);
+
 /// What went wrong in a transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -5,7 +5,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode};
 use url::Url;
 
-use super::{BodyLimit, DynTransport};
+use super::{BodyLimit, DynTransport, RequestUrl};
 use crate::error::{Error, ErrorKind};
 
 /// The most redirects one attempt follows.
@@ -38,24 +38,30 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 }
 
 fn to_request(outgoing: &Outgoing) -> Result<http::Request<Bytes>, Error> {
-    let mut builder = http::Request::builder()
-        .method(outgoing.method.clone())
-        .uri(outgoing.url.as_str());
-    if let Some(headers) = builder.headers_mut() {
-        *headers = outgoing.headers.clone();
-    }
-    builder
-        .extension(BodyLimit(outgoing.body_limit))
-        .body(outgoing.body.clone())
-        .map_err(|e| Error::input(format!("the request could not be built: {e}")))
+    let uri: http::Uri = outgoing
+        .url
+        .as_str()
+        .parse()
+        .map_err(|e| Error::input(format!("the request URL is not a valid URI ({e})")))?;
+    let mut request = http::Request::new(outgoing.body.clone());
+    *request.method_mut() = outgoing.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = outgoing.headers.clone();
+    let extensions = request.extensions_mut();
+    extensions.insert(BodyLimit(outgoing.body_limit));
+    extensions.insert(RequestUrl(outgoing.url.clone()));
+    Ok(request)
 }
 
 /// Sends `outgoing`, following up to [`MAX_REDIRECTS`] redirects. On a cross-origin hop
 /// (scheme, host or port differs) `authorization`, `cookie`, `proxy-authorization` and every
 /// credential header are dropped; 303 (and 301/302 after a POST) turn into a bodiless GET.
-pub(crate) async fn send(transport: &DynTransport, mut outgoing: Outgoing) -> Result<Received, Error> {
+pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<Received, Error> {
+    // Cloned only when a redirect changes the request.
+    let mut redirected: Option<Outgoing> = None;
     for _ in 0..=MAX_REDIRECTS {
-        let request = to_request(&outgoing)?;
+        let outgoing = redirected.as_ref().unwrap_or(first);
+        let request = to_request(outgoing)?;
         let response = transport
             .send(request)
             .await
@@ -76,28 +82,40 @@ pub(crate) async fn send(transport: &DynTransport, mut outgoing: Outgoing) -> Re
         let Some(next) = location else {
             return Ok(Received {
                 response,
-                url: outgoing.url,
+                url: outgoing.url.clone(),
             });
         };
         if !matches!(next.scheme(), "http" | "https") {
             return Err(Error::new(
                 ErrorKind::Transport,
-                format!("refused a redirect to a non-HTTP scheme ({})", next.scheme()),
+                format!(
+                    "refused a redirect to a non-HTTP scheme ({})",
+                    next.scheme()
+                ),
             )
-            .with_url(outgoing.url));
+            .with_url(outgoing.url.clone()));
         }
+        let mut outgoing = redirected.take().unwrap_or_else(|| first.clone());
         let to_get = status == StatusCode::SEE_OTHER && outgoing.method != Method::HEAD
             || matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
                 && outgoing.method == Method::POST;
         if to_get {
             outgoing.method = Method::GET;
             outgoing.body = Bytes::new();
-            for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_ENCODING] {
+            for name in [
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::CONTENT_ENCODING,
+            ] {
                 outgoing.headers.remove(name);
             }
         }
         if !same_origin(&outgoing.url, &next) {
-            for name in [header::AUTHORIZATION, header::COOKIE, header::PROXY_AUTHORIZATION] {
+            for name in [
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::PROXY_AUTHORIZATION,
+            ] {
                 outgoing.headers.remove(name);
             }
             for name in std::mem::take(&mut outgoing.credential_headers) {
@@ -105,10 +123,12 @@ pub(crate) async fn send(transport: &DynTransport, mut outgoing: Outgoing) -> Re
             }
         }
         outgoing.url = next;
+        redirected = Some(outgoing);
     }
+    let last = redirected.as_ref().unwrap_or(first);
     Err(Error::new(
         ErrorKind::Transport,
         format!("too many redirects (more than {MAX_REDIRECTS})"),
     )
-    .with_url(outgoing.url))
+    .with_url(last.url.clone()))
 }

@@ -4,7 +4,7 @@ use bytes::Bytes;
 #[cfg(not(target_arch = "wasm32"))]
 use bytes::BytesMut;
 
-use super::{BodyLimit, Transport, TransportError, TransportErrorKind};
+use super::{BodyLimit, RequestUrl, Transport, TransportError, TransportErrorKind};
 
 /// The default [`Transport`]: a [`reqwest::Client`] that never follows redirects (the engine
 /// does, so it can strip credentials on cross-origin hops) and enforces [`BodyLimit`] while
@@ -97,7 +97,20 @@ impl Transport for ReqwestTransport {
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, TransportError> {
         let limit = request.extensions().get::<BodyLimit>().map(|limit| limit.0);
-        let request = reqwest::Request::try_from(request).map_err(map_error)?;
+        let request = match request.extensions().get::<RequestUrl>().cloned() {
+            // The engine's requests carry their parsed URL: skip parsing it a second time.
+            Some(RequestUrl(url)) => {
+                let (parts, body) = request.into_parts();
+                let mut built = reqwest::Request::new(parts.method, url);
+                *built.headers_mut() = parts.headers;
+                *built.version_mut() = parts.version;
+                if !body.is_empty() {
+                    *built.body_mut() = Some(body.into());
+                }
+                built
+            }
+            None => reqwest::Request::try_from(request).map_err(map_error)?,
+        };
         #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
         let mut response = self.client.execute(request).await.map_err(map_error)?;
         if let (Some(limit), Some(length)) = (limit, response.content_length()) {

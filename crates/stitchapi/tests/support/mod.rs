@@ -29,10 +29,18 @@ pub struct Answer {
 
 impl Answer {
     pub fn status(status: u16) -> Self {
-        Answer { status, headers: Vec::new(), body: Bytes::new(), hang: false, chunked: false }
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            hang: false,
+            chunked: false,
+        }
     }
     pub fn json(status: u16, body: serde_json::Value) -> Self {
-        Answer::status(status).header("content-type", "application/json").body(body.to_string())
+        Answer::status(status)
+            .header("content-type", "application/json")
+            .body(body.to_string())
     }
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -47,7 +55,10 @@ impl Answer {
         self
     }
     pub fn hang() -> Self {
-        Answer { hang: true, ..Answer::status(200) }
+        Answer {
+            hang: true,
+            ..Answer::status(200)
+        }
     }
 }
 
@@ -79,13 +90,17 @@ pub struct Upstream {
 impl Upstream {
     /// Starts a server on a free loopback port.
     pub async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared::default());
         let accept_shared = shared.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 accept_shared.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = accept_shared.clone();
                 tokio::spawn(serve_connection(stream, shared));
@@ -101,7 +116,11 @@ impl Upstream {
 
     /// Answers `path` with `answers` in order, then repeats the last one.
     pub fn script(&self, path: &str, answers: impl IntoIterator<Item = Answer>) {
-        self.shared.scripts.lock().unwrap().insert(path.to_owned(), answers.into_iter().collect());
+        self.shared
+            .scripts
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), answers.into_iter().collect());
     }
 
     pub fn hits(&self) -> Vec<Hit> {
@@ -148,8 +167,14 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let target = parts.uri.path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_default();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_default();
     let path = parts.uri.path().to_owned();
     shared.hits.lock().unwrap().push(Hit {
         method: parts.method.clone(),
@@ -173,8 +198,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         std::future::pending::<()>().await;
     }
     let body = if answer.chunked {
-        let chunks: Vec<Result<Bytes, std::io::Error>> =
-            answer.body.chunks(8192).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = answer
+            .body
+            .chunks(8192)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
         axum::body::Body::from_stream(futures_util::stream::iter(chunks))
     } else {
         axum::body::Body::from(answer.body)
@@ -199,14 +227,18 @@ pub struct RudeServer {
 
 impl RudeServer {
     pub async fn start() -> RudeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = accepted.clone();
         tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
             loop {
-                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
                 counter.fetch_add(1, Ordering::SeqCst);
                 let mut buffer = [0_u8; 4096];
                 let _ = stream.read(&mut buffer).await;

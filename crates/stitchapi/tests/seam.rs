@@ -1,0 +1,200 @@
+//! Seams share base URL, headers, defaults, clock and store; members' own settings win.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use stitchapi::config::SeamConfig;
+use stitchapi::testing::ManualClock;
+use stitchapi::{ErrorKind, Input, Seam, Stitch};
+use support::{Answer, Upstream};
+
+#[tokio::test]
+async fn members_inherit_and_override() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/v1/users",
+        [
+            Answer::status(503),
+            Answer::json(200, json!({"data": [1, 2]})),
+        ],
+    );
+    upstream.script("/v1/ping", [Answer::status(503)]);
+    let api = Seam::builder(format!("{}/v1/", upstream.url()))
+        .header("x-app", "demo")
+        .header("x-env", "test")
+        .retry(2)
+        .clock(Arc::new(ManualClock::auto_advance()))
+        .build()
+        .unwrap();
+    let list = api
+        .get("/users")
+        .header("x-env", "member")
+        .pick("data")
+        .build()
+        .unwrap();
+    assert_eq!(list.call(Input::new()).await.unwrap(), json!([1, 2]));
+    let hit = &upstream.hits()[1];
+    assert_eq!(hit.target, "/v1/users");
+    assert_eq!(hit.headers["x-app"], "demo");
+    assert_eq!(hit.headers["x-env"], "member");
+
+    let ping = api.get("ping").retry(1).build().unwrap();
+    let error = ping.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.attempts(), 1, "the member's own retry wins");
+}
+
+#[tokio::test]
+async fn an_absolute_member_url_is_used_as_is() {
+    let (a, b) = (Upstream::start().await, Upstream::start().await);
+    b.script("/elsewhere", [Answer::status(200)]);
+    let api = Seam::builder(a.url()).build().unwrap();
+    let stitch = api.get(format!("{}/elsewhere", b.url())).build().unwrap();
+    stitch.call(Input::new()).await.unwrap();
+    assert_eq!((a.hit_count(), b.hit_count()), (0, 1));
+}
+
+#[tokio::test]
+async fn members_share_one_store() {
+    let api = Seam::builder("https://api.example.com").build().unwrap();
+    let a = api.get("/a").build().unwrap();
+    let b = api.get("/b").build().unwrap();
+    assert!(Arc::ptr_eq(a.store(), b.store()));
+    assert!(Arc::ptr_eq(a.store(), api.store()));
+    let standalone = Stitch::get("https://api.example.com/c").build().unwrap();
+    assert!(!Arc::ptr_eq(standalone.store(), api.store()));
+}
+
+#[test]
+fn invalid_declarations_fail_at_build_naming_field_and_fix() {
+    let cases: Vec<(stitchapi::Result<()>, &str)> = vec![
+        (
+            Seam::builder("api.example.com").build().map(drop),
+            "base_url:",
+        ),
+        (
+            Seam::builder("ftp://api.example.com").build().map(drop),
+            "base_url: the scheme \"ftp\"",
+        ),
+        (
+            Seam::builder("https://x.example")
+                .timeout("10 seconds")
+                .build()
+                .map(drop),
+            "timeout.total: invalid duration",
+        ),
+        (
+            Seam::builder("https://x.example")
+                .header("bad header", "v")
+                .build()
+                .map(drop),
+            "headers.bad header:",
+        ),
+        (
+            Stitch::get("/users").build().map(drop),
+            "url: \"/users\" is not an absolute URL",
+        ),
+        (
+            Stitch::get("https://x.example/{id").build().map(drop),
+            "url: invalid URL template",
+        ),
+        (
+            Stitch::get("https://x.example").retry(0).build().map(drop),
+            "retry.attempts:",
+        ),
+        (
+            Stitch::get("https://x.example")
+                .accept([99])
+                .build()
+                .map(drop),
+            "accept: 99 is not an HTTP status",
+        ),
+        (
+            Stitch::get("https://x.example")
+                .pick("a..b")
+                .build()
+                .map(drop),
+            "pick:",
+        ),
+        (
+            Stitch::get("https://x.example")
+                .text()
+                .pick("a")
+                .build()
+                .map(drop),
+            "pick: pick applies to JSON output only",
+        ),
+        (
+            Stitch::get("https://x.example")
+                .max_response_bytes(0)
+                .build()
+                .map(drop),
+            "max_response_bytes:",
+        ),
+        (
+            Stitch::post("https://x.example")
+                .idempotency_with(stitchapi::Idempotency::new().header("a b"))
+                .build()
+                .map(drop),
+            "idempotency.header:",
+        ),
+    ];
+    for (result, prefix) in cases {
+        let error = result.expect_err(prefix);
+        assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+        assert!(
+            error.to_string().starts_with(prefix),
+            "{error} should start with {prefix}"
+        );
+        assert!(
+            error.to_string().contains("Fix: "),
+            "{error} should say how to fix it"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_declared_seam_runs_from_toml() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/users/7",
+        [
+            Answer::status(502),
+            Answer::json(200, json!({"data": {"id": 7}})),
+        ],
+    );
+    upstream.script("/health", [Answer::status(200).body("ok")]);
+    let config: SeamConfig = toml::from_str(&format!(
+        r#"
+        base_url = "{}"
+        headers = {{ x-app = "from-toml" }}
+        retry = {{ attempts = 2, backoff = "fixed", base = "1ms" }}
+        [stitches.get_user]
+        path = "/users/{{id}}"
+        pick = "data"
+        [stitches.health]
+        path = "/health"
+        output = "text"
+        "#,
+        upstream.url()
+    ))
+    .unwrap();
+    let catalog = config.build().unwrap();
+    let user = catalog
+        .get("get_user")
+        .unwrap()
+        .call(Input::new().param("id", 7))
+        .await
+        .unwrap();
+    assert_eq!(user, json!({"id": 7}));
+    let health = catalog
+        .get("health")
+        .unwrap()
+        .call(Input::new())
+        .await
+        .unwrap();
+    assert_eq!(health, json!("ok"));
+    assert_eq!(catalog.get("get_user").unwrap().name(), "get_user");
+    assert_eq!(upstream.hits()[0].headers["x-app"], "from-toml");
+}
