@@ -164,17 +164,18 @@ impl<O> fmt::Debug for Emitter<O> {
     }
 }
 
+/// A running call and the time it took.
+pub(crate) type CallRun<O> = BoxFuture<'static, (Result<Reply<O>, Error>, Duration)>;
+
 /// The events of one call, as a [`Stream`]. Dropping it cancels the call.
 pub struct EventStream<O> {
-    run: Option<BoxFuture<'static, (Result<Reply<O>, Error>, Duration)>>,
+    run: Option<CallRun<O>>,
     receiver: mpsc::UnboundedReceiver<Event<O>>,
     tail: VecDeque<Event<O>>,
 }
 
 impl<O> EventStream<O> {
-    pub(crate) fn new(
-        start: impl FnOnce(Emitter<O>) -> BoxFuture<'static, (Result<Reply<O>, Error>, Duration)>,
-    ) -> Self {
+    pub(crate) fn new(start: impl FnOnce(Emitter<O>) -> CallRun<O>) -> Self {
         let (sender, receiver) = mpsc::unbounded();
         let run = start(Emitter {
             sender: Some(sender),

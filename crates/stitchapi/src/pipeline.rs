@@ -40,7 +40,7 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
     let mut params = input.params;
     let mut query_params = input.query;
     for (name, value) in input.fields {
-        if spec.template_variables.iter().any(|v| *v == name) {
+        if spec.template_variables.contains(&name) {
             params.push((name, value));
         } else {
             query_params.push((name, value));
@@ -63,12 +63,12 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
             url.scheme()
         )));
     }
-    if let Some(origin) = &spec.origin {
-        if !origin.matches(&url) {
-            return Err(Error::input(
-                "parameter values would change the request's scheme, host or port; refused",
-            ));
-        }
+    if let Some(origin) = &spec.origin
+        && !origin.matches(&url)
+    {
+        return Err(Error::input(
+            "parameter values would change the request's scheme, host or port; refused",
+        ));
     }
     let mut headers = spec.headers.clone();
     for (name, value) in &input.headers {
@@ -84,19 +84,22 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
         None => bytes::Bytes::new(),
     };
     let mut keyed = false;
-    if let Some(policy) = &spec.idempotency {
-        if !is_read(&spec.method) && !headers.contains_key(&policy.header) {
-            let key = policy.key_for(&KeyContext {
-                method: &spec.method,
-                url: &url,
-                body: &body,
-            });
-            let value = HeaderValue::from_str(&key).map_err(|_| {
-                Error::input("the idempotency key function returned a value that is not a valid header value")
-            })?;
-            headers.insert(policy.header.clone(), value);
-            keyed = true;
-        }
+    if let Some(policy) = &spec.idempotency
+        && !is_read(&spec.method)
+        && !headers.contains_key(&policy.header)
+    {
+        let key = policy.key_for(&KeyContext {
+            method: &spec.method,
+            url: &url,
+            body: &body,
+        });
+        let value = HeaderValue::from_str(&key).map_err(|_| {
+            Error::input(
+                "the idempotency key function returned a value that is not a valid header value",
+            )
+        })?;
+        headers.insert(policy.header.clone(), value);
+        keyed = true;
     }
     Ok((
         Outgoing {
@@ -133,7 +136,7 @@ async fn within<F: Future>(
 enum Setback {
     /// A status listed in `retry.on`; may carry `Retry-After`.
     Status {
-        received: Received,
+        received: Box<Received>,
         retry_after: Option<Duration>,
     },
     /// A transport error or a per-attempt timeout.
@@ -267,7 +270,7 @@ async fn attempts<O: 'static>(
                 }
                 let retry_after = parse_retry_after(received.response.headers(), clock.now());
                 Setback::Status {
-                    received,
+                    received: Box::new(received),
                     retry_after,
                 }
             }

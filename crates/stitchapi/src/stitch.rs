@@ -142,6 +142,8 @@ pub struct Reply<O> {
 impl Stitch<Value> {
     /// Declares an endpoint with any method. `url` is an RFC 6570 template
     /// (`https://api.example.com/users/{id}{?fields}`).
+    // `Stitch::new(method, url)` reads as the declaration it starts; it returns the builder.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(method: Method, url: impl Into<String>) -> StitchBuilder<Value> {
         StitchBuilder::new(None, method, url.into())
     }

@@ -250,7 +250,8 @@ impl From<StoreError> for Error {
 /// - `get` of a missing or expired key is `None`;
 /// - `set(key, None, _)` deletes; `set` with a TTL expires after it;
 /// - `increment` is atomic, starts a missing or expired counter at 1, and sets the TTL only
-///   when it creates the counter (the window is fixed, never sliding);
+///   when it creates the counter (the window is fixed, never sliding); `get` reads a counter
+///   back as its ASCII decimal bytes (`b"2"`);
 /// - `reserve(key, spacing, now, ttl)` atomically takes `at = max(now, cell)`, stores
 ///   `cell = at + spacing`, refreshes the TTL and returns `at`;
 /// - `lease(key, token, limit, ttl, now)` atomically prunes holders expired at `now`, then

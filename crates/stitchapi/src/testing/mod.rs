@@ -96,13 +96,13 @@ impl MockResponse {
 
     /// Adds a response header (ignored by failures; invalid ones are skipped).
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        if let Answer::Respond { headers, .. } = &mut self.answer {
-            if let (Ok(name), Ok(value)) = (
+        if let Answer::Respond { headers, .. } = &mut self.answer
+            && let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
-            ) {
-                headers.append(name, value);
-            }
+            )
+        {
+            headers.append(name, value);
         }
         self
     }

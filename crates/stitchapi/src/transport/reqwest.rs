@@ -113,10 +113,10 @@ impl Transport for ReqwestTransport {
         };
         #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
         let mut response = self.client.execute(request).await.map_err(map_error)?;
-        if let (Some(limit), Some(length)) = (limit, response.content_length()) {
-            if length > limit as u64 {
-                return Err(TransportError::body_too_large(limit));
-            }
+        if let (Some(limit), Some(length)) = (limit, response.content_length())
+            && length > limit as u64
+        {
+            return Err(TransportError::body_too_large(limit));
         }
         let mut builder = http::Response::builder()
             .status(response.status())
