@@ -145,6 +145,8 @@
 //! | `rustls` | yes | TLS for reqwest on native targets |
 //! | `testing` | no | conformance kit, `MockTransport`, `ManualClock` re-export |
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// On wasm32 there is one thread and the shared trait objects are `?Send` by design.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 pub mod config;
 pub mod duration;

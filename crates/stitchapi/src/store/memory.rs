@@ -292,7 +292,6 @@ impl MemoryStore {
 
     /// An empty store whose TTLs run on `clock` (a `ManualClock` in tests).
     // On wasm32 a `dyn Clock` is not `Send`/`Sync` (see `MaybeSend`), and there is one thread.
-    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         MemoryStore {
             shared: Arc::new(Shared {

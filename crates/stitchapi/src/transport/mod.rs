@@ -140,12 +140,18 @@ impl From<TransportError> for Error {
 
 /// The default transport: reqwest, or an error naming the fix when the feature is off.
 pub(crate) fn default_transport() -> Result<DynTransport, Error> {
-    #[cfg(feature = "reqwest")]
+    // Native: one client (one connection pool) for every stitch of the process.
+    #[cfg(all(feature = "reqwest", not(target_arch = "wasm32")))]
     {
         static SHARED: std::sync::OnceLock<DynTransport> = std::sync::OnceLock::new();
         Ok(SHARED
             .get_or_init(|| Arc::new(ReqwestTransport::new()))
             .clone())
+    }
+    // wasm32: the client is a thin handle on `fetch`, and statics must be `Sync`.
+    #[cfg(all(feature = "reqwest", target_arch = "wasm32"))]
+    {
+        Ok(Arc::new(ReqwestTransport::new()))
     }
     #[cfg(not(feature = "reqwest"))]
     {

@@ -103,7 +103,10 @@ impl Transport for ReqwestTransport {
                 let (parts, body) = request.into_parts();
                 let mut built = reqwest::Request::new(parts.method, url);
                 *built.headers_mut() = parts.headers;
-                *built.version_mut() = parts.version;
+                #[cfg(not(target_arch = "wasm32"))]
+                {
+                    *built.version_mut() = parts.version;
+                }
                 if !body.is_empty() {
                     *built.body_mut() = Some(body.into());
                 }
@@ -118,9 +121,11 @@ impl Transport for ReqwestTransport {
         {
             return Err(TransportError::body_too_large(limit));
         }
-        let mut builder = http::Response::builder()
-            .status(response.status())
-            .version(response.version());
+        let builder = http::Response::builder().status(response.status());
+        #[cfg(not(target_arch = "wasm32"))]
+        let builder = builder.version(response.version());
+        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+        let mut builder = builder;
         if let Some(headers) = builder.headers_mut() {
             *headers = std::mem::take(response.headers_mut());
         }
