@@ -2338,35 +2338,4 @@ mod tests {
         }
         assert!(parsed > 100);
     }
-
-    /// Timing, by hand only:
-    /// `cargo test --release --lib template::tests::timing -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing; run by hand in release mode"]
-    fn timing() {
-        let t =
-            UrlTemplate::parse("https://api.example.com/orgs/{org}/users/{id}{?fields}").unwrap();
-        let vars: Vec<(&str, Value)> = vec![
-            ("org", json!("acme")),
-            ("id", json!(12345)),
-            ("fields", json!("name,email")),
-        ];
-        let mut out = String::with_capacity(128);
-        let iterations = 2_000_000u32;
-        let mut best = f64::MAX;
-        for _ in 0..5 {
-            let start = std::time::Instant::now();
-            for _ in 0..iterations {
-                out.clear();
-                t.expand(std::hint::black_box(&vars), &mut out).unwrap();
-                std::hint::black_box(&out);
-            }
-            best = best.min(start.elapsed().as_nanos() as f64 / f64::from(iterations));
-        }
-        assert_eq!(
-            out,
-            "https://api.example.com/orgs/acme/users/12345?fields=name%2Cemail"
-        );
-        println!("template expansion (3 values): {best:.1} ns/expansion");
-    }
 }

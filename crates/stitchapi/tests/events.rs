@@ -76,9 +76,12 @@ async fn a_failed_call_streams_error_then_done() {
     ));
 }
 
+/// A span's name and id (`stitch.call#3`) and its recorded fields.
+type SpanRecord = (String, Vec<(String, String)>);
+
 /// Records span names and their fields.
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>);
+struct Spans(Arc<Mutex<Vec<SpanRecord>>>);
 
 struct Fields<'a>(&'a mut Vec<(String, String)>);
 impl Visit for Fields<'_> {
