@@ -85,20 +85,28 @@ async fn main() {
         }
     };
 
-    // Sequential latency, interleaved rounds so drift hits both alike.
-    let (rounds, per_round) = (10, 2_000);
+    // Sequential latency: interleaved rounds, alternating which side goes first, so drift
+    // and cache effects hit both alike.
+    let (rounds, per_round) = (20, 1_000);
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 0..=rounds {
-        for _ in 0..per_round {
-            let start = Instant::now();
-            stitch.call(Input::new().param("id", 7)).await.unwrap();
-            if round > 0 {
-                ours.push(start.elapsed().as_secs_f64() * 1e6);
-            }
-            let start = Instant::now();
-            bare(7).await;
-            if round > 0 {
-                theirs.push(start.elapsed().as_secs_f64() * 1e6);
+        for side in [round % 2, 1 - round % 2] {
+            for _ in 0..per_round {
+                let start = Instant::now();
+                if side == 0 {
+                    stitch.call(Input::new().param("id", 7)).await.unwrap();
+                } else {
+                    bare(7).await;
+                }
+                // Round 0 warms both up.
+                if round > 0 {
+                    let micros = start.elapsed().as_secs_f64() * 1e6;
+                    if side == 0 {
+                        ours.push(micros)
+                    } else {
+                        theirs.push(micros)
+                    }
+                }
             }
         }
     }
@@ -106,7 +114,7 @@ async fn main() {
     let p99 = |v: &[f64]| v[v.len() * 99 / 100];
     println!("sequential GET + decode, {} calls each:", ours.len());
     println!(
-        "  stitchapi   p50 {ours_p50:.1} µs  p99 {:.1} µs",
+        "  stitchapi    p50 {ours_p50:.1} µs  p99 {:.1} µs",
         p99(&ours)
     );
     println!(
@@ -118,56 +126,49 @@ async fn main() {
         ours_p50 / theirs_p50
     );
 
-    // Throughput at 32 concurrent calls.
+    // Throughput at 32 concurrent calls: rounds alternate sides; the ratio is taken per round.
     let concurrency = 32;
-    let per_task = 200;
+    let per_task = 25;
     let stitch = Arc::new(stitch);
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for round in 0..6 {
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let stitch = stitch.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        stitch.call(Input::new().param("id", 7)).await.unwrap();
-                    }
+    let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..=40 {
+        let mut rates = [0.0; 2];
+        for side in [round % 2, 1 - round % 2] {
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..concurrency)
+                .map(|_| {
+                    let stitch = stitch.clone();
+                    let bare = bare.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..per_task {
+                            if side == 0 {
+                                stitch.call(Input::new().param("id", 7)).await.unwrap();
+                            } else {
+                                bare(7).await;
+                            }
+                        }
+                    })
                 })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            rates[side] = f64::from(concurrency * per_task) / start.elapsed().as_secs_f64();
         }
-        let ours_rate = f64::from(concurrency * per_task) / start.elapsed().as_secs_f64();
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let bare = bare.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        bare(7).await;
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let theirs_rate = f64::from(concurrency * per_task) / start.elapsed().as_secs_f64();
         if round > 0 {
-            ours.push(ours_rate);
-            theirs.push(theirs_rate);
+            ours.push(rates[0]);
+            theirs.push(rates[1]);
+            ratios.push(rates[0] / rates[1]);
         }
     }
-    let (ours_rate, theirs_rate) = (median(&mut ours), median(&mut theirs));
     println!(
-        "throughput, {concurrency} concurrent calls (median of {} rounds):",
+        "throughput, {concurrency} concurrent calls ({} rounds):",
         ours.len()
     );
-    println!("  stitchapi    {ours_rate:.0} calls/s");
-    println!("  bare reqwest {theirs_rate:.0} calls/s");
+    println!("  stitchapi    {:.0} calls/s (median)", median(&mut ours));
+    println!("  bare reqwest {:.0} calls/s (median)", median(&mut theirs));
     println!(
-        "  throughput ratio (stitchapi / reqwest): {:.3}",
-        ours_rate / theirs_rate
+        "  throughput ratio (stitchapi / reqwest), median of per-round ratios: {:.3}",
+        median(&mut ratios)
     );
 }

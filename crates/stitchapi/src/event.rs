@@ -32,7 +32,7 @@ use futures_util::{Stream, StreamExt};
 use http::{Method, StatusCode};
 use url::Url;
 
-use crate::error::{Error, RedactedUrl};
+use crate::error::Error;
 use crate::runtime::BoxFuture;
 use crate::stitch::Reply;
 use crate::time::Timestamp;
@@ -248,9 +248,4 @@ impl<O> fmt::Debug for EventStream<O> {
             .field("running", &self.run.is_some())
             .finish()
     }
-}
-
-/// A URL for traces: the query is never shown.
-pub(crate) fn trace_url(url: &Url) -> String {
-    RedactedUrl(url).to_string()
 }

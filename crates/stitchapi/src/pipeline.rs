@@ -21,8 +21,9 @@ use serde_json::Value;
 use tracing::Instrument;
 use url::Url;
 
+use crate::error::RedactedUrl;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Emitter, Event, Phase, trace_url};
+use crate::event::{Emitter, Event, Phase};
 use crate::input::Input;
 use crate::policy::idempotency::{KeyContext, is_idempotent, is_read};
 use crate::policy::retry::parse_retry_after;
@@ -55,21 +56,7 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
         .map(|(name, value)| (name.as_str(), value))
         .collect();
     query::merge_into(&mut url, &query_refs, spec.array_format)?;
-    let url = Url::parse(&url)
-        .map_err(|e| Error::input(format!("the expanded URL is not valid ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::input(format!(
-            "the expanded URL has the scheme {:?}; only http and https are sent",
-            url.scheme()
-        )));
-    }
-    if let Some(origin) = &spec.origin
-        && !origin.matches(&url)
-    {
-        return Err(Error::input(
-            "parameter values would change the request's scheme, host or port; refused",
-        ));
-    }
+    let (url, uri) = resolve_url(spec, &url)?;
     let mut headers = spec.headers.clone();
     for (name, value) in &input.headers {
         headers.insert(name.clone(), value.clone());
@@ -105,6 +92,7 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
         Outgoing {
             method: spec.method.clone(),
             url,
+            uri,
             headers,
             body,
             credential_headers: Vec::new(),
@@ -112,6 +100,59 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
         },
         keyed,
     ))
+}
+
+/// Parses the expanded URL. When the template spells its origin up to the first `/`, only the
+/// path and query are parsed (the origin was parsed at build time and cannot have changed);
+/// otherwise the whole URL is parsed and its origin checked against the template's.
+fn resolve_url(spec: &Spec, expanded: &str) -> Result<(Url, http::Uri)> {
+    let invalid =
+        |e: &dyn std::fmt::Display| Error::input(format!("the expanded URL is not valid ({e})"));
+    if let Some(origin) = spec
+        .origin
+        .as_ref()
+        .and_then(|origin| origin.parsed.as_ref())
+        && expanded.as_bytes().get(origin.len) == Some(&b'/')
+    {
+        let rest = &expanded[origin.len..];
+        let (rest, fragment) = match rest.split_once('#') {
+            Some((rest, fragment)) => (rest, Some(fragment)),
+            None => (rest, None),
+        };
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        let mut url = origin.url.clone();
+        url.set_path(path);
+        url.set_query(query);
+        url.set_fragment(fragment);
+        let path_and_query = url[url::Position::BeforePath..url::Position::AfterQuery]
+            .parse()
+            .map_err(|e| invalid(&e))?;
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(origin.scheme.clone());
+        parts.authority = Some(origin.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        let uri = http::Uri::from_parts(parts).map_err(|e| invalid(&e))?;
+        return Ok((url, uri));
+    }
+    let url = Url::parse(expanded).map_err(|e| invalid(&e))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::input(format!(
+            "the expanded URL has the scheme {:?}; only http and https are sent",
+            url.scheme()
+        )));
+    }
+    if let Some(origin) = &spec.origin
+        && !origin.matches(&url)
+    {
+        return Err(Error::input(
+            "parameter values would change the request's scheme, host or port; refused",
+        ));
+    }
+    let uri = redirect::uri_of(&url)?;
+    Ok((url, uri))
 }
 
 /// Runs `future` with a time limit on `clock`; `None` if the limit ran out first (the future
@@ -182,7 +223,8 @@ pub(crate) async fn run<O: 'static>(
     let (outgoing, keyed) = prepare(spec, input).inspect_err(|e| {
         span.record("error", tracing::field::display(e));
     })?;
-    span.record("url", tracing::field::display(trace_url(&outgoing.url)));
+    // Formatted only if a subscriber records the field.
+    span.record("url", tracing::field::display(RedactedUrl(&outgoing.url)));
     emitter.emit(|| Event::Start {
         name: spec.name.clone(),
         method: spec.method.clone(),
@@ -247,12 +289,16 @@ async fn attempts<O: 'static>(
             || format!("attempt {attempt}"),
             None,
         );
-        let sent = within(
-            clock,
-            limit,
-            redirect::send(&spec.runtime.transport, &outgoing),
+        // Boxed: the attempt's future is large, and moving it through every await level
+        // costs more than one allocation.
+        let sent = Box::pin(
+            within(
+                clock,
+                limit,
+                redirect::send(&spec.runtime.transport, &outgoing),
+            )
+            .instrument(attempt_span.clone()),
         )
-        .instrument(attempt_span.clone())
         .await;
         let setback = match sent {
             Some(Ok(received)) => {
@@ -367,4 +413,57 @@ fn finish<O: 'static>(
             .now()
             .saturating_duration_since(started),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Stitch;
+
+    /// The fast path (origin parsed at build time, only path and query at call time) must
+    /// produce exactly what a full parse of the expanded URL produces.
+    #[test]
+    fn fast_url_resolution_matches_a_full_parse() {
+        let cases = [
+            (
+                "https://api.example.com/users/{id}",
+                vec![("id", "a b/c?d#e%2e")],
+            ),
+            (
+                "http://127.0.0.1:8080/v1/{+path}",
+                vec![("path", "x/y/z.json")],
+            ),
+            (
+                "https://API.Example.com:443/a/./b/../c/{id}",
+                vec![("id", "7")],
+            ),
+            ("https://api.example.com/s?limit=10{&q}", vec![("q", "ü ñ")]),
+            ("https://api.example.com/s{?q}#frag", vec![("q", "x")]),
+            ("https://api.example.com/{id}/%7Euser/", vec![("id", "~")]),
+        ];
+        for (template, params) in cases {
+            let stitch = Stitch::get(template).build().unwrap();
+            let spec = &stitch.inner.spec;
+            assert!(
+                spec.origin
+                    .as_ref()
+                    .and_then(|o| o.parsed.as_ref())
+                    .is_some(),
+                "{template}"
+            );
+            let vars: Vec<(String, Value)> = params
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                .collect();
+            let expanded = spec.template.expand_to_string(&vars).unwrap();
+            let (fast, uri) = resolve_url(spec, &expanded).unwrap();
+            let full = Url::parse(&expanded).unwrap();
+            assert_eq!(fast, full, "{template}");
+            assert_eq!(
+                uri.to_string(),
+                full[..url::Position::AfterQuery],
+                "{template}"
+            );
+        }
+    }
 }

@@ -84,11 +84,25 @@ pub(crate) struct Spec {
 }
 
 /// The origin a template fixes in its literal text; expansion may never change it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct FixedOrigin {
     scheme: String,
     host: String,
     port: Option<u16>,
+    /// Set when the literal text spells `scheme://authority/`: expansion then only writes the
+    /// path and query, and the call need not parse the origin again.
+    pub(crate) parsed: Option<ParsedOrigin>,
+}
+
+/// The pre-parsed origin of a template whose literal text names it up to the first `/`.
+#[derive(Clone, Debug)]
+pub(crate) struct ParsedOrigin {
+    /// Length of `scheme://authority` in every expansion.
+    pub len: usize,
+    /// The origin as a URL with the path `/`.
+    pub url: Url,
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
 }
 
 impl FixedOrigin {
@@ -98,7 +112,10 @@ impl FixedOrigin {
         let literal_end = template.find('{').unwrap_or(template.len());
         let literal = &template[..literal_end];
         let after_scheme = literal.find("://")? + 3;
-        let authority_closed = literal[after_scheme..].contains(['/', '?', '#'])
+        let authority_end = literal[after_scheme..]
+            .find(['/', '?', '#'])
+            .map(|offset| after_scheme + offset);
+        let authority_closed = authority_end.is_some()
             || template[literal_end..]
                 .strip_prefix('{')
                 .and_then(|expr| expr.chars().next())
@@ -107,10 +124,25 @@ impl FixedOrigin {
             return None;
         }
         let url = Url::parse(literal).ok()?;
+        let parsed = authority_end
+            .filter(|end| literal.as_bytes().get(*end) == Some(&b'/'))
+            .and_then(|end| {
+                let url = Url::parse(&format!("{}/", &literal[..end])).ok()?;
+                // The URI parts come from the normalised URL (lowercase host, default port
+                // dropped), so they match what a full parse would give.
+                let uri: http::Uri = url[..url::Position::BeforePath].parse().ok()?;
+                Some(ParsedOrigin {
+                    len: end,
+                    scheme: uri.scheme()?.clone(),
+                    authority: uri.authority()?.clone(),
+                    url,
+                })
+            });
         Some(FixedOrigin {
             scheme: url.scheme().to_owned(),
             host: url.host_str()?.to_owned(),
             port: url.port_or_known_default(),
+            parsed,
         })
     }
 
@@ -199,9 +231,8 @@ impl<O: MaybeSend + 'static> Stitch<O> {
             attempts = tracing::field::Empty,
             error = tracing::field::Empty,
         );
-        pipeline::run(&self.inner, input, &Emitter::silent())
-            .instrument(span)
-            .await
+        // Boxed once here so the large engine future is not moved through the caller's awaits.
+        Box::pin(pipeline::run(&self.inner, input, &Emitter::silent()).instrument(span)).await
     }
 
     /// Calls the endpoint and streams its events (start, progress, result or error, done).
@@ -246,11 +277,7 @@ impl<O> Stitch<O> {
         let (outgoing, _) = pipeline::prepare(&self.inner.spec, input)?;
         let mut request = http::Request::new(outgoing.body);
         *request.method_mut() = outgoing.method;
-        *request.uri_mut() = outgoing
-            .url
-            .as_str()
-            .parse()
-            .map_err(|e| Error::input(format!("the expanded URL is not a valid URI ({e})")))?;
+        *request.uri_mut() = outgoing.uri;
         *request.headers_mut() = outgoing.headers;
         Ok(request)
     }

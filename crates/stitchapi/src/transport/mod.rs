@@ -42,8 +42,8 @@ pub use self::reqwest::ReqwestTransport;
 
 /// Sends one HTTP request and reads its whole response.
 ///
-/// Implementations must not follow redirects, must honour [`BodyLimit`] when the request
-/// carries one, and must stop all work when the returned future is dropped (that is how
+/// Implementations must not follow redirects, must honour the body limit of a
+/// [`RequestContext`] when the request carries one, and must stop all work when the returned future is dropped (that is how
 /// per-attempt timeouts cancel a request).
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
@@ -58,15 +58,25 @@ pub trait Transport: MaybeSend + MaybeSync + fmt::Debug + 'static {
 /// A shared, type-erased transport.
 pub type DynTransport = Arc<dyn Transport>;
 
-/// Request extension: the largest response body, in bytes, the engine accepts. Transports
-/// stop reading past it and fail with [`TransportErrorKind::BodyTooLarge`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BodyLimit(pub usize);
-
-/// Request extension: the request's URL, already parsed. The engine attaches it to every
-/// request so a transport built on `url::Url` (reqwest) need not parse the URI again.
+/// Request extension the engine attaches to every request it sends: the request's URL,
+/// already parsed (a transport built on `url::Url`, like reqwest, need not parse the URI
+/// again), and the largest response body it accepts. Transports stop reading past
+/// `body_limit` and fail with [`TransportErrorKind::BodyTooLarge`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestUrl(pub url::Url);
+#[non_exhaustive]
+pub struct RequestContext {
+    /// The request URL (the request's URI, parsed).
+    pub url: url::Url,
+    /// The largest response body, in bytes.
+    pub body_limit: usize,
+}
+
+impl RequestContext {
+    /// A context for `url` with a body limit.
+    pub fn new(url: url::Url, body_limit: usize) -> Self {
+        RequestContext { url, body_limit }
+    }
+}
 
 /// What went wrong in a transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,7 +90,7 @@ pub enum TransportErrorKind {
     Request,
     /// The response body could not be read.
     Body,
-    /// The response body is larger than the [`BodyLimit`].
+    /// The response body is larger than the [`RequestContext`] body limit.
     BodyTooLarge,
     /// Anything else.
     Other,

@@ -5,7 +5,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode};
 use url::Url;
 
-use super::{BodyLimit, DynTransport, RequestUrl};
+use super::{DynTransport, RequestContext};
 use crate::error::{Error, ErrorKind};
 
 /// The most redirects one attempt follows.
@@ -16,6 +16,8 @@ pub(crate) const MAX_REDIRECTS: usize = 20;
 pub(crate) struct Outgoing {
     pub method: Method,
     pub url: Url,
+    /// `url` as an `http::Uri` (without fragment).
+    pub uri: http::Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Headers an auth strategy added; dropped with the standard credential headers on a
@@ -37,20 +39,23 @@ fn same_origin(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
-fn to_request(outgoing: &Outgoing) -> Result<http::Request<Bytes>, Error> {
-    let uri: http::Uri = outgoing
-        .url
-        .as_str()
+/// `url` as an `http::Uri`, without its fragment.
+pub(crate) fn uri_of(url: &Url) -> Result<http::Uri, Error> {
+    url[..url::Position::AfterQuery]
         .parse()
-        .map_err(|e| Error::input(format!("the request URL is not a valid URI ({e})")))?;
+        .map_err(|e| Error::input(format!("the request URL is not a valid URI ({e})")))
+}
+
+fn to_request(outgoing: &Outgoing) -> http::Request<Bytes> {
     let mut request = http::Request::new(outgoing.body.clone());
     *request.method_mut() = outgoing.method.clone();
-    *request.uri_mut() = uri;
+    *request.uri_mut() = outgoing.uri.clone();
     *request.headers_mut() = outgoing.headers.clone();
-    let extensions = request.extensions_mut();
-    extensions.insert(BodyLimit(outgoing.body_limit));
-    extensions.insert(RequestUrl(outgoing.url.clone()));
-    Ok(request)
+    request.extensions_mut().insert(RequestContext::new(
+        outgoing.url.clone(),
+        outgoing.body_limit,
+    ));
+    request
 }
 
 /// Sends `outgoing`, following up to [`MAX_REDIRECTS`] redirects. On a cross-origin hop
@@ -61,7 +66,7 @@ pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<R
     let mut redirected: Option<Outgoing> = None;
     for _ in 0..=MAX_REDIRECTS {
         let outgoing = redirected.as_ref().unwrap_or(first);
-        let request = to_request(outgoing)?;
+        let request = to_request(outgoing);
         let response = transport
             .send(request)
             .await
@@ -122,6 +127,7 @@ pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<R
                 outgoing.headers.remove(name);
             }
         }
+        outgoing.uri = uri_of(&next)?;
         outgoing.url = next;
         redirected = Some(outgoing);
     }

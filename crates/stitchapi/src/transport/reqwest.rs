@@ -4,10 +4,10 @@ use bytes::Bytes;
 #[cfg(not(target_arch = "wasm32"))]
 use bytes::BytesMut;
 
-use super::{BodyLimit, RequestUrl, Transport, TransportError, TransportErrorKind};
+use super::{RequestContext, Transport, TransportError, TransportErrorKind};
 
 /// The default [`Transport`]: a [`reqwest::Client`] that never follows redirects (the engine
-/// does, so it can strip credentials on cross-origin hops) and enforces [`BodyLimit`] while
+/// does, so it can strip credentials on cross-origin hops) and enforces the [`RequestContext`] body limit while
 /// reading.
 ///
 /// ```
@@ -94,12 +94,13 @@ fn describe(error: &reqwest::Error) -> String {
 impl Transport for ReqwestTransport {
     async fn send(
         &self,
-        request: http::Request<Bytes>,
+        mut request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, TransportError> {
-        let limit = request.extensions().get::<BodyLimit>().map(|limit| limit.0);
-        let request = match request.extensions().get::<RequestUrl>().cloned() {
+        let context = request.extensions_mut().remove::<RequestContext>();
+        let limit = context.as_ref().map(|context| context.body_limit);
+        let request = match context {
             // The engine's requests carry their parsed URL: skip parsing it a second time.
-            Some(RequestUrl(url)) => {
+            Some(RequestContext { url, .. }) => {
                 let (parts, body) = request.into_parts();
                 let mut built = reqwest::Request::new(parts.method, url);
                 *built.headers_mut() = parts.headers;
