@@ -137,6 +137,23 @@
 //! is the default. The crate builds for `wasm32-unknown-unknown`, where futures are not `Send`
 //! ([`runtime`]).
 //!
+//! ## Performance
+//!
+//! Measured on a 2-core machine, release build, loopback hyper server in the same process
+//! (`cargo bench -p stitchapi`; each run compares against the peer in the same process):
+//!
+//! | benchmark | stitchapi | peer | ratio |
+//! |---|---|---|---|
+//! | GET + typed decode, sequential, p50 (`overhead`) | 86.5 µs | bare reqwest 84.5 µs | 1.02 (1.02–1.08 over runs) |
+//! | same, 32 concurrent calls, throughput | 41.4 k/s | bare reqwest 46.5 k/s | 0.90 (0.88–0.90) |
+//! | template expansion, 3 parameters (`request_build`) | 0.23 µs | | |
+//! | input + expansion + URL + headers (`Stitch::to_request`) | 1.5 µs | budget 2 µs | 0.74 |
+//!
+//! The engine costs about 14 k instructions per call beyond the transport (URL path parsing,
+//! the request's header map, the per-attempt timer, typed decode). When the client and the
+//! server saturate both cores, that work is what separates the concurrent throughput from bare
+//! reqwest; one sequential call pays about 2 µs for it.
+//!
 //! ## Features
 //!
 //! | feature | default | what it adds |
