@@ -55,6 +55,8 @@ use std::str::FromStr;
 
 use serde_json::{Map, Number, Value};
 
+use crate::input::json_type;
+
 /// A compiled RFC 6570 URI template.
 ///
 /// Parse once (at startup), expand per request: expansion does no parsing and writes
@@ -806,17 +808,6 @@ fn unsupported(name: &str, reason: String) -> ExpandError {
     }
 }
 
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 impl Expr {
     fn expand<'t>(
         &'t self,
@@ -928,7 +919,7 @@ fn expand_list(
                 &spec.name,
                 format!(
                     "list member {index} is {}; list members must be strings, numbers or booleans",
-                    describe(item)
+                    json_type(item)
                 ),
             ));
         };
@@ -978,7 +969,7 @@ fn expand_map(
                 &spec.name,
                 format!(
                     "the value of key {key:?} is {}; map values must be strings, numbers or booleans",
-                    describe(value)
+                    json_type(value)
                 ),
             ));
         };
