@@ -180,6 +180,7 @@ mod settings;
 mod stitch;
 pub mod store;
 pub mod template;
+mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
@@ -195,6 +196,7 @@ pub use seam::{Seam, SeamBuilder};
 pub use settings::DEFAULT_MAX_RESPONSE_BYTES;
 pub use stitch::{Reply, Stitch, StitchBuilder};
 pub use store::{MemoryStore, StitchStore, StitchStoreExt};
+pub use tenancy::Tenancy;
 
 /// The repository README's examples, compiled and run as doc-tests.
 #[cfg(doctest)]

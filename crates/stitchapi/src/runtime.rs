@@ -39,3 +39,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A boxed future that is `Send` on native targets and not on `wasm32`.
 #[cfg(target_arch = "wasm32")]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Runs `future` in the background, detached: a tokio task on native targets (when a runtime
+/// is running; otherwise the future is dropped), a microtask on wasm32. Used for work no caller
+/// waits for, such as giving a throttle slot back when a call's future is dropped.
+#[allow(dead_code)] // first used by the throttle permits, which are being built
+pub(crate) fn spawn_detached<F>(future: F)
+where
+    F: Future<Output = ()> + MaybeSend + 'static,
+{
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        drop(handle.spawn(future));
+    }
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_futures::spawn_local(future);
+}
