@@ -213,6 +213,7 @@ impl Setback {
 /// Runs one call to completion.
 pub(crate) async fn run<O: 'static>(
     inner: &StitchInner<O>,
+    principal: Option<&str>,
     input: Input,
     emitter: &Emitter<O>,
 ) -> Result<Reply<O>> {
@@ -231,7 +232,9 @@ pub(crate) async fn run<O: 'static>(
         url: outgoing.url.clone(),
         at: started,
     });
-    let result = attempts(inner, outgoing, keyed, started, emitter).await;
+    let result = attempts(inner, outgoing, keyed, started, emitter)
+        .await
+        .and_then(|(received, attempts)| finish(inner, received, attempts, started));
     match &result {
         Ok(reply) => {
             span.record("status", reply.status.as_u16());
@@ -254,7 +257,7 @@ async fn attempts<O: 'static>(
     keyed: bool,
     started: Timestamp,
     emitter: &Emitter<O>,
-) -> Result<Reply<O>> {
+) -> Result<(Received, u32)> {
     let spec = &inner.spec;
     let clock = &*spec.runtime.clock;
     let policy = &spec.retry;
@@ -307,7 +310,7 @@ async fn attempts<O: 'static>(
                 let retry_status = policy.retries_status(status) && attempt < policy.attempts;
                 if !retry_status {
                     if status.is_success() || spec.accept.matches(status) {
-                        return finish(inner, received, attempt, started);
+                        return Ok((received, attempt));
                     }
                     let (parts, body) = received.response.into_parts();
                     return Err(Error::http(status, received.url, body)

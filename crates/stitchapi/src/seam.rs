@@ -34,6 +34,7 @@ use crate::store::StitchStore;
 #[derive(Clone)]
 pub struct Seam {
     inner: Arc<SeamInner>,
+    principal: Option<Arc<str>>,
 }
 
 struct SeamInner {
@@ -80,6 +81,27 @@ impl Seam {
     /// Declares a DELETE member.
     pub fn delete(&self, path: impl Into<String>) -> StitchBuilder<Value> {
         self.stitch(Method::DELETE, path)
+    }
+
+    /// A handle on this seam for `principal` (an end user): members declared through it keep
+    /// their auth sessions and cache entries apart from other principals'; the store, clock,
+    /// transport and throttle budget stay shared.
+    ///
+    /// ```
+    /// let api = stitchapi::Seam::builder("https://api.example.com").build().unwrap();
+    /// let me = api.as_principal("alice").get("/me").build().unwrap();
+    /// assert_eq!(me.principal(), Some("alice"));
+    /// ```
+    pub fn as_principal(&self, principal: impl Into<Arc<str>>) -> Seam {
+        Seam {
+            inner: self.inner.clone(),
+            principal: Some(principal.into()),
+        }
+    }
+
+    /// The principal this handle is bound to, if any.
+    pub fn principal(&self) -> Option<&Arc<str>> {
+        self.principal.as_ref()
     }
 
     /// The base URL.
@@ -174,6 +196,7 @@ impl SeamBuilder {
         self.settings.clock = Some(runtime.clock);
         self.settings.store = Some(runtime.store.clone());
         Ok(Seam {
+            principal: None,
             inner: Arc::new(SeamInner {
                 base_url: self.base_url,
                 settings: self.settings,

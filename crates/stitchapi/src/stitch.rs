@@ -50,12 +50,16 @@ use crate::template::UrlTemplate;
 /// ```
 pub struct Stitch<O = Value> {
     pub(crate) inner: Arc<StitchInner<O>>,
+    /// The principal (end user) calls are made for: sessions and cache entries are kept apart
+    /// per principal.
+    principal: Option<Arc<str>>,
 }
 
 impl<O> Clone for Stitch<O> {
     fn clone(&self) -> Self {
         Stitch {
             inner: self.inner.clone(),
+            principal: self.principal.clone(),
         }
     }
 }
@@ -232,13 +236,18 @@ impl<O: MaybeSend + 'static> Stitch<O> {
             error = tracing::field::Empty,
         );
         // Boxed once here so the large engine future is not moved through the caller's awaits.
-        Box::pin(pipeline::run(&self.inner, input, &Emitter::silent()).instrument(span)).await
+        Box::pin(
+            pipeline::run(&self.inner, self.principal.as_deref(), input, &Emitter::silent())
+                .instrument(span),
+        )
+        .await
     }
 
     /// Calls the endpoint and streams its events (start, progress, result or error, done).
     /// Dropping the stream cancels the call.
     pub fn stream(&self, input: Input) -> EventStream<O> {
         let inner = self.inner.clone();
+        let principal = self.principal.clone();
         EventStream::new(move |emitter| {
             Box::pin(async move {
                 let clock = inner.spec.runtime.clock.clone();
@@ -252,7 +261,7 @@ impl<O: MaybeSend + 'static> Stitch<O> {
                     attempts = tracing::field::Empty,
                     error = tracing::field::Empty,
                 );
-                let outcome = pipeline::run(&inner, input, &emitter)
+                let outcome = pipeline::run(&inner, principal.as_deref(), input, &emitter)
                     .instrument(span)
                     .await;
                 (outcome, clock.now().saturating_duration_since(started))
@@ -262,6 +271,26 @@ impl<O: MaybeSend + 'static> Stitch<O> {
 }
 
 impl<O> Stitch<O> {
+    /// The same stitch, called on behalf of `principal` (an end user): auth sessions and cache
+    /// entries are kept apart per principal; the throttle budget stays shared. Cheap.
+    ///
+    /// ```
+    /// let stitch = stitchapi::Stitch::get("https://api.example.com/me").build().unwrap();
+    /// let for_alice = stitch.as_principal("alice");
+    /// assert_eq!(for_alice.principal(), Some("alice"));
+    /// ```
+    pub fn as_principal(&self, principal: impl Into<Arc<str>>) -> Stitch<O> {
+        Stitch {
+            inner: self.inner.clone(),
+            principal: Some(principal.into()),
+        }
+    }
+
+    /// The principal calls are made for, if one is bound.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
+    }
+
     /// Builds the request a call with `input` would send first, without sending it: the
     /// template expanded, the query merged, headers, body and idempotency key set. Useful to
     /// inspect a declaration; fails like the call would on bad input.
@@ -502,6 +531,7 @@ impl<O: 'static> StitchBuilder<O> {
             runtime,
         };
         Ok(Stitch {
+            principal: self.seam.as_ref().and_then(|seam| seam.principal().cloned()),
             inner: Arc::new(StitchInner { spec, output }),
         })
     }
