@@ -14,10 +14,13 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::json;
 
-/// A local API on 127.0.0.1 with three routes:
+/// A local API on 127.0.0.1:
 /// - `GET /users/{id}`: every other request fails with 503;
 /// - `GET /users`: a list whose fourth user has no email (`null`);
-/// - `GET /slow`: answers after 5 seconds.
+/// - `GET /slow`: answers after 5 seconds;
+/// - `GET /prices`: a slow-changing price list (counts how often it is really fetched);
+/// - `POST /oauth/token`: an OAuth2 client-credentials token endpoint (`demo` / `s3cret`);
+/// - `GET /reports`: needs `Authorization: Bearer <token from /oauth/token>`.
 #[derive(Debug)]
 pub struct DemoUpstream {
     /// Where it listens.
@@ -35,6 +38,9 @@ impl DemoUpstream {
             .route("/users", get(list_users))
             .route("/users/{id}", get(get_user))
             .route("/slow", get(slow))
+            .route("/prices", get(prices))
+            .route("/oauth/token", axum::routing::post(token))
+            .route("/reports", get(reports))
             .with_state(requests.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -82,4 +88,60 @@ async fn slow(State(requests): State<Arc<AtomicUsize>>) -> impl IntoResponse {
     requests.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(5)).await;
     Json(json!({"finally": true}))
+}
+
+async fn prices(State(requests): State<Arc<AtomicUsize>>) -> impl IntoResponse {
+    requests.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    Json(json!({"EUR": 1.08, "GBP": 1.27, "JPY": 0.0067}))
+}
+
+/// The one token this API hands out.
+const TOKEN: &str = "demo-token-7f3a";
+
+async fn token(State(requests): State<Arc<AtomicUsize>>, body: String) -> impl IntoResponse {
+    requests.fetch_add(1, Ordering::SeqCst);
+    let form: Vec<(String, String)> = body
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if field("grant_type") == Some("client_credentials")
+        && field("client_id") == Some("demo")
+        && field("client_secret") == Some("s3cret")
+    {
+        Json(json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600}))
+            .into_response()
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response()
+    }
+}
+
+async fn reports(
+    State(requests): State<Arc<AtomicUsize>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    requests.fetch_add(1, Ordering::SeqCst);
+    let authorized = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value == format!("Bearer {TOKEN}"));
+    if authorized {
+        Json(json!({"report": "Q3", "revenue": 1_250_000})).into_response()
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "missing or bad token"})),
+        )
+            .into_response()
+    }
 }

@@ -237,8 +237,13 @@ impl<O: MaybeSend + 'static> Stitch<O> {
         );
         // Boxed once here so the large engine future is not moved through the caller's awaits.
         Box::pin(
-            pipeline::run(&self.inner, self.principal.as_deref(), input, &Emitter::silent())
-                .instrument(span),
+            pipeline::run(
+                &self.inner,
+                self.principal.as_deref(),
+                input,
+                &Emitter::silent(),
+            )
+            .instrument(span),
         )
         .await
     }
@@ -531,7 +536,10 @@ impl<O: 'static> StitchBuilder<O> {
             runtime,
         };
         Ok(Stitch {
-            principal: self.seam.as_ref().and_then(|seam| seam.principal().cloned()),
+            principal: self
+                .seam
+                .as_ref()
+                .and_then(|seam| seam.principal().cloned()),
             inner: Arc::new(StitchInner { spec, output }),
         })
     }

@@ -1,0 +1,98 @@
+//! The Lua scripts behind the atomic verbs, shared by the TCP store and the Upstash store.
+//!
+//! Each script touches exactly one key, so it runs on Redis Cluster without hash tags. Times
+//! travel as decimal strings of milliseconds, so fractional spacings (`"3/s"` is 333.33… ms)
+//! survive: Lua numbers are doubles, RESP integers would truncate them.
+
+/// `increment(key, ttl)`: INCR, then PEXPIRE only when the counter was just created, so a
+/// window is fixed (never sliding) and a crash cannot leave an immortal counter.
+///
+/// KEYS[1] = counter; ARGV[1] = ttl in ms (0 = no expiry). Returns the count.
+pub const INCREMENT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+local ttl = tonumber(ARGV[1])
+if n == 1 and ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return n
+";
+
+/// `reserve(key, spacing, now, ttl)`: the GCRA cell. `at = max(now, cell)`, `cell = at +
+/// spacing`, TTL refreshed on every call; returns `at` as a string.
+///
+/// KEYS[1] = cell; ARGV[1] = spacing ms, ARGV[2] = now ms, ARGV[3] = ttl ms (0 = none),
+/// ARGV[4] = "1" to take `now` from the server's clock (`TIME`) instead of the caller's.
+pub const RESERVE: &str = r"
+local now = tonumber(ARGV[2])
+if ARGV[4] == '1' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+local stored = redis.call('GET', KEYS[1])
+local cell = 0
+if stored then
+  cell = tonumber(stored)
+  if cell == nil then
+    return redis.error_reply('the value at the reserve key is not a pacing cell')
+  end
+end
+local at = math.max(cell, now)
+redis.call('SET', KEYS[1], string.format('%.6f', at + tonumber(ARGV[1])))
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return string.format('%.6f', at)
+";
+
+/// `lease(key, token, limit, ttl, now)`: a counting semaphore in a sorted set of token ->
+/// expiry, in whole microseconds (exact in Lua's doubles, so "expired at `now`" is an exact
+/// comparison). Expired holders are pruned first (always); a holder renews; a newcomer gets a
+/// slot while fewer than `limit` are held. The key lives twice the lease, so an abandoned
+/// semaphore disappears by itself.
+///
+/// KEYS[1] = semaphore; ARGV[1] = token, ARGV[2] = limit, ARGV[3] = ttl µs, ARGV[4] = now µs,
+/// ARGV[5] = "1" for the server's clock. Returns 1 when the token holds a slot, else 0.
+pub const LEASE: &str = r"
+local now = tonumber(ARGV[4])
+if ARGV[5] == '1' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(ttl * 2 / 1000))
+  return 1
+end
+return 0
+";
+
+/// `release(key, token)`: drops the token; a token that holds nothing is a no-op. Redis
+/// deletes an emptied sorted set by itself.
+///
+/// KEYS[1] = semaphore; ARGV[1] = token.
+pub const RELEASE: &str = r"
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+";
+
+/// A TTL as whole milliseconds for Redis (rounded up, so a TTL never ends early; zero means
+/// none).
+pub(crate) fn ttl_millis(ttl: Option<std::time::Duration>) -> u64 {
+    match stitchapi::store::normalize_ttl(ttl) {
+        Some(ttl) => u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
+        None => 0,
+    }
+}
+
+/// Whole microseconds (since the epoch, or of a duration), as the scripts' integer argument.
+pub(crate) fn micros_arg(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A duration or instant in milliseconds, as the decimal the scripts parse.
+pub(crate) fn millis_arg(millis: f64) -> String {
+    format!("{millis:.6}")
+}

@@ -1,0 +1,369 @@
+//! Redis over TCP with redis-rs: a self-reconnecting multiplexed connection, the atomic verbs
+//! as Lua scripts sent by EVALSHA (with a NOSCRIPT fallback).
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+use stitchapi::store::{Capabilities, Scope, StitchStore, StoreError, StoreErrorKind};
+use stitchapi::time::Timestamp;
+
+use crate::scripts::{self, micros_arg, millis_arg, ttl_millis};
+
+const NAME: &str = "redis";
+
+/// A [`StitchStore`] on Redis: every verb, fleet-wide.
+///
+/// - Values are stored as they are given (stitchapi stores JSON), under an optional key prefix.
+/// - `increment`, `reserve`, `lease` and `release` are one Lua script each: one round trip
+///   per decision.
+/// - The connection is a redis-rs `ConnectionManager`: multiplexed, and it reconnects by
+///   itself after Redis restarts. Commands time out after the response timeout (default 1 s),
+///   so an unreachable Redis fails calls with a `Store` error instead of hanging them.
+/// - With [`with_server_time`](RedisStore::with_server_time), `reserve` and `lease` read the
+///   time from Redis (`TIME`) inside the script, so a fleet with skewed clocks still paces
+///   exactly.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use stitchapi::Seam;
+/// use stitchapi_redis::RedisStore;
+///
+/// let store = RedisStore::from_url("redis://127.0.0.1:6379/0")?.with_key_prefix("myapp:");
+/// let api = Seam::builder("https://api.example.com").store(Arc::new(store)).build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    prefix: String,
+    server_time: bool,
+    scripts: Scripts,
+}
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+#[derive(Clone)]
+struct Scripts {
+    increment: Script,
+    reserve: Script,
+    lease: Script,
+    release: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            increment: Script::new(scripts::INCREMENT),
+            reserve: Script::new(scripts::RESERVE),
+            lease: Script::new(scripts::LEASE),
+            release: Script::new(scripts::RELEASE),
+        }
+    }
+}
+
+/// Connection settings for [`RedisStore::from_client_with`].
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    response_timeout: Duration,
+    connection_timeout: Duration,
+    reconnect_attempts: usize,
+}
+
+impl RedisOptions {
+    /// Response and connection timeouts of 1 s, one reconnect attempt per command.
+    pub fn new() -> Self {
+        RedisOptions {
+            response_timeout: Duration::from_secs(1),
+            connection_timeout: Duration::from_secs(1),
+            reconnect_attempts: 1,
+        }
+    }
+
+    /// How long a command may wait for its answer.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long a (re)connection attempt may take.
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// How many times a command's reconnection is retried before the command fails.
+    pub fn reconnect_attempts(mut self, attempts: usize) -> Self {
+        self.reconnect_attempts = attempts;
+        self
+    }
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn config_error(operation: &'static str, error: RedisError) -> StoreError {
+    StoreError::new(
+        NAME,
+        operation,
+        StoreErrorKind::Unavailable,
+        error.to_string(),
+    )
+    .with_source(error)
+}
+
+impl RedisStore {
+    /// A store on the Redis at `url` (`redis://host:port/db`, `rediss://` for TLS if redis-rs
+    /// is built with TLS). The connection is made on first use and remade after failures.
+    pub fn from_url(url: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| config_error("connect", e))?;
+        RedisStore::from_client_with(client, RedisOptions::new())
+    }
+
+    /// A store over a client you already have, with default options.
+    pub fn from_client(client: redis::Client) -> Result<RedisStore, StoreError> {
+        RedisStore::from_client_with(client, RedisOptions::new())
+    }
+
+    /// A store over a client you already have.
+    pub fn from_client_with(
+        client: redis::Client,
+        options: RedisOptions,
+    ) -> Result<RedisStore, StoreError> {
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(options.response_timeout))
+            .set_connection_timeout(Some(options.connection_timeout))
+            .set_number_of_retries(options.reconnect_attempts)
+            .set_max_delay(Duration::from_millis(200));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| config_error("connect", e))?;
+        Ok(RedisStore::from_manager(manager))
+    }
+
+    /// A store over a `ConnectionManager` you already have.
+    pub fn from_manager(manager: ConnectionManager) -> RedisStore {
+        RedisStore {
+            connection: Connection::Single(manager),
+            prefix: String::new(),
+            server_time: false,
+            scripts: Scripts::new(),
+        }
+    }
+
+    /// A store on a Redis Cluster (feature `cluster`). Each script touches one key, so every
+    /// verb works across slots.
+    #[cfg(feature = "cluster")]
+    pub async fn cluster(nodes: &[&str]) -> Result<RedisStore, StoreError> {
+        let client = redis::cluster::ClusterClient::new(nodes.to_vec())
+            .map_err(|e| config_error("connect", e))?;
+        let connection = client
+            .get_async_connection()
+            .await
+            .map_err(|e| config_error("connect", e))?;
+        Ok(RedisStore::from_cluster_connection(connection))
+    }
+
+    /// A store over a cluster connection you already have (feature `cluster`).
+    #[cfg(feature = "cluster")]
+    pub fn from_cluster_connection(
+        connection: redis::cluster_async::ClusterConnection,
+    ) -> RedisStore {
+        RedisStore {
+            connection: Connection::Cluster(connection),
+            prefix: String::new(),
+            server_time: false,
+            scripts: Scripts::new(),
+        }
+    }
+
+    /// Prefixes every key (`"myapp:"`), to share one Redis with other data.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Takes `now` for `reserve` and `lease` from Redis's clock (`TIME`) instead of the
+    /// caller's, so processes with skewed clocks still share one exact pace.
+    pub fn with_server_time(mut self, server_time: bool) -> Self {
+        self.server_time = server_time;
+        self
+    }
+
+    fn key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        full
+    }
+
+    fn fail(operation: &'static str, error: RedisError) -> StoreError {
+        let kind = if error.is_timeout() {
+            StoreErrorKind::Timeout
+        } else if error.is_io_error()
+            || error.is_connection_refusal()
+            || error.is_connection_dropped()
+        {
+            StoreErrorKind::Unavailable
+        } else {
+            StoreErrorKind::Backend
+        };
+        StoreError::new(NAME, operation, kind, error.to_string()).with_source(error)
+    }
+
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        command: redis::Cmd,
+    ) -> Result<T, StoreError> {
+        match self.connection.clone() {
+            Connection::Single(mut connection) => command.query_async(&mut connection).await,
+            #[cfg(feature = "cluster")]
+            Connection::Cluster(mut connection) => command.query_async(&mut connection).await,
+        }
+        .map_err(|e| Self::fail(operation, e))
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        async fn invoke<T: redis::FromRedisValue>(
+            invocation: &redis::ScriptInvocation<'_>,
+            connection: &mut impl ConnectionLike,
+        ) -> redis::RedisResult<T> {
+            invocation.invoke_async(connection).await
+        }
+        match self.connection.clone() {
+            Connection::Single(mut connection) => invoke(&invocation, &mut connection).await,
+            #[cfg(feature = "cluster")]
+            Connection::Cluster(mut connection) => invoke(&invocation, &mut connection).await,
+        }
+        .map_err(|e| Self::fail(operation, e))
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("server_time", &self.server_time)
+            .field(
+                "connection",
+                &match self.connection {
+                    Connection::Single(_) => "single",
+                    #[cfg(feature = "cluster")]
+                    Connection::Cluster(_) => "cluster",
+                },
+            )
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl StitchStore for RedisStore {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(Scope::Fleet)
+            .with_reserve(true)
+            .with_lease(true)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let value: Option<Vec<u8>> = self
+            .query("get", redis::cmd("GET").arg(self.key(key)).clone())
+            .await?;
+        Ok(value.map(Bytes::from))
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let key = self.key(key);
+        let command = match (value, ttl_millis(ttl)) {
+            (None, _) => redis::cmd("DEL").arg(key).clone(),
+            (Some(value), 0) => redis::cmd("SET").arg(key).arg(value.as_ref()).clone(),
+            (Some(value), ttl) => redis::cmd("SET")
+                .arg(key)
+                .arg(value.as_ref())
+                .arg("PX")
+                .arg(ttl)
+                .clone(),
+        };
+        self.query::<redis::Value>("set", command).await.map(drop)
+    }
+
+    async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
+        let mut invocation = self.scripts.increment.key(self.key(key));
+        invocation.arg(ttl_millis(ttl));
+        self.run("increment", invocation).await
+    }
+
+    async fn reserve(
+        &self,
+        key: &str,
+        spacing: Duration,
+        now: Timestamp,
+        ttl: Option<Duration>,
+    ) -> Result<Timestamp, StoreError> {
+        let mut invocation = self.scripts.reserve.key(self.key(key));
+        invocation
+            .arg(millis_arg(spacing.as_secs_f64() * 1000.0))
+            .arg(millis_arg(now.as_millis_f64()))
+            .arg(ttl_millis(ttl))
+            .arg(if self.server_time { "1" } else { "0" });
+        let at: String = self.run("reserve", invocation).await?;
+        at.parse::<f64>()
+            .map(Timestamp::from_millis_f64)
+            .map_err(|_| {
+                StoreError::new(
+                    NAME,
+                    "reserve",
+                    StoreErrorKind::InvalidData,
+                    format!("the script returned {at:?}, not a time"),
+                )
+            })
+    }
+
+    async fn lease(
+        &self,
+        key: &str,
+        token: &str,
+        limit: u32,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.lease.key(self.key(key));
+        invocation
+            .arg(token)
+            .arg(limit)
+            .arg(micros_arg(ttl).max(1))
+            .arg(micros_arg(now.since_unix()))
+            .arg(if self.server_time { "1" } else { "0" });
+        let held: i64 = self.run("lease", invocation).await?;
+        Ok(held == 1)
+    }
+
+    async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.release.key(self.key(key));
+        invocation.arg(token);
+        self.run::<i64>("release", invocation).await.map(drop)
+    }
+}

@@ -1,0 +1,136 @@
+//! The store conformance kit against a real redis-server.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stitchapi::store::{StitchStore, StitchStoreExt};
+use stitchapi::testing::{ConformanceOptions, store_conformance};
+use stitchapi::time::Timestamp;
+use stitchapi_redis::RedisStore;
+use support::RedisServer;
+
+#[tokio::test]
+async fn redis_passes_the_conformance_kit() {
+    let server = RedisServer::start();
+    let store = RedisStore::from_url(&server.url()).unwrap();
+    let report = store_conformance(&store, ConformanceOptions::new()).await;
+    report.assert_ok();
+    assert!(report.skipped.is_empty(), "{report}");
+}
+
+#[tokio::test]
+async fn redis_with_a_key_prefix_passes_and_prefixes_every_key() {
+    let server = RedisServer::start();
+    let store = RedisStore::from_url(&server.url())
+        .unwrap()
+        .with_key_prefix("app:");
+    store_conformance(&store, ConformanceOptions::new())
+        .await
+        .assert_ok();
+
+    store.set("k", Some("v".into()), None).await.unwrap();
+    store.increment("n", None).await.unwrap();
+    let raw = RedisStore::from_url(&server.url()).unwrap();
+    assert_eq!(raw.get("app:k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(raw.get("app:n").await.unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(raw.get("k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn values_are_stored_as_given_and_json_round_trips() {
+    let server = RedisServer::start();
+    let store = RedisStore::from_url(&server.url()).unwrap();
+    store
+        .set_json("user", &serde_json::json!({"name": "Ada", "n": 7}), None)
+        .await
+        .unwrap();
+    let mut connection = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let raw: String = redis::cmd("GET")
+        .arg("user")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(
+        raw, r#"{"n":7,"name":"Ada"}"#,
+        "other tools read the same JSON"
+    );
+    let back: serde_json::Value = store.get_json("user").await.unwrap().unwrap();
+    assert_eq!(back["n"], 7);
+    // A value written by another tool that is not JSON comes back as its raw bytes.
+    redis::cmd("SET")
+        .arg("plain")
+        .arg("not json")
+        .query::<()>(&mut connection)
+        .unwrap();
+    assert_eq!(
+        store.get("plain").await.unwrap().as_deref(),
+        Some(&b"not json"[..])
+    );
+}
+
+#[tokio::test]
+async fn server_time_paces_by_the_redis_clock() {
+    let server = RedisServer::start();
+    let store = RedisStore::from_url(&server.url())
+        .unwrap()
+        .with_server_time(true);
+    // A caller whose clock is an hour behind still gets grants at Redis's "now".
+    let skewed = Timestamp::from_unix(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            - Duration::from_secs(3600),
+    );
+    let first = store
+        .reserve("rl:x", Duration::from_millis(100), skewed, None)
+        .await
+        .unwrap();
+    let second = store
+        .reserve("rl:x", Duration::from_millis(100), skewed, None)
+        .await
+        .unwrap();
+    assert!(first.saturating_duration_since(skewed) > Duration::from_secs(3500));
+    let gap = second.as_millis_f64() - first.as_millis_f64();
+    assert!((gap - 100.0).abs() < 0.001, "grants {gap} ms apart");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_a_clear_store_error_not_a_hang() {
+    let mut server = RedisServer::start();
+    let store: Arc<dyn StitchStore> = Arc::new(RedisStore::from_url(&server.url()).unwrap());
+    store.set("k", Some("v".into()), None).await.unwrap();
+    server.stop();
+    let started = std::time::Instant::now();
+    let error = store.get("k").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.backend(), "redis");
+    assert_eq!(error.operation(), "get");
+    assert!(
+        error.to_string().starts_with("redis store: get failed"),
+        "{error}"
+    );
+
+    server.restart();
+    // The same store reconnects by itself.
+    let mut recovered = false;
+    for _ in 0..50 {
+        if store.set("k", Some("again".into()), None).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the store never reconnected");
+    assert_eq!(
+        store.get("k").await.unwrap().as_deref(),
+        Some(&b"again"[..])
+    );
+}
