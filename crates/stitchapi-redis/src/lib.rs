@@ -3,6 +3,8 @@
 //!
 //! - [`RedisStore`] (feature `tcp`, default): Redis over TCP with redis-rs, optionally a Redis
 //!   Cluster (feature `cluster`).
+//! - [`UpstashStore`] (feature `upstash`, default): Redis over HTTPS REST through the stitchapi
+//!   transport; builds for wasm32, so it runs in a Cloudflare Worker.
 //!
 //! Every verb of [`StitchStore`](stitchapi::StitchStore) is one round trip: the atomic ones
 //! (`increment`, `reserve`, `lease`, `release`) are Lua scripts ([`scripts`]).
@@ -13,3 +15,7 @@ mod tcp;
 
 #[cfg(all(feature = "tcp", not(target_arch = "wasm32")))]
 pub use tcp::{RedisOptions, RedisStore};
+#[cfg(feature = "upstash")]
+mod upstash;
+#[cfg(feature = "upstash")]
+pub use upstash::UpstashStore;

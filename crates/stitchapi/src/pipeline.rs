@@ -213,7 +213,7 @@ impl Setback {
 /// Runs one call to completion.
 pub(crate) async fn run<O: 'static>(
     inner: &StitchInner<O>,
-    principal: Option<&str>,
+    _principal: Option<&str>,
     input: Input,
     emitter: &Emitter<O>,
 ) -> Result<Reply<O>> {

@@ -2,6 +2,8 @@
 //! persistence, stopped when the handle drops.
 #![allow(dead_code)]
 
+pub mod upstash;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,435 @@
+//! Upstash: Redis over HTTPS REST, through the stitchapi transport, so it also runs in a
+//! Cloudflare Worker (wasm32).
+//!
+//! Every verb is one `POST` of a JSON command array (`["GET", "k"]`) with a bearer token; the
+//! atomic verbs run the same Lua scripts as the TCP store by `EVALSHA`, falling back to `EVAL`
+//! when Upstash answers `NOSCRIPT`. Replies are asked for base64-encoded
+//! (`Upstash-Encoding: base64`), so values come back byte for byte.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use futures_util::future::{Either, select};
+use serde_json::{Value, json};
+use stitchapi::store::{Capabilities, Scope, StitchStore, StoreError, StoreErrorKind};
+use stitchapi::time::{Clock, SystemClock, Timestamp};
+use stitchapi::transport::DynTransport;
+
+use crate::scripts::{self, micros_arg, millis_arg, ttl_millis};
+
+const NAME: &str = "upstash";
+
+/// Values that are not UTF-8 are stored as this prefix plus their base64, since a REST command
+/// carries strings. UTF-8 values (stitchapi stores JSON) are stored as they are.
+const BINARY_MARKER: &str = "\u{0}stitchapi-b64:";
+
+/// A script and its SHA-1, for `EVALSHA`.
+#[derive(Clone, Debug)]
+struct LuaScript {
+    source: &'static str,
+    sha: String,
+}
+
+impl LuaScript {
+    fn new(source: &'static str) -> Self {
+        LuaScript {
+            source,
+            sha: sha1_smol::Sha1::from(source).digest().to_string(),
+        }
+    }
+}
+
+/// A [`StitchStore`] on Upstash (Redis over HTTPS REST): every verb, fleet-wide, from any
+/// runtime that can make an HTTP request, Workers included.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use stitchapi_redis::UpstashStore;
+///
+/// let store = UpstashStore::new("https://eu1-example.upstash.io", std::env::var("UPSTASH_TOKEN")?)?;
+/// let api = stitchapi::Seam::builder("https://api.example.com").store(Arc::new(store)).build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct UpstashStore {
+    endpoint: http::Uri,
+    token: Arc<str>,
+    transport: DynTransport,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+    prefix: String,
+    server_time: bool,
+    increment: LuaScript,
+    reserve: LuaScript,
+    lease: LuaScript,
+    release: LuaScript,
+}
+
+impl UpstashStore {
+    /// A store on the Upstash database at `url` (its REST URL) with its REST `token`, over
+    /// stitchapi's default transport.
+    pub fn new(url: &str, token: impl Into<String>) -> Result<UpstashStore, StoreError> {
+        let invalid =
+            |problem: String| StoreError::new(NAME, "connect", StoreErrorKind::Backend, problem);
+        let parsed = url::Url::parse(url)
+            .map_err(|e| invalid(format!("the REST URL {url:?} is not a URL ({e})")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid(format!("the REST URL {url:?} is not http(s)")));
+        }
+        let endpoint = parsed
+            .as_str()
+            .parse()
+            .map_err(|e| invalid(format!("the REST URL {url:?} is not a URI ({e})")))?;
+        let token: String = token.into();
+        if token.is_empty() {
+            return Err(invalid(
+                "the REST token is empty: pass the database's REST token".to_owned(),
+            ));
+        }
+        let transport: DynTransport = Arc::new(stitchapi::transport::ReqwestTransport::new());
+        Ok(UpstashStore {
+            endpoint,
+            token: Arc::from(token),
+            transport,
+            clock: Arc::new(SystemClock::new()),
+            timeout: Duration::from_secs(2),
+            prefix: String::new(),
+            server_time: false,
+            increment: LuaScript::new(scripts::INCREMENT),
+            reserve: LuaScript::new(scripts::RESERVE),
+            lease: LuaScript::new(scripts::LEASE),
+            release: LuaScript::new(scripts::RELEASE),
+        })
+    }
+
+    /// Sends the commands through `transport` (a Worker's fetch, a test double).
+    pub fn with_transport(mut self, transport: DynTransport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Times commands out on `clock` (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How long one command may take (default 2 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Prefixes every key (`"myapp:"`).
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Takes `now` for `reserve` and `lease` from Redis's clock instead of the caller's.
+    pub fn with_server_time(mut self, server_time: bool) -> Self {
+        self.server_time = server_time;
+        self
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn error(
+        operation: &'static str,
+        kind: StoreErrorKind,
+        message: impl Into<String>,
+    ) -> StoreError {
+        StoreError::new(NAME, operation, kind, message)
+    }
+
+    /// Sends one command and returns its (base64-decoded where it is a string) result.
+    async fn command(
+        &self,
+        operation: &'static str,
+        command: &[Value],
+    ) -> Result<Value, StoreError> {
+        let body = serde_json::to_vec(command)
+            .map_err(|e| Self::error(operation, StoreErrorKind::InvalidData, e.to_string()))?;
+        let mut request = http::Request::new(Bytes::from(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = self.endpoint.clone();
+        let headers = request.headers_mut();
+        let bearer =
+            http::HeaderValue::from_str(&format!("Bearer {}", self.token)).map_err(|_| {
+                Self::error(
+                    operation,
+                    StoreErrorKind::Backend,
+                    "the REST token is not a valid header value",
+                )
+            })?;
+        headers.insert(http::header::AUTHORIZATION, bearer);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        headers.insert("upstash-encoding", http::HeaderValue::from_static("base64"));
+        let send = self.transport.send(request);
+        let sleep = self.clock.sleep(self.timeout);
+        let response = match select(send, sleep).await {
+            Either::Left((result, _)) => result.map_err(|e| {
+                Self::error(
+                    operation,
+                    StoreErrorKind::Unavailable,
+                    format!("the REST endpoint could not be reached: {e}"),
+                )
+                .with_source(e)
+            })?,
+            Either::Right(_) => {
+                return Err(Self::error(
+                    operation,
+                    StoreErrorKind::Timeout,
+                    format!("no answer within {}ms", self.timeout.as_millis()),
+                ));
+            }
+        };
+        let status = response.status();
+        let reply: Value = serde_json::from_slice(response.body()).map_err(|_| {
+            Self::error(
+                operation,
+                StoreErrorKind::Backend,
+                format!("HTTP {}: the reply is not JSON", status.as_u16()),
+            )
+        })?;
+        if let Some(message) = reply.get("error").and_then(Value::as_str) {
+            let kind = match status.as_u16() {
+                401 | 403 => StoreErrorKind::Unavailable,
+                _ => StoreErrorKind::Backend,
+            };
+            return Err(Self::error(
+                operation,
+                kind,
+                format!("HTTP {}: {message}", status.as_u16()),
+            ));
+        }
+        if !status.is_success() {
+            return Err(Self::error(
+                operation,
+                StoreErrorKind::Backend,
+                format!("HTTP {}", status.as_u16()),
+            ));
+        }
+        let result = reply.get("result").cloned().ok_or_else(|| {
+            Self::error(
+                operation,
+                StoreErrorKind::Backend,
+                "the reply has no result",
+            )
+        })?;
+        decode(result)
+            .map_err(|message| Self::error(operation, StoreErrorKind::InvalidData, message))
+    }
+
+    /// Runs a script by `EVALSHA`, loading it with `EVAL` when Upstash does not know it yet.
+    async fn script(
+        &self,
+        operation: &'static str,
+        script: &LuaScript,
+        key: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, StoreError> {
+        let mut command = vec![
+            json!("EVALSHA"),
+            json!(script.sha),
+            json!(1),
+            json!(self.key(key)),
+        ];
+        command.extend(args);
+        match self.command(operation, &command).await {
+            Err(error) if error.to_string().to_ascii_uppercase().contains("NOSCRIPT") => {
+                command[0] = json!("EVAL");
+                command[1] = json!(script.source);
+                self.command(operation, &command).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// Decodes a base64-encoded reply: strings are base64, arrays recurse, numbers and null stay.
+fn decode(value: Value) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(encoded) => {
+            let bytes = BASE64
+                .decode(encoded.as_bytes())
+                .map_err(|e| format!("a reply string is not base64 ({e})"))?;
+            // Bytes that are not UTF-8 travel on in the marked base64 form `value_bytes` reads.
+            Value::String(String::from_utf8(bytes).unwrap_or_else(|e| {
+                let raw = e.into_bytes();
+                format!("{BINARY_MARKER}{}", BASE64.encode(raw))
+            }))
+        }
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(decode).collect::<Result<_, _>>()?)
+        }
+        other => other,
+    })
+}
+
+/// The bytes a stored string stands for.
+fn value_bytes(text: &str) -> Result<Bytes, String> {
+    match text.strip_prefix(BINARY_MARKER) {
+        Some(encoded) => BASE64
+            .decode(encoded.as_bytes())
+            .map(Bytes::from)
+            .map_err(|e| format!("a binary value is corrupt ({e})")),
+        None => Ok(Bytes::copy_from_slice(text.as_bytes())),
+    }
+}
+
+/// The string a value is stored as.
+fn stored_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) if !text.starts_with(BINARY_MARKER) => text.to_owned(),
+        _ => format!("{BINARY_MARKER}{}", BASE64.encode(value)),
+    }
+}
+
+fn number(operation: &'static str, value: &Value) -> Result<i64, StoreError> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        UpstashStore::error(
+            operation,
+            StoreErrorKind::InvalidData,
+            format!("expected a number, got {value}"),
+        )
+    })
+}
+
+impl fmt::Debug for UpstashStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstashStore")
+            .field("endpoint", &self.endpoint.to_string())
+            .field("token", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("server_time", &self.server_time)
+            .finish()
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl StitchStore for UpstashStore {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(Scope::Fleet)
+            .with_reserve(true)
+            .with_lease(true)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        match self
+            .command("get", &[json!("GET"), json!(self.key(key))])
+            .await?
+        {
+            Value::Null => Ok(None),
+            Value::String(text) => value_bytes(&text)
+                .map(Some)
+                .map_err(|m| Self::error("get", StoreErrorKind::InvalidData, m)),
+            other => Ok(Some(Bytes::from(other.to_string()))),
+        }
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let key = self.key(key);
+        let command = match (value, ttl_millis(ttl)) {
+            (None, _) => vec![json!("DEL"), json!(key)],
+            (Some(value), 0) => vec![json!("SET"), json!(key), json!(stored_text(&value))],
+            (Some(value), ttl) => vec![
+                json!("SET"),
+                json!(key),
+                json!(stored_text(&value)),
+                json!("PX"),
+                json!(ttl),
+            ],
+        };
+        self.command("set", &command).await.map(drop)
+    }
+
+    async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
+        let result = self
+            .script(
+                "increment",
+                &self.increment,
+                key,
+                vec![json!(ttl_millis(ttl))],
+            )
+            .await?;
+        number("increment", &result)
+    }
+
+    async fn reserve(
+        &self,
+        key: &str,
+        spacing: Duration,
+        now: Timestamp,
+        ttl: Option<Duration>,
+    ) -> Result<Timestamp, StoreError> {
+        let args = vec![
+            json!(millis_arg(spacing.as_secs_f64() * 1000.0)),
+            json!(millis_arg(now.as_millis_f64())),
+            json!(ttl_millis(ttl)),
+            json!(if self.server_time { "1" } else { "0" }),
+        ];
+        let result = self.script("reserve", &self.reserve, key, args).await?;
+        result
+            .as_str()
+            .and_then(|at| at.parse::<f64>().ok())
+            .map(Timestamp::from_millis_f64)
+            .ok_or_else(|| {
+                Self::error(
+                    "reserve",
+                    StoreErrorKind::InvalidData,
+                    format!("the script returned {result}, not a time"),
+                )
+            })
+    }
+
+    async fn lease(
+        &self,
+        key: &str,
+        token: &str,
+        limit: u32,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let args = vec![
+            json!(token),
+            json!(limit),
+            json!(micros_arg(ttl).max(1)),
+            json!(micros_arg(now.since_unix())),
+            json!(if self.server_time { "1" } else { "0" }),
+        ];
+        let result = self.script("lease", &self.lease, key, args).await?;
+        Ok(number("lease", &result)? == 1)
+    }
+
+    async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
+        self.script("release", &self.release, key, vec![json!(token)])
+            .await
+            .map(drop)
+    }
+}
