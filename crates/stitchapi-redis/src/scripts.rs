@@ -28,21 +28,22 @@ if ARGV[4] == '1' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 end
+local at = now
 local stored = redis.call('GET', KEYS[1])
-local cell = 0
 if stored then
-  cell = tonumber(stored)
+  local cell = tonumber(stored)
   if cell == nil then
     return redis.error_reply('the value at the reserve key is not a pacing cell')
   end
+  if cell > at then at = cell end
 end
-local at = math.max(cell, now)
-redis.call('SET', KEYS[1], string.format('%.6f', at + tonumber(ARGV[1])))
-local ttl = tonumber(ARGV[3])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
+local next = string.format('%.3f', at + tonumber(ARGV[1]))
+if ARGV[3] ~= '0' then
+  redis.call('SET', KEYS[1], next, 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], next)
 end
-return string.format('%.6f', at)
+return string.format('%.3f', at)
 ";
 
 /// `lease(key, token, limit, ttl, now)`: a counting semaphore in a sorted set of token ->
