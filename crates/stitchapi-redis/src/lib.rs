@@ -19,3 +19,8 @@ pub use tcp::{RedisOptions, RedisStore};
 mod upstash;
 #[cfg(feature = "upstash")]
 pub use upstash::UpstashStore;
+
+/// The README's examples, compiled as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
