@@ -165,6 +165,7 @@
 // On wasm32 there is one thread and the shared trait objects are `?Send` by design.
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
+pub mod circuit;
 pub mod config;
 pub mod duration;
 pub mod error;
@@ -183,6 +184,7 @@ pub mod template;
 mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 pub mod time;
 pub mod transport;
 

@@ -43,7 +43,6 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// Runs `future` in the background, detached: a tokio task on native targets (when a runtime
 /// is running; otherwise the future is dropped), a microtask on wasm32. Used for work no caller
 /// waits for, such as giving a throttle slot back when a call's future is dropped.
-#[allow(dead_code)] // first used by the throttle permits, which are being built
 pub(crate) fn spawn_detached<F>(future: F)
 where
     F: Future<Output = ()> + MaybeSend + 'static,

@@ -1,0 +1,203 @@
+//! The store-backed limiter: fleet-wide pacing and concurrency through a shared store.
+//!
+//! - **Pacing through `reserve`** (the GCRA cell at `rl:<key>`): exact fleet-wide spacing,
+//!   wherever in a window a process starts.
+//! - **Pacing through `increment`** (the fallback when the store has no `reserve`): a counter
+//!   per window at `rl:<key>:<window start ms>`; the `n`-th grant of a window is due at
+//!   `window start + (n - 1) × spacing`, and each process also keeps its own exact spacing.
+//!   **Over-admission:** a fleet whose processes start in the middle of a window runs at up to
+//!   N× the rate until the window's slots catch up with the clock (the first grants of a window
+//!   are due in the past, so they are granted at once); at each window boundary the fleet
+//!   shares one budget again.
+//! - **Concurrency through `lease`/`release`** at `cc:<key>`: a random 16-hex token per
+//!   acquire, polled with full jitter in [0, 50 ms) while refused (no FIFO order across the
+//!   fleet). A crashed holder frees its slot when its lease expires.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::local::LocalLimiter;
+use super::rate::{window_slot, window_start};
+use super::{AcquireError, Grant, Permit, StoreFailure};
+use crate::store::{DynStore, StoreError};
+use crate::time::{Clock, Timestamp};
+
+/// How the fleet limiter paces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pacing {
+    Reserve,
+    Window,
+}
+
+#[derive(Debug, Default)]
+struct WindowState {
+    last_window: Option<Timestamp>,
+    next_local: Option<Timestamp>,
+}
+
+#[derive(Debug)]
+pub(crate) struct FleetLimiter {
+    pub(crate) store: DynStore,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) key: String,
+    /// `(spacing, per, how)`.
+    pub(crate) rate: Option<(Duration, Duration, Pacing)>,
+    pub(crate) concurrency: Option<u32>,
+    pub(crate) lease: Duration,
+    pub(crate) on_store_error: StoreFailure,
+    pub(crate) fallback: LocalLimiter,
+    window: Mutex<WindowState>,
+}
+
+/// Extra TTL past the period on pacing keys.
+const TTL_SLACK: Duration = Duration::from_millis(100);
+/// The upper bound of the full-jitter poll while a lease is refused.
+const POLL_JITTER_MICROS: u64 = 50_000;
+
+impl FleetLimiter {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        store: DynStore,
+        clock: Arc<dyn Clock>,
+        key: String,
+        rate: Option<(Duration, Duration, Pacing)>,
+        concurrency: Option<u32>,
+        lease: Duration,
+        on_store_error: StoreFailure,
+        fallback: LocalLimiter,
+    ) -> Self {
+        FleetLimiter {
+            store,
+            clock,
+            key,
+            rate,
+            concurrency,
+            lease,
+            on_store_error,
+            fallback,
+            window: Mutex::new(WindowState::default()),
+        }
+    }
+
+    pub(crate) async fn acquire(
+        &self,
+        deadline: Option<Timestamp>,
+        rate_only: bool,
+    ) -> Result<Grant, AcquireError> {
+        match self.acquire_shared(deadline, rate_only).await {
+            Err(AcquireError::Store(error)) if self.on_store_error == StoreFailure::FailOpen => {
+                let mut grant = self.fallback.acquire(deadline, rate_only).await?;
+                grant.fell_back = Some(error);
+                Ok(grant)
+            }
+            other => other,
+        }
+    }
+
+    async fn acquire_shared(
+        &self,
+        deadline: Option<Timestamp>,
+        rate_only: bool,
+    ) -> Result<Grant, AcquireError> {
+        let start = self.clock.now();
+        let mut permit = Permit::empty();
+        if let (false, Some(limit)) = (rate_only, self.concurrency) {
+            permit = self.lease_slot(limit, start, deadline).await?;
+        }
+        if let Some((spacing, per, pacing)) = self.rate {
+            let now = self.clock.now();
+            let at = match pacing {
+                Pacing::Reserve => {
+                    self.store
+                        .reserve(
+                            &format!("rl:{}", self.key),
+                            spacing,
+                            now,
+                            Some(per + TTL_SLACK),
+                        )
+                        .await?
+                }
+                Pacing::Window => self.window_grant(now, spacing, per).await?,
+            };
+            if deadline.is_some_and(|deadline| at > deadline) {
+                return Err(AcquireError::deadline(now.saturating_duration_since(start)));
+            }
+            let wait = at.saturating_duration_since(now);
+            if !wait.is_zero() {
+                self.clock.sleep(wait).await;
+            }
+        }
+        Ok(Grant {
+            permit,
+            waited: self.clock.now().saturating_duration_since(start),
+            fell_back: None,
+        })
+    }
+
+    async fn lease_slot(
+        &self,
+        limit: u32,
+        start: Timestamp,
+        deadline: Option<Timestamp>,
+    ) -> Result<Permit, AcquireError> {
+        let key = format!("cc:{}", self.key);
+        let token = format!("{:016x}", fastrand::u64(..));
+        loop {
+            let now = self.clock.now();
+            if self
+                .store
+                .lease(&key, &token, limit, self.lease, now)
+                .await?
+            {
+                return Ok(Permit::lease(self.store.clone(), key, token));
+            }
+            let mut pause = Duration::from_micros(fastrand::u64(0..POLL_JITTER_MICROS));
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(now);
+                if left.is_zero() {
+                    return Err(AcquireError::deadline(now.saturating_duration_since(start)));
+                }
+                pause = pause.min(left);
+            }
+            self.clock.sleep(pause).await;
+        }
+    }
+
+    async fn window_grant(
+        &self,
+        now: Timestamp,
+        spacing: Duration,
+        per: Duration,
+    ) -> Result<Timestamp, StoreError> {
+        let start = window_start(now, per);
+        let stale = {
+            let mut state = self
+                .window
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let stale = state.last_window.filter(|last| *last < start);
+            state.last_window = Some(start);
+            stale
+        };
+        if let Some(stale) = stale {
+            // Best effort: the key expires on its own.
+            let _ = self.store.set(&self.window_key(stale), None, None).await;
+        }
+        let n = self
+            .store
+            .increment(&self.window_key(start), Some(per + TTL_SLACK))
+            .await?;
+        let slot = window_slot(start, n, spacing);
+        let mut state = self
+            .window
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let at = now.max(slot).max(state.next_local.unwrap_or(now));
+        state.next_local = Some(at + spacing);
+        Ok(at)
+    }
+
+    fn window_key(&self, start: Timestamp) -> String {
+        format!("rl:{}:{}", self.key, start.as_millis())
+    }
+}

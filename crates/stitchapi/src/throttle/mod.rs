@@ -1,0 +1,486 @@
+//! Throttling: pacing (`"10/s"`) and a concurrency cap, in this process or fleet-wide.
+//!
+//! A [`Throttle`] is a declaration; [`Throttle::build`] resolves it against a store's
+//! [`Capabilities`](crate::store::Capabilities) into a [`Limiter`]:
+//!
+//! - a store whose scope is [`Scope::Process`] (the memory store) gets the **in-process
+//!   limiter**: a FIFO concurrency queue, then a pacing cursor (`at = max(now, cursor)`,
+//!   `cursor = at + spacing`);
+//! - a fleet store gets the **store-backed limiter**: exact pacing through `reserve` (or a
+//!   window counter through `increment`, which can over-admit, see below) and concurrency
+//!   through `lease`/`release`. A store that lacks what the throttle needs is a build error
+//!   naming the capability and the fix.
+//!
+//! The fallback pacing through `increment` keeps each process exactly spaced and shares one
+//! budget at each window boundary, but a fleet that starts in the middle of a window runs at up
+//! to N× the rate until the window's slots catch up with the clock.
+//!
+//! Every wait is bounded by the call's deadline: a grant that would come after it fails at once
+//! with [`AcquireError::DeadlineExceeded`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use stitchapi::MemoryStore;
+//! use stitchapi::throttle::Throttle;
+//! use stitchapi::time::{Clock, ManualClock};
+//!
+//! let clock = Arc::new(ManualClock::auto_advance());
+//! let limiter = Throttle::rate("10/s")
+//!     .concurrency(4)
+//!     .build("api", Arc::new(MemoryStore::new()), clock.clone())?
+//!     .expect("not a delegate throttle");
+//! let first = limiter.acquire(None).await.unwrap();
+//! let second = limiter.acquire(None).await.unwrap();
+//! assert_eq!(first.waited(), Duration::ZERO);
+//! assert_eq!(second.waited(), Duration::from_millis(100));
+//! # Ok(()) }
+//! ```
+
+mod fleet;
+mod local;
+mod permit;
+mod rate;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::duration::DurationSpec;
+use crate::error::Error;
+use crate::store::{DynStore, Scope, StoreError};
+use crate::time::{Clock, Timestamp};
+
+use fleet::{FleetLimiter, Pacing};
+use local::LocalLimiter;
+pub use permit::Permit;
+pub use rate::Rate;
+
+/// The default fleet lease: how long a crashed holder keeps its concurrency slot.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// Which budget a throttle draws from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pool {
+    /// The stitch's (or seam's) own budget (the default).
+    #[default]
+    Stitch,
+    /// One budget for every stitch aimed at the same host (the key is the host, with a
+    /// non-default port). In process, a process-wide registry keyed by host; with a fleet
+    /// store, the store key is the host.
+    Host,
+}
+
+/// What an acquire does when the store fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreFailure {
+    /// Fail the call with the store's error (kind `Store`), not retried. The default.
+    #[default]
+    FailClosed,
+    /// Fall back to the in-process limiter for that acquire and report it
+    /// ([`Grant::fell_back`]).
+    FailOpen,
+}
+
+/// A throttle declaration: a rate, a concurrency cap, or delegate mode.
+///
+/// ```
+/// use stitchapi::throttle::{Pool, StoreFailure, Throttle};
+///
+/// let throttle = Throttle::rate("10/s")
+///     .concurrency(4)
+///     .lease("20s")
+///     .pool(Pool::Host)
+///     .on_store_error(StoreFailure::FailOpen);
+/// assert!(!throttle.is_delegate());
+///
+/// // Delegate mode: no internal throttle; a 429 becomes a `RateLimited` error.
+/// let delegate = Throttle::delegate().on([429, 503]);
+/// assert!(delegate.is_rate_limited(503) && !delegate.is_rate_limited(500));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Throttle {
+    rate: Option<String>,
+    concurrency: Option<u32>,
+    lease: Option<DurationSpec>,
+    pool: Pool,
+    delegate: bool,
+    on: Vec<u16>,
+    on_store_error: StoreFailure,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            rate: None,
+            concurrency: None,
+            lease: None,
+            pool: Pool::Stitch,
+            delegate: false,
+            on: vec![429],
+            on_store_error: StoreFailure::FailClosed,
+        }
+    }
+}
+
+impl Throttle {
+    /// An empty throttle; add a [rate](Self::with_rate) or a [cap](Self::concurrency).
+    pub fn new() -> Self {
+        Throttle::default()
+    }
+
+    /// A throttle pacing at `rate` (`"10/s"`, `"120/m"`, `"100/15m"`, `"2/500ms"`); checked
+    /// by [`build`](Self::build).
+    pub fn rate(rate: impl Into<String>) -> Self {
+        Throttle::new().with_rate(rate)
+    }
+
+    /// Sets the rate.
+    pub fn with_rate(mut self, rate: impl Into<String>) -> Self {
+        self.rate = Some(rate.into());
+        self
+    }
+
+    /// Caps the calls in flight.
+    pub fn concurrency(mut self, limit: u32) -> Self {
+        self.concurrency = Some(limit);
+        self
+    }
+
+    /// How long a fleet concurrency slot is held before it expires on its own (default 30 s).
+    pub fn lease(mut self, lease: impl Into<DurationSpec>) -> Self {
+        self.lease = Some(lease.into());
+        self
+    }
+
+    /// Which budget to draw from.
+    pub fn pool(mut self, pool: Pool) -> Self {
+        self.pool = pool;
+        self
+    }
+
+    /// What to do when the store fails during an acquire (default fail-closed).
+    pub fn on_store_error(mut self, policy: StoreFailure) -> Self {
+        self.on_store_error = policy;
+        self
+    }
+
+    /// Delegate mode: no internal throttle; a response whose status is in [`on`](Self::on)
+    /// (default `[429]`) fails the call as `RateLimited`, never retried.
+    pub fn delegate() -> Self {
+        Throttle {
+            delegate: true,
+            ..Throttle::default()
+        }
+    }
+
+    /// The statuses that count as a rate limit in delegate mode.
+    pub fn on(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.on = statuses.into_iter().collect();
+        self
+    }
+
+    /// Whether this is delegate mode.
+    pub fn is_delegate(&self) -> bool {
+        self.delegate
+    }
+
+    /// Whether `status` is a rate limit under delegate mode (always `false` otherwise).
+    pub fn is_rate_limited(&self, status: u16) -> bool {
+        self.delegate && self.on.contains(&status)
+    }
+
+    /// The pool: the caller derives the key from it (the host for [`Pool::Host`]).
+    pub fn pool_kind(&self) -> Pool {
+        self.pool
+    }
+
+    /// The store failure policy.
+    pub fn store_failure(&self) -> StoreFailure {
+        self.on_store_error
+    }
+
+    /// Checks the declaration and resolves it against `store`: `Ok(None)` in delegate mode,
+    /// otherwise the limiter for `key` (the host under [`Pool::Host`], the stitch or seam key
+    /// otherwise). Errors name the field, or the missing store capability and the fix.
+    pub fn build(
+        &self,
+        key: &str,
+        store: DynStore,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Limiter>, Error> {
+        for status in &self.on {
+            if !(100..=599).contains(status) {
+                return Err(Error::config(
+                    "throttle.on",
+                    format!("{status} is not an HTTP status"),
+                    "list statuses between 100 and 599, e.g. [429]",
+                ));
+            }
+        }
+        if self.delegate {
+            if self.rate.is_some() || self.concurrency.is_some() {
+                return Err(Error::config(
+                    "throttle.delegate",
+                    "delegate mode has no internal throttle, but a rate or concurrency is set",
+                    "remove `rate`/`concurrency`, or drop `delegate`",
+                ));
+            }
+            return Ok(None);
+        }
+        let rate = self.rate.as_deref().map(Rate::parse).transpose()?;
+        if self.concurrency == Some(0) {
+            return Err(Error::config(
+                "throttle.concurrency",
+                "a cap of 0 would block every call",
+                "set 1 or more, or remove it",
+            ));
+        }
+        if rate.is_none() && self.concurrency.is_none() {
+            return Err(Error::config(
+                "throttle",
+                "neither a rate nor a concurrency cap is set",
+                "set `rate` (e.g. \"10/s\"), `concurrency`, or `delegate`",
+            ));
+        }
+        let lease = match &self.lease {
+            Some(spec) => spec.resolve("throttle.lease")?,
+            None => DEFAULT_LEASE,
+        };
+        if lease.is_zero() {
+            return Err(Error::config(
+                "throttle.lease",
+                "a zero lease expires at once",
+                "set a lease longer than your slowest call, e.g. \"30s\"",
+            ));
+        }
+        let spacing = rate.map(|rate| rate.spacing());
+        let host_pool = (self.pool == Pool::Host).then_some(key);
+        let local = LocalLimiter::new(spacing, self.concurrency, host_pool, clock.clone());
+        let caps = store.capabilities();
+        if caps.scope == Scope::Process {
+            return Ok(Some(Limiter {
+                inner: Arc::new(Inner::Local(local)),
+            }));
+        }
+        let name = store.name();
+        let rate = match rate {
+            None => None,
+            Some(rate) if caps.reserve => Some((rate.spacing(), rate.per(), Pacing::Reserve)),
+            Some(rate) if caps.atomic_increment => {
+                Some((rate.spacing(), rate.per(), Pacing::Window))
+            }
+            Some(_) => {
+                return Err(Error::config(
+                    "throttle.rate",
+                    format!(
+                        "the {name} store is shared by a fleet but has neither `reserve` nor an atomic `increment`, so the rate cannot be enforced fleet-wide"
+                    ),
+                    "use a store with `reserve` (Redis, memory) or an atomic `increment`, or throttle per process with a process-scoped store",
+                ));
+            }
+        };
+        if self.concurrency.is_some() && !caps.lease {
+            return Err(Error::config(
+                "throttle.concurrency",
+                format!(
+                    "the {name} store is shared by a fleet but has no `lease`/`release`, so the cap cannot be enforced fleet-wide"
+                ),
+                "use a store with leases (Redis, Deno KV), or drop `concurrency`",
+            ));
+        }
+        // Fail-open falls back to a private in-process limiter.
+        let fallback = LocalLimiter::new(spacing, self.concurrency, None, clock.clone());
+        Ok(Some(Limiter {
+            inner: Arc::new(Inner::Fleet(FleetLimiter::new(
+                store,
+                clock,
+                key.to_owned(),
+                rate,
+                self.concurrency,
+                lease,
+                self.on_store_error,
+                fallback,
+            ))),
+        }))
+    }
+}
+
+/// A resolved throttle, cheap to clone. Acquire before each attempt; drop the [`Permit`] when
+/// the attempt ends.
+#[derive(Clone, Debug)]
+pub struct Limiter {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Local(LocalLimiter),
+    Fleet(FleetLimiter),
+}
+
+impl Limiter {
+    /// Waits for a concurrency slot, then for the pacing grant, both bounded by `deadline`.
+    pub async fn acquire(&self, deadline: Option<Timestamp>) -> Result<Grant, AcquireError> {
+        self.acquire_inner(deadline, false).await
+    }
+
+    /// Pacing only, no concurrency slot (streaming opens and reconnects).
+    pub async fn acquire_rate_only(
+        &self,
+        deadline: Option<Timestamp>,
+    ) -> Result<Grant, AcquireError> {
+        self.acquire_inner(deadline, true).await
+    }
+
+    async fn acquire_inner(
+        &self,
+        deadline: Option<Timestamp>,
+        rate_only: bool,
+    ) -> Result<Grant, AcquireError> {
+        match &*self.inner {
+            Inner::Local(local) => local.acquire(deadline, rate_only).await,
+            Inner::Fleet(fleet) => fleet.acquire(deadline, rate_only).await,
+        }
+    }
+
+    /// Acquires every limiter in order (a seam's bucket, then the member's own throttle), so
+    /// each gate must pass and the waits add up. The permit releases in reverse order; if a
+    /// later gate fails, the earlier grants are released at once.
+    pub async fn acquire_chain(
+        limiters: &[&Limiter],
+        deadline: Option<Timestamp>,
+        rate_only: bool,
+    ) -> Result<Grant, AcquireError> {
+        let mut permits = Vec::with_capacity(limiters.len());
+        let mut waited = Duration::ZERO;
+        let mut fell_back = None;
+        for limiter in limiters {
+            let grant = limiter.acquire_inner(deadline, rate_only).await?;
+            waited += grant.waited;
+            if fell_back.is_none() {
+                fell_back = grant.fell_back;
+            }
+            permits.push(grant.permit);
+        }
+        Ok(Grant {
+            permit: Permit::chain(permits),
+            waited,
+            fell_back,
+        })
+    }
+
+    /// Whether this limiter is store-backed (fleet-wide).
+    pub fn is_fleet(&self) -> bool {
+        matches!(&*self.inner, Inner::Fleet(_))
+    }
+}
+
+/// A granted acquire.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Grant {
+    /// Frees the concurrency slot when dropped.
+    pub permit: Permit,
+    /// How long the acquire waited (for the `throttled` progress event when above zero).
+    pub waited: Duration,
+    /// Set when the store failed and the fail-open policy fell back to the in-process limiter
+    /// for this acquire: the error to report as an event.
+    pub fell_back: Option<StoreError>,
+}
+
+impl Grant {
+    /// How long the acquire waited.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+/// Why an acquire failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcquireError {
+    /// The grant would come after the call's deadline; the caller fails with a timeout.
+    #[error("throttle wait would pass the deadline (waited {}ms)", waited.as_millis())]
+    DeadlineExceeded {
+        /// How long the acquire waited before giving up.
+        waited: Duration,
+    },
+    /// The store failed (fail-closed): the call fails with kind `Store`, not retried.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AcquireError {
+    fn deadline(waited: Duration) -> Self {
+        AcquireError::DeadlineExceeded { waited }
+    }
+}
+
+// ---- serde ----
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(u16),
+    Many(Vec<u16>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThrottleTable {
+    rate: Option<String>,
+    concurrency: Option<u32>,
+    lease: Option<DurationSpec>,
+    pool: Option<Pool>,
+    delegate: Option<bool>,
+    on: Option<OneOrMany>,
+    on_store_error: Option<StoreFailure>,
+}
+
+impl<'de> Deserialize<'de> for Throttle {
+    /// `"10/s"` or `{ rate, concurrency, lease, pool = "host", delegate, on,
+    /// on_store_error = "fail-open" }`; unknown fields are rejected.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Throttle;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a rate such as \"10/s\" or a throttle table")
+            }
+            fn visit_str<E: de::Error>(self, rate: &str) -> Result<Throttle, E> {
+                Ok(Throttle::rate(rate))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Throttle, A::Error> {
+                let t = ThrottleTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                if t.rate.is_none() && t.concurrency.is_none() && t.delegate != Some(true) {
+                    return Err(de::Error::custom(
+                        "an empty throttle: set `rate`, `concurrency` or `delegate = true`",
+                    ));
+                }
+                let mut throttle = Throttle {
+                    rate: t.rate,
+                    concurrency: t.concurrency,
+                    lease: t.lease,
+                    pool: t.pool.unwrap_or_default(),
+                    delegate: t.delegate.unwrap_or(false),
+                    on_store_error: t.on_store_error.unwrap_or_default(),
+                    ..Throttle::default()
+                };
+                match t.on {
+                    Some(OneOrMany::One(status)) => throttle.on = vec![status],
+                    Some(OneOrMany::Many(statuses)) => throttle.on = statuses,
+                    None => {}
+                }
+                Ok(throttle)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
