@@ -1,0 +1,506 @@
+//! The response cache: read-through into the stitch's store, with in-process (and optionally
+//! fleet-wide) coalescing of identical concurrent calls.
+//!
+//! A cache is declared with [`Cache`]: `"5m"` is shorthand for `Cache::ttl("5m")`.
+//!
+//! ```
+//! use stitchapi::{Cache, Coalesce, Tenancy};
+//!
+//! let short: Cache = "5m".into();
+//! let full = Cache::ttl("5m")
+//!     .vary(["accept-language"])
+//!     .entries(500)
+//!     .tenancy(Tenancy::App)
+//!     .coalesce(Coalesce::Fleet);
+//! # let _ = (short, full);
+//! ```
+//!
+//! # What is cached, under which key
+//!
+//! - Only methods in `methods` (default `GET` and `HEAD`) are cached; others bypass.
+//! - The key is derived from the *resolved* request: the method, the normalised URL (scheme,
+//!   lowercase host, non-default port, path and query; user-info and fragment dropped), the
+//!   body (JSON bodies in canonical form), the `vary` headers and, under
+//!   [`Tenancy::Principal`], the bound principal. Credential headers (`authorization`,
+//!   `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`, and any header an auth
+//!   strategy added) never enter the key and cannot be named in `vary`.
+//! - **Principal tenancy fails closed**: a bound principal enters the key; with no principal
+//!   bound, a request that carries credentials (a credential header, or auth applied by the
+//!   stitch) is **not cached** (bypass); an anonymous request is cached application-wide.
+//!   Under [`Tenancy::App`] the principal never enters the key and credentialed requests are
+//!   shared by every caller: choose it only for data that is the same for everyone.
+//! - The entry is the raw response (status, a few headers, the body) stored as JSON, with the
+//!   TTL; a result is only written once it decoded and validated.
+//!
+//! # Store keys (shared with the TypeScript reference where it has one)
+//!
+//! - generations: `cache:gen` (or `cache:gen:<seam-id>`) and `cache:gen:<stitch-id>`;
+//! - entries: `cache:k2:g<seamGen>.<stitchGen>.<stitchId>:<32-hex>`;
+//! - fleet lock: `cache:lock:g<seamGen>.<stitchGen>.<stitchId>:<32-hex>`.
+
+// Wired into the call pipeline by the lead; until then parts are only used by tests.
+#![allow(dead_code)]
+
+mod coalesce;
+mod entry;
+mod key;
+#[cfg(test)]
+mod runtime_tests;
+mod store;
+
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::duration::DurationSpec;
+use crate::error::{Error, Result};
+use crate::tenancy::Tenancy;
+
+#[allow(unused_imports)] // wired into the pipeline by the lead
+pub(crate) use entry::CachedResponse;
+#[allow(unused_imports)]
+pub(crate) use key::{Bypass, CacheKey, KeyRequest, NEVER_KEY_HEADERS};
+#[allow(unused_imports)]
+pub(crate) use store::{CacheIds, Outcome, ResponseCache, Served};
+
+/// The default in-process LRU cap (`entries`).
+pub const DEFAULT_ENTRIES: usize = 1000;
+/// The default TTL of the fleet lock (`lock`).
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
+/// The default interval between two store polls of a fleet waiter (`poll`).
+pub const DEFAULT_POLL: Duration = Duration::from_millis(50);
+
+/// How identical concurrent misses share one fetch.
+///
+/// ```
+/// use stitchapi::Coalesce;
+///
+/// let mode: Coalesce = serde_json::from_str("\"fleet\"").unwrap();
+/// assert_eq!(mode, Coalesce::Fleet);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Coalesce {
+    /// Every miss fetches on its own.
+    Off,
+    /// Identical concurrent misses in this process share one fetch (the default).
+    #[default]
+    Process,
+    /// As `Process`, and across processes sharing the store: a short store lock elects one
+    /// fetcher; the others poll the store for the filled entry (bounded), then fetch.
+    Fleet,
+}
+
+/// A response-cache declaration: a TTL and optional vary headers, LRU cap, tenancy, methods
+/// and coalescing.
+///
+/// The TTL is required and must be positive (checked when the stitch is built). In config
+/// files: `cache = "5m"` or `cache = { ttl = "5m", vary = ["accept-language"], entries = 500,
+/// tenancy = "app", methods = ["GET", "QUERY"], coalesce = "fleet" }`.
+///
+/// ```
+/// use stitchapi::{Cache, Tenancy};
+///
+/// let cache = Cache::ttl("30s").vary(["accept-language"]).tenancy(Tenancy::App);
+/// let from_toml: Cache = toml::from_str::<toml::Table>("cache = \"5m\"").unwrap()["cache"]
+///     .clone()
+///     .try_into()
+///     .unwrap();
+/// # let _ = (cache, from_toml);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cache {
+    ttl: DurationSpec,
+    vary: Vec<String>,
+    entries: Option<usize>,
+    tenancy: Tenancy,
+    methods: Option<Vec<String>>,
+    coalesce: Coalesce,
+    lock: Option<DurationSpec>,
+    wait: Option<DurationSpec>,
+    poll: Option<DurationSpec>,
+}
+
+impl Cache {
+    /// A cache whose entries live for `ttl` (`"5m"`, a `Duration`, or milliseconds).
+    pub fn ttl(ttl: impl Into<DurationSpec>) -> Self {
+        Cache {
+            ttl: ttl.into(),
+            vary: Vec::new(),
+            entries: None,
+            tenancy: Tenancy::Principal,
+            methods: None,
+            coalesce: Coalesce::Process,
+            lock: None,
+            wait: None,
+            poll: None,
+        }
+    }
+
+    /// Request headers whose values enter the key (case-insensitive). Credential headers are
+    /// refused at build time.
+    pub fn vary<I, S>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.vary = headers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The in-process LRU cap (default 1000): past it, the oldest key this process wrote or
+    /// hit is deleted from the store, best effort.
+    pub fn entries(mut self, entries: usize) -> Self {
+        self.entries = Some(entries);
+        self
+    }
+
+    /// Whose entries these are (default [`Tenancy::Principal`], which fails closed).
+    pub fn tenancy(mut self, tenancy: Tenancy) -> Self {
+        self.tenancy = tenancy;
+        self
+    }
+
+    /// The methods that are cached (default `GET` and `HEAD`); e.g. add `QUERY` or `POST` for a
+    /// read-only GraphQL endpoint.
+    pub fn methods<I, S>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.methods = Some(methods.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How identical concurrent misses share a fetch (default [`Coalesce::Process`]).
+    pub fn coalesce(mut self, coalesce: Coalesce) -> Self {
+        self.coalesce = coalesce;
+        self
+    }
+
+    /// Fleet coalescing: how long the fetch lock lives if its holder dies (default 5s).
+    pub fn lock(mut self, ttl: impl Into<DurationSpec>) -> Self {
+        self.lock = Some(ttl.into());
+        self
+    }
+
+    /// Fleet coalescing: how long a waiter polls the store before fetching itself (default:
+    /// the lock TTL).
+    pub fn wait(mut self, wait: impl Into<DurationSpec>) -> Self {
+        self.wait = Some(wait.into());
+        self
+    }
+
+    /// Fleet coalescing: the interval between two polls, jittered by ±50% (default 50ms).
+    pub fn poll(mut self, poll: impl Into<DurationSpec>) -> Self {
+        self.poll = Some(poll.into());
+        self
+    }
+
+    /// Checks the declaration; `field` is its path in errors (e.g. `"cache"`).
+    pub(crate) fn resolve(&self, field: &str) -> Result<CachePolicy> {
+        let ttl_field = format!("{field}.ttl");
+        let ttl = self.ttl.resolve(&ttl_field)?;
+        if ttl.is_zero() {
+            return Err(Error::config(
+                &ttl_field,
+                "a zero TTL would keep entries forever",
+                "use a positive duration such as \"5m\"",
+            ));
+        }
+        let mut vary = Vec::with_capacity(self.vary.len());
+        for name in &self.vary {
+            let lower = name.trim().to_ascii_lowercase();
+            let header = HeaderName::from_bytes(lower.as_bytes()).map_err(|_| {
+                Error::config(
+                    &format!("{field}.vary"),
+                    format_args!("{name:?} is not a valid header name"),
+                    "name request headers such as \"accept-language\"",
+                )
+            })?;
+            if NEVER_KEY_HEADERS.contains(&header.as_str()) {
+                return Err(Error::config(
+                    &format!("{field}.vary"),
+                    format_args!(
+                        "{header:?} is a credential or tracing header and never enters the cache key"
+                    ),
+                    "remove it; keep per-user entries apart with tenancy = \"principal\" and a bound principal",
+                ));
+            }
+            vary.push(header);
+        }
+        vary.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        vary.dedup();
+        let entries = self.entries.unwrap_or(DEFAULT_ENTRIES);
+        if entries == 0 {
+            return Err(Error::config(
+                &format!("{field}.entries"),
+                "a cap of 0 entries would evict every entry it writes",
+                "use a positive number such as 1000, or remove the cache",
+            ));
+        }
+        let methods = match &self.methods {
+            None => vec![Method::GET, Method::HEAD],
+            Some(list) => {
+                let mut methods = Vec::with_capacity(list.len());
+                for m in list {
+                    let upper = m.trim().to_ascii_uppercase();
+                    let method = Method::from_bytes(upper.as_bytes()).map_err(|_| {
+                        Error::config(
+                            &format!("{field}.methods"),
+                            format_args!("{m:?} is not an HTTP method"),
+                            "list methods such as \"GET\", \"HEAD\", \"QUERY\"",
+                        )
+                    })?;
+                    if !methods.contains(&method) {
+                        methods.push(method);
+                    }
+                }
+                if methods.is_empty() {
+                    return Err(Error::config(
+                        &format!("{field}.methods"),
+                        "an empty list caches nothing",
+                        "list at least one method, or remove the cache",
+                    ));
+                }
+                methods
+            }
+        };
+        let positive = |spec: &Option<DurationSpec>, name: &str, default: Duration| {
+            let Some(spec) = spec else { return Ok(default) };
+            let f = format!("{field}.{name}");
+            let d = spec.resolve(&f)?;
+            if d.is_zero() {
+                return Err(Error::config(
+                    &f,
+                    "must be positive",
+                    "use a duration such as \"5s\"",
+                ));
+            }
+            Ok(d)
+        };
+        let lock_ttl = positive(&self.lock, "lock", DEFAULT_LOCK_TTL)?;
+        let wait = positive(&self.wait, "wait", lock_ttl)?;
+        let poll = positive(&self.poll, "poll", DEFAULT_POLL)?;
+        Ok(CachePolicy {
+            ttl,
+            vary,
+            entries,
+            tenancy: self.tenancy,
+            methods,
+            coalesce: self.coalesce,
+            lock_ttl,
+            wait,
+            poll,
+        })
+    }
+}
+
+impl From<&str> for Cache {
+    fn from(ttl: &str) -> Self {
+        Cache::ttl(ttl)
+    }
+}
+
+impl From<String> for Cache {
+    fn from(ttl: String) -> Self {
+        Cache::ttl(ttl)
+    }
+}
+
+impl From<Duration> for Cache {
+    fn from(ttl: Duration) -> Self {
+        Cache::ttl(ttl)
+    }
+}
+
+/// A checked cache declaration.
+#[derive(Clone, Debug)]
+pub(crate) struct CachePolicy {
+    pub(crate) ttl: Duration,
+    pub(crate) vary: Vec<HeaderName>,
+    pub(crate) entries: usize,
+    pub(crate) tenancy: Tenancy,
+    pub(crate) methods: Vec<Method>,
+    pub(crate) coalesce: Coalesce,
+    pub(crate) lock_ttl: Duration,
+    pub(crate) wait: Duration,
+    pub(crate) poll: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheFields {
+    ttl: DurationSpec,
+    #[serde(default)]
+    vary: Option<OneOrMany>,
+    #[serde(default)]
+    entries: Option<usize>,
+    #[serde(default)]
+    tenancy: Option<Tenancy>,
+    #[serde(default)]
+    methods: Option<OneOrMany>,
+    #[serde(default)]
+    coalesce: Option<Coalesce>,
+    #[serde(default)]
+    lock: Option<DurationSpec>,
+    #[serde(default)]
+    wait: Option<DurationSpec>,
+    #[serde(default)]
+    poll: Option<DurationSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Cache {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CacheVisitor;
+        impl<'de> Visitor<'de> for CacheVisitor {
+            type Value = Cache;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a TTL such as \"5m\" or a table { ttl, vary, entries, tenancy, methods, coalesce }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Cache, E> {
+                Ok(Cache::ttl(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cache, E> {
+                Ok(Cache::ttl(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cache, E> {
+                u64::try_from(v)
+                    .map(Cache::ttl)
+                    .map_err(|_| E::custom("the TTL must be positive"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Cache, A::Error> {
+                let f = CacheFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let mut cache = Cache::ttl(f.ttl);
+                cache.vary = f.vary.map(OneOrMany::into_vec).unwrap_or_default();
+                cache.entries = f.entries;
+                cache.tenancy = f.tenancy.unwrap_or_default();
+                cache.methods = f.methods.map(OneOrMany::into_vec);
+                cache.coalesce = f.coalesce.unwrap_or_default();
+                cache.lock = f.lock;
+                cache.wait = f.wait;
+                cache.poll = f.poll;
+                Ok(cache)
+            }
+        }
+        deserializer.deserialize_any(CacheVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_required_positive_and_valid() {
+        assert!(Cache::ttl("5m").resolve("cache").is_ok());
+        let zero = Cache::ttl("0s").resolve("cache").unwrap_err();
+        assert!(
+            zero.to_string().starts_with("cache.ttl: a zero TTL"),
+            "{zero}"
+        );
+        let bad = Cache::ttl("soon").resolve("cache").unwrap_err();
+        assert!(
+            bad.to_string().starts_with("cache.ttl: invalid duration"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let p = Cache::ttl("5m").resolve("cache").unwrap();
+        assert_eq!(p.ttl, Duration::from_secs(300));
+        assert_eq!(p.entries, 1000);
+        assert_eq!(p.tenancy, Tenancy::Principal);
+        assert_eq!(p.methods, vec![Method::GET, Method::HEAD]);
+        assert_eq!(p.coalesce, Coalesce::Process);
+        assert_eq!(p.lock_ttl, DEFAULT_LOCK_TTL);
+        assert_eq!(p.wait, DEFAULT_LOCK_TTL);
+    }
+
+    #[test]
+    fn vary_refuses_credentials_and_bad_names() {
+        let e = Cache::ttl("1m")
+            .vary(["Authorization"])
+            .resolve("cache")
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("cache.vary: \"authorization\""),
+            "{e}"
+        );
+        let e = Cache::ttl("1m")
+            .vary(["bad header"])
+            .resolve("cache")
+            .unwrap_err();
+        assert!(e.to_string().contains("not a valid header name"), "{e}");
+        let p = Cache::ttl("1m")
+            .vary(["X-B", "accept-language", "x-b"])
+            .resolve("cache")
+            .unwrap();
+        let names: Vec<_> = p.vary.iter().map(|h| h.as_str()).collect();
+        assert_eq!(names, ["accept-language", "x-b"]);
+    }
+
+    #[test]
+    fn methods_and_entries_are_checked() {
+        let p = Cache::ttl("1m")
+            .methods(["get", "query"])
+            .resolve("c")
+            .unwrap();
+        assert_eq!(p.methods[0], Method::GET);
+        assert_eq!(p.methods[1].as_str(), "QUERY");
+        assert!(Cache::ttl("1m").methods(["a b"]).resolve("c").is_err());
+        assert!(
+            Cache::ttl("1m")
+                .methods(Vec::<String>::new())
+                .resolve("c")
+                .is_err()
+        );
+        assert!(Cache::ttl("1m").entries(0).resolve("c").is_err());
+    }
+
+    #[test]
+    fn serde_shorthand_and_table() {
+        let c: Cache = serde_json::from_str("\"5m\"").unwrap();
+        assert_eq!(c, Cache::ttl("5m"));
+        let c: Cache = serde_json::from_str("30000").unwrap();
+        assert_eq!(c.resolve("c").unwrap().ttl, Duration::from_secs(30));
+        let c: Cache = serde_json::from_str(
+            r#"{"ttl":"5m","vary":"accept-language","entries":500,"tenancy":"app","methods":["GET","QUERY"],"coalesce":"fleet","lock":"3s"}"#,
+        )
+        .unwrap();
+        let p = c.resolve("c").unwrap();
+        assert_eq!(p.entries, 500);
+        assert_eq!(p.tenancy, Tenancy::App);
+        assert_eq!(p.coalesce, Coalesce::Fleet);
+        assert_eq!(p.lock_ttl, Duration::from_secs(3));
+        assert_eq!(p.wait, Duration::from_secs(3));
+        assert_eq!(p.vary.len(), 1);
+        let e = serde_json::from_str::<Cache>(r#"{"ttl":"5m","ttls":1}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `ttls`"), "{e}");
+        assert!(serde_json::from_str::<Cache>(r#"{"vary":"a"}"#).is_err());
+        let t: toml::Table = toml::from_str("[cache]\nttl = \"1m\"\ncoalesce = \"off\"").unwrap();
+        let c: Cache = t["cache"].clone().try_into().unwrap();
+        assert_eq!(c.resolve("c").unwrap().coalesce, Coalesce::Off);
+    }
+}
