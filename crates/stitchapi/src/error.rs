@@ -128,6 +128,24 @@ impl Error {
         )
     }
 
+    /// `rate limited (HTTP <status>)`: the server asked the caller to back off and the stitch
+    /// delegates that to its caller (never retried).
+    pub(crate) fn rate_limited(
+        status: StatusCode,
+        url: Url,
+        body: Bytes,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        Error::new(
+            ErrorKind::RateLimited,
+            format!("rate limited (HTTP {})", status.as_u16()),
+        )
+        .with_status(status)
+        .with_url(url)
+        .with_body(body)
+        .with_retry_after(retry_after)
+    }
+
     /// A decode or validator failure at `json_path` (`$` is the picked root).
     pub(crate) fn validation(json_path: Option<String>, message: impl fmt::Display) -> Self {
         let text = match &json_path {

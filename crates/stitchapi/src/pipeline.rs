@@ -21,6 +21,7 @@ use serde_json::Value;
 use tracing::Instrument;
 use url::Url;
 
+use crate::circuit::Transition;
 use crate::error::RedactedUrl;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Emitter, Event, Phase};
@@ -29,6 +30,7 @@ use crate::policy::idempotency::{KeyContext, is_idempotent, is_read};
 use crate::policy::retry::parse_retry_after;
 use crate::query;
 use crate::stitch::{Reply, Spec, StitchInner};
+use crate::throttle::{AcquireError, Grant, Limiter};
 use crate::time::{Clock, Timestamp};
 use crate::transport::redirect::{self, Outgoing, Received};
 
@@ -232,7 +234,7 @@ pub(crate) async fn run<O: 'static>(
         url: outgoing.url.clone(),
         at: started,
     });
-    let result = attempts(inner, outgoing, keyed, started, emitter)
+    let result = guarded(inner, outgoing, keyed, started, emitter)
         .await
         .and_then(|(received, attempts)| finish(inner, received, attempts, started));
     match &result {
@@ -268,6 +270,14 @@ async fn attempts<O: 'static>(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // Every attempt pays the throttle (the seam's bucket, then the stitch's own).
+        let grant = throttle(spec, deadline, attempt, emitter)
+            .await
+            .map_err(|error| match error {
+                AcquireError::DeadlineExceeded { .. } => total_timeout(),
+                AcquireError::Store(error) => Error::from(error),
+            })
+            .map_err(|error| error.in_call(&outgoing.url, attempt - 1))?;
         let now = clock.now();
         let left = deadline.map(|deadline| deadline.saturating_duration_since(now));
         if left == Some(Duration::ZERO) {
@@ -303,10 +313,20 @@ async fn attempts<O: 'static>(
             .instrument(attempt_span.clone()),
         )
         .await;
+        // The slot is given back before any backoff sleep.
+        drop(grant);
         let setback = match sent {
             Some(Ok(received)) => {
                 let status = received.response.status();
                 attempt_span.record("status", status.as_u16());
+                if let Some(delegate) = &spec.delegate
+                    && delegate.is_rate_limited(status.as_u16())
+                {
+                    let retry_after = parse_retry_after(received.response.headers(), clock.now());
+                    let (_, body) = received.response.into_parts();
+                    return Err(Error::rate_limited(status, received.url, body, retry_after)
+                        .with_attempts(attempt));
+                }
                 let retry_status = policy.retries_status(status) && attempt < policy.attempts;
                 if !retry_status {
                     if status.is_success() || spec.accept.matches(status) {
@@ -387,6 +407,107 @@ async fn attempts<O: 'static>(
             clock.sleep(wait).await;
         }
     }
+}
+
+/// Acquires the stitch's throttle gates, reporting waits and fail-open fallbacks as events.
+async fn throttle<O>(
+    spec: &Spec,
+    deadline: Option<Timestamp>,
+    attempt: u32,
+    emitter: &Emitter<O>,
+) -> std::result::Result<Option<Grant>, AcquireError> {
+    if spec.limiters.is_empty() {
+        return Ok(None);
+    }
+    let gates: Vec<&Limiter> = spec.limiters.iter().collect();
+    let grant = Limiter::acquire_chain(&gates, deadline, false).await?;
+    let now = spec.runtime.clock.now();
+    if !grant.waited.is_zero() {
+        tracing::debug!(
+            attempt,
+            throttle_wait_ms = grant.waited.as_millis() as u64,
+            "throttled"
+        );
+        emitter.progress(
+            Phase::Throttled,
+            attempt,
+            now,
+            || format!("waited {}ms", grant.waited.as_millis()),
+            Some(grant.waited),
+        );
+    }
+    if let Some(error) = &grant.fell_back {
+        tracing::warn!(%error, "throttle store failed; throttled in this process instead (fail-open)");
+        emitter.progress(
+            Phase::Throttled,
+            attempt,
+            now,
+            || format!("store failed, throttled in this process: {error}"),
+            None,
+        );
+    }
+    Ok(Some(grant))
+}
+
+/// Whether a failed fetch counts against the circuit breaker: the service failed (transport,
+/// timeout, 5xx, 429, delegated rate limit), not the caller (other 4xx).
+fn is_service_failure(error: &Error) -> bool {
+    match error.kind() {
+        ErrorKind::Transport | ErrorKind::Timeout | ErrorKind::RateLimited => true,
+        ErrorKind::Http => error
+            .status()
+            .is_some_and(|status| status.is_server_error() || status.as_u16() == 429),
+        _ => false,
+    }
+}
+
+/// Runs the attempts behind the circuit breaker, if the stitch has one.
+async fn guarded<O: 'static>(
+    inner: &StitchInner<O>,
+    outgoing: Outgoing,
+    keyed: bool,
+    started: Timestamp,
+    emitter: &Emitter<O>,
+) -> Result<(Received, u32)> {
+    let spec = &inner.spec;
+    let Some(breaker) = &spec.breaker else {
+        return attempts(inner, outgoing, keyed, started, emitter).await;
+    };
+    let clock = &*spec.runtime.clock;
+    let admission = match breaker.admit().await {
+        Ok(admission) => admission,
+        Err(error) => {
+            if error.kind() == ErrorKind::CircuitOpen {
+                emitter.progress(Phase::Circuit, 0, clock.now(), || "open".to_owned(), None);
+            }
+            return Err(error.in_call(&outgoing.url, 0));
+        }
+    };
+    if admission.is_trial() {
+        emitter.progress(
+            Phase::Circuit,
+            0,
+            clock.now(),
+            || "half-open trial".to_owned(),
+            None,
+        );
+    }
+    let fetched = attempts(inner, outgoing, keyed, started, emitter).await;
+    let success = match &fetched {
+        Ok(_) => true,
+        Err(error) => !is_service_failure(error),
+    };
+    match breaker.record(admission, success).await {
+        Ok(Transition::Opened) => {
+            emitter.progress(Phase::Circuit, 0, clock.now(), || "opened".to_owned(), None);
+        }
+        Ok(Transition::Closed) => {
+            emitter.progress(Phase::Circuit, 0, clock.now(), || "closed".to_owned(), None);
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "the circuit breaker could not record the outcome"),
+    }
+    fetched
 }
 
 fn finish<O: 'static>(

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::settings::{Settings, settings_setters};
 use crate::stitch::StitchBuilder;
 use crate::store::StitchStore;
+use crate::throttle::{Limiter, Pool};
 
 /// Stitches that share a base URL, headers, retry and timeout defaults, and one transport,
 /// clock and store. A member's own settings win over the seam's. Cheap to clone.
@@ -39,8 +40,12 @@ pub struct Seam {
 
 struct SeamInner {
     base_url: String,
+    /// Names the seam's shared state in the store (throttle bucket, cache generation).
+    id: Arc<str>,
     settings: Settings,
     store: Arc<dyn StitchStore>,
+    /// The seam's throttle bucket, shared by every member.
+    limiter: Option<Limiter>,
 }
 
 impl Seam {
@@ -48,6 +53,7 @@ impl Seam {
     pub fn builder(base_url: impl Into<String>) -> SeamBuilder {
         SeamBuilder {
             base_url: base_url.into(),
+            name: None,
             settings: Settings::default(),
         }
     }
@@ -123,6 +129,15 @@ impl Seam {
         &self.inner.settings
     }
 
+    /// The seam's id (its `name`, else its base URL).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    pub(crate) fn limiter(&self) -> Option<&Limiter> {
+        self.inner.limiter.as_ref()
+    }
+
     /// `base` + `/` + `path`, with exactly one slash between them.
     pub(crate) fn join(&self, path: &str) -> String {
         let base = self.inner.base_url.trim_end_matches('/');
@@ -147,11 +162,20 @@ impl fmt::Debug for Seam {
 /// Declares a [`Seam`]; [`build`](SeamBuilder::build) checks every option.
 pub struct SeamBuilder {
     base_url: String,
+    name: Option<String>,
     settings: Settings,
 }
 
 impl SeamBuilder {
     settings_setters!();
+
+    /// Names the seam. The name keys its shared state in the store (the throttle bucket
+    /// `seam:<name>`, the cache generation), so every process of a fleet that declares the
+    /// seam with the same name shares them. Default: the base URL.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
 
     /// Checks every option and builds the seam, with one clock, store and transport that
     /// every member will share.
@@ -192,6 +216,17 @@ impl SeamBuilder {
             idempotency.resolve("idempotency")?;
         }
         let runtime = self.settings.runtime()?;
+        let id: Arc<str> = Arc::from(self.name.clone().unwrap_or_else(|| self.base_url.clone()));
+        let limiter = match &self.settings.throttle {
+            Some(throttle) => {
+                let key = match throttle.pool_kind() {
+                    Pool::Host => host_key(&parsed),
+                    Pool::Stitch => format!("seam:{id}"),
+                };
+                throttle.build(&key, runtime.store.clone(), runtime.clock.clone())?
+            }
+            None => None,
+        };
         self.settings.transport = Some(runtime.transport);
         self.settings.clock = Some(runtime.clock);
         self.settings.store = Some(runtime.store.clone());
@@ -199,8 +234,10 @@ impl SeamBuilder {
             principal: None,
             inner: Arc::new(SeamInner {
                 base_url: self.base_url,
+                id,
                 settings: self.settings,
                 store: runtime.store,
+                limiter,
             }),
         })
     }
@@ -211,5 +248,14 @@ impl fmt::Debug for SeamBuilder {
         f.debug_struct("SeamBuilder")
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// The throttle key of a host pool: the host, with its port when it is not the default.
+pub(crate) fn host_key(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => url.as_str().to_owned(),
     }
 }

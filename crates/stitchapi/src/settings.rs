@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::circuit::Circuit;
 use crate::error::{Error, Result};
 use crate::policy::{Idempotency, Retry, StatusMatch, Timeout};
 use crate::query::ArrayFormat;
 use crate::store::{DynStore, MemoryStore};
+use crate::throttle::Throttle;
 use crate::time::{Clock, SystemClock};
 use crate::transport::{DynTransport, default_transport};
 
@@ -28,6 +30,10 @@ pub(crate) struct Settings {
     pub transport: Option<DynTransport>,
     pub clock: Option<Arc<dyn Clock>>,
     pub store: Option<DynStore>,
+    /// Not inherited: a seam's throttle is one bucket its members share, chained before their
+    /// own.
+    pub throttle: Option<Throttle>,
+    pub circuit: Option<Circuit>,
 }
 
 impl Settings {
@@ -51,6 +57,8 @@ impl Settings {
             transport: self.transport.or_else(|| parent.transport.clone()),
             clock: self.clock.or_else(|| parent.clock.clone()),
             store: self.store.or_else(|| parent.store.clone()),
+            throttle: self.throttle,
+            circuit: self.circuit.or_else(|| parent.circuit.clone()),
         }
     }
 
@@ -185,6 +193,26 @@ macro_rules! settings_setters {
         /// The clock (default: the system clock). Tests pass a `ManualClock`.
         pub fn clock(mut self, clock: std::sync::Arc<dyn $crate::time::Clock>) -> Self {
             self.settings.clock = Some(clock);
+            self
+        }
+
+        /// Throttles calls: a rate (`"10/s"`) and/or a concurrency cap, in this process or,
+        /// with a shared store, fleet-wide (`Throttle::rate("10/s").concurrency(4)`). On a seam
+        /// it is one budget all members share; a member's own throttle is applied after it.
+        pub fn throttle(mut self, throttle: impl Into<$crate::throttle::Throttle>) -> Self {
+            self.settings.throttle = Some(throttle.into());
+            self
+        }
+
+        /// A circuit breaker: after `failures` consecutive failures (transport errors,
+        /// timeouts, 5xx, 429) calls fail fast with `CircuitOpen` for `cooldown`, then one
+        /// trial call at a time (fleet-wide with a shared store) decides whether it closes.
+        pub fn circuit(
+            mut self,
+            failures: u32,
+            cooldown: impl Into<$crate::duration::DurationSpec>,
+        ) -> Self {
+            self.settings.circuit = Some($crate::circuit::Circuit::new(failures, cooldown));
             self
         }
 

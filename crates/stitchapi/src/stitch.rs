@@ -13,6 +13,7 @@ use serde_json::Value;
 use tracing::Instrument;
 use url::Url;
 
+use crate::circuit::Breaker;
 use crate::error::{Error, Result};
 use crate::event::{Emitter, EventStream};
 use crate::input::Input;
@@ -27,6 +28,7 @@ use crate::runtime::MaybeSend;
 use crate::seam::Seam;
 use crate::settings::{DEFAULT_MAX_RESPONSE_BYTES, Runtime, Settings, settings_setters};
 use crate::template::UrlTemplate;
+use crate::throttle::{Limiter, Pool, Throttle};
 
 /// A declared endpoint, ready to call. Cheap to clone; clones share everything.
 ///
@@ -85,6 +87,11 @@ pub(crate) struct Spec {
     pub max_response_bytes: usize,
     pub array_format: ArrayFormat,
     pub runtime: Runtime,
+    /// Throttle gates in order: the seam's bucket, then the stitch's own.
+    pub limiters: Vec<Limiter>,
+    /// Delegate mode: statuses that turn into `RateLimited` errors, never retried.
+    pub delegate: Option<Throttle>,
+    pub breaker: Option<Breaker>,
 }
 
 /// The origin a template fixes in its literal text; expansion may never change it.
@@ -518,11 +525,51 @@ impl<O: 'static> StitchBuilder<O> {
             Some(name) => Arc::from(name.as_str()),
             None => Arc::from(format!("{} {}", self.method, url)),
         };
+        let origin = FixedOrigin::of(&url);
+        let throttle_key = |throttle: &Throttle| -> Result<String> {
+            match throttle.pool_kind() {
+                Pool::Stitch => Ok(name.to_string()),
+                Pool::Host => origin
+                    .as_ref()
+                    .and_then(|origin| origin.parsed.as_ref())
+                    .map(|parsed| crate::seam::host_key(&parsed.url))
+                    .ok_or_else(|| {
+                        Error::config(
+                            "throttle.pool",
+                            "a host pool needs the URL's host written out in the template",
+                            "write the host literally (https://api.example.com/...), or use the default per-stitch pool",
+                        )
+                    }),
+            }
+        };
+        let mut limiters = Vec::new();
+        let mut delegate = None;
+        if let Some(seam) = &self.seam {
+            limiters.extend(seam.limiter().cloned());
+            delegate = seam
+                .settings()
+                .throttle
+                .clone()
+                .filter(Throttle::is_delegate);
+        }
+        if let Some(throttle) = &settings.throttle {
+            let key = throttle_key(throttle)?;
+            match throttle.build(&key, runtime.store.clone(), runtime.clock.clone())? {
+                Some(limiter) => limiters.push(limiter),
+                None => delegate = Some(throttle.clone()),
+            }
+        }
+        let breaker = match &settings.circuit {
+            Some(circuit) => {
+                Some(circuit.build(&name, runtime.store.clone(), runtime.clock.clone())?)
+            }
+            None => None,
+        };
         let template_variables = template.variables().map(str::to_owned).collect();
         let spec = Spec {
             name,
             method: self.method,
-            origin: FixedOrigin::of(&url),
+            origin,
             template,
             template_variables,
             headers,
@@ -534,6 +581,9 @@ impl<O: 'static> StitchBuilder<O> {
             max_response_bytes,
             array_format: settings.array_format.unwrap_or_default(),
             runtime,
+            limiters,
+            delegate,
+            breaker,
         };
         Ok(Stitch {
             principal: self

@@ -312,6 +312,13 @@ impl Throttle {
     }
 }
 
+impl From<&str> for Throttle {
+    /// `"10/s"`: shorthand for `Throttle::rate("10/s")`.
+    fn from(rate: &str) -> Self {
+        Throttle::rate(rate)
+    }
+}
+
 /// A resolved throttle, cheap to clone. Acquire before each attempt; drop the [`Permit`] when
 /// the attempt ends.
 #[derive(Clone, Debug)]
