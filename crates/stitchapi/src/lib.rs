@@ -165,6 +165,7 @@
 // On wasm32 there is one thread and the shared trait objects are `?Send` by design.
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
+pub mod auth;
 pub mod cache;
 pub mod circuit;
 pub mod config;
@@ -189,6 +190,7 @@ pub mod throttle;
 pub mod time;
 pub mod transport;
 
+pub use auth::{Auth, AuthStrategy, CookieSession, OAuth2, Secret};
 pub use cache::{Cache, Coalesce};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventStream, Phase, Progress};

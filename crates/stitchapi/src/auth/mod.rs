@@ -1,0 +1,563 @@
+//! Authentication strategies: values attached to a stitch or seam that put a credential on
+//! each request. The caller never sees the credential.
+//!
+//! - [`Auth::bearer`], [`Auth::api_key`] (header, query or cookie), [`Auth::basic`];
+//! - [`Auth::oauth2`]: client-credentials tokens (with the refresh-token grant when the server
+//!   returns one), cached in the store's vault, refreshed early, fetched single-flight across
+//!   the process and, over a fleet-scope store, across the fleet;
+//! - [`Auth::cookie_session`]: a login stitch whose `Set-Cookie` seeds a session that is
+//!   replayed on later calls, per principal by default;
+//! - [`Auth::custom`]: anything implementing [`AuthStrategy`].
+//!
+//! Credentials are [`Secret`]s: redacted in `Debug` and `Display`, resolved per call.
+//!
+//! ```
+//! use stitchapi::auth::{ApiKey, Auth, OAuth2, Secret};
+//!
+//! let bearer = Auth::bearer(Secret::env("API_TOKEN"));
+//! let key = Auth::api_key(ApiKey::query(Secret::new("k-123")).name("key"));
+//! let oauth = Auth::oauth2(
+//!     OAuth2::client_credentials(
+//!         "https://auth.example.com/token",
+//!         Secret::new("client"),
+//!         Secret::env("CLIENT_SECRET"),
+//!     )
+//!     .scope("read write"),
+//! );
+//! assert_eq!(oauth.scheme(), "oauth2");
+//! assert!(!format!("{bearer:?} {key:?}").contains("k-123"));
+//! ```
+
+mod cookie;
+mod flight;
+mod header;
+mod oauth2;
+mod secret;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use http::header::{COOKIE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+use url::Url;
+
+use crate::error::{Error, ErrorKind};
+use crate::runtime::{MaybeSend, MaybeSync};
+use crate::store::StitchStore;
+use crate::tenancy::Tenancy;
+use crate::time::{Clock, Timestamp};
+use crate::transport::Transport;
+
+pub use cookie::{CookieSession, LoginFailure, LoginInput, LoginOutcome, OutcomeHook, RefreshWhen};
+pub use header::{ApiKey, ApiKeyLocation};
+pub use oauth2::{ClientAuth, OAuth2};
+pub use secret::{Secret, SecretSource};
+
+/// The vault prefix: tokens and sessions live under `vault:` in the store.
+pub const VAULT_PREFIX: &str = "vault:";
+
+/// A way to authenticate requests. Implement it for a custom scheme and attach it with
+/// [`Auth::custom`].
+///
+/// The engine calls [`apply`](AuthStrategy::apply) before every attempt. When a response
+/// makes [`should_refresh`](AuthStrategy::should_refresh) true, it calls
+/// [`refresh`](AuthStrategy::refresh) once and retries the attempt once.
+///
+/// ```
+/// use stitchapi::auth::{Auth, AuthContext, AuthRequest, AuthStrategy};
+///
+/// #[derive(Debug)]
+/// struct Signed;
+///
+/// #[async_trait::async_trait]
+/// impl AuthStrategy for Signed {
+///     fn scheme(&self) -> &'static str {
+///         "signed"
+///     }
+///     async fn apply(
+///         &self,
+///         request: &mut AuthRequest<'_>,
+///         _cx: &AuthContext<'_>,
+///     ) -> stitchapi::Result<()> {
+///         request.set_header("x-signature", "sig")
+///     }
+/// }
+///
+/// let auth = Auth::custom(Signed);
+/// assert_eq!(auth.scheme(), "signed");
+/// ```
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+pub trait AuthStrategy: MaybeSend + MaybeSync + fmt::Debug + 'static {
+    /// The non-secret scheme name (`"bearer"`, `"oauth2"`, ...), shown in public config.
+    fn scheme(&self) -> &'static str;
+
+    /// Whose credential this is. The engine passes a principal only when the call was made
+    /// through `seam.as_principal(id)`.
+    fn tenancy(&self) -> Tenancy {
+        Tenancy::App
+    }
+
+    /// Puts the credential on `request`. Use [`AuthRequest::set_header`],
+    /// [`AuthRequest::set_query_param`] and [`AuthRequest::add_cookie`] so the engine knows
+    /// which parts carry a credential (it drops them on a cross-origin redirect).
+    async fn apply(&self, request: &mut AuthRequest<'_>, cx: &AuthContext<'_>)
+    -> Result<(), Error>;
+
+    /// Whether a response means the credential is stale (for example a 401).
+    fn should_refresh(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> bool {
+        let _ = (status, headers, body);
+        false
+    }
+
+    /// Renews the credential after [`should_refresh`](AuthStrategy::should_refresh) said so.
+    async fn refresh(&self, cx: &AuthContext<'_>) -> Result<(), Error> {
+        let _ = cx;
+        Ok(())
+    }
+}
+
+/// The request a strategy authenticates: method, URL and headers, plus a record of which
+/// header names and whether the query received a credential.
+///
+/// ```
+/// use http::{HeaderMap, Method};
+/// use stitchapi::auth::AuthRequest;
+///
+/// let method = Method::GET;
+/// let mut url = url::Url::parse("https://api.example.com/x").unwrap();
+/// let mut headers = HeaderMap::new();
+/// let mut request = AuthRequest::new(&method, &mut url, &mut headers);
+/// request.set_header("x-api-key", "k").unwrap();
+/// assert_eq!(request.credential_headers()[0].as_str(), "x-api-key");
+/// ```
+#[derive(Debug)]
+pub struct AuthRequest<'a> {
+    method: &'a Method,
+    url: &'a mut Url,
+    headers: &'a mut HeaderMap,
+    credential_headers: Vec<HeaderName>,
+    query_credential: bool,
+}
+
+impl<'a> AuthRequest<'a> {
+    /// Wraps the parts of a request about to be sent.
+    pub fn new(method: &'a Method, url: &'a mut Url, headers: &'a mut HeaderMap) -> Self {
+        AuthRequest {
+            method,
+            url,
+            headers,
+            credential_headers: Vec::new(),
+            query_credential: false,
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        self.method
+    }
+
+    /// The request URL.
+    pub fn url(&self) -> &Url {
+        self.url
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.headers
+    }
+
+    /// Sets a credential header (replacing any value), marked sensitive, and records its name.
+    /// Fails with an `Auth` error when the name or value is not a valid header (the value is
+    /// never quoted in the error).
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+            Error::new(
+                ErrorKind::Auth,
+                format!("auth header name {name:?} is not a valid header name. Fix: use a token such as x-api-key"),
+            )
+        })?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            Error::new(
+                ErrorKind::Auth,
+                format!("the credential for header {name} is not a valid header value (control characters or non-ASCII). Fix: check the secret"),
+            )
+        })?;
+        value.set_sensitive(true);
+        self.headers.insert(name.clone(), value);
+        self.record_header(name);
+        Ok(())
+    }
+
+    /// Sets a query parameter carrying a credential, replacing any same-named parameter, and
+    /// marks the query as credential-bearing.
+    pub fn set_query_param(&mut self, name: &str, value: &str) {
+        let kept: Vec<(String, String)> = self
+            .url
+            .query_pairs()
+            .filter(|(k, _)| k != name)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        {
+            let mut pairs = self.url.query_pairs_mut();
+            pairs.clear();
+            for (k, v) in &kept {
+                pairs.append_pair(k, v);
+            }
+            pairs.append_pair(name, value);
+        }
+        self.query_credential = true;
+    }
+
+    /// Adds `name=value` to the `cookie` header, replacing a cookie of the same name and
+    /// keeping the others.
+    pub fn add_cookie(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let mut parts: Vec<String> = Vec::new();
+        for existing in self.headers.get_all(COOKIE) {
+            if let Ok(text) = existing.to_str() {
+                for part in text.split(';') {
+                    let part = part.trim();
+                    if part.is_empty() {
+                        continue;
+                    }
+                    let part_name = part.split('=').next().unwrap_or("").trim();
+                    if part_name != name {
+                        parts.push(part.to_owned());
+                    }
+                }
+            }
+        }
+        parts.push(format!("{name}={value}"));
+        let mut header = HeaderValue::from_str(&parts.join("; ")).map_err(|_| {
+            Error::new(
+                ErrorKind::Auth,
+                format!("the value of cookie {name:?} is not a valid header value. Fix: check the secret or the session cookie"),
+            )
+        })?;
+        header.set_sensitive(true);
+        self.headers.insert(COOKIE, header);
+        self.record_header(COOKIE);
+        Ok(())
+    }
+
+    fn record_header(&mut self, name: HeaderName) {
+        if !self.credential_headers.contains(&name) {
+            self.credential_headers.push(name);
+        }
+    }
+
+    /// The names of the headers that received a credential.
+    pub fn credential_headers(&self) -> &[HeaderName] {
+        &self.credential_headers
+    }
+
+    /// Whether a credential was put in the query.
+    pub fn has_query_credential(&self) -> bool {
+        self.query_credential
+    }
+
+    /// What the engine needs after `apply`: the credential header names and the query flag.
+    pub fn into_applied(self) -> Applied {
+        Applied {
+            credential_headers: self.credential_headers,
+            query_credential: self.query_credential,
+        }
+    }
+}
+
+/// What a strategy added to a request: see [`AuthRequest::into_applied`]. The redirect layer
+/// drops `credential_headers` on a cross-origin hop.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Applied {
+    /// Header names that carry a credential.
+    pub credential_headers: Vec<HeaderName>,
+    /// Whether the query carries a credential.
+    pub query_credential: bool,
+}
+
+/// An auth progress event. It never carries a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthEvent {
+    /// The strategy's scheme.
+    pub scheme: &'static str,
+    /// What happened: `"token"`, `"token-refresh"`, `"login"`, `"wait"`, `"hook"`...
+    pub detail: &'static str,
+    /// A human-readable line.
+    pub message: String,
+}
+
+/// Receives [`AuthEvent`]s (the engine turns them into `info` progress events).
+pub trait AuthEvents: MaybeSend + MaybeSync {
+    /// Called for every event.
+    fn event(&self, event: &AuthEvent);
+}
+
+impl<F> AuthEvents for F
+where
+    F: Fn(&AuthEvent) + MaybeSend + MaybeSync,
+{
+    fn event(&self, event: &AuthEvent) {
+        self(event)
+    }
+}
+
+/// What a strategy may use while authenticating one call.
+#[derive(Clone, Copy)]
+pub struct AuthContext<'a> {
+    /// The vault: the store with every key under `vault:`.
+    pub vault: &'a dyn StitchStore,
+    /// The store itself (for capabilities; state belongs in the vault).
+    pub store: &'a dyn StitchStore,
+    /// The stitch's clock: all time and waiting goes through it.
+    pub clock: &'a dyn Clock,
+    /// The stitch's transport (used for token requests).
+    pub transport: &'a dyn Transport,
+    /// The bound principal (`seam.as_principal(id)`), never taken from call input.
+    pub principal: Option<&'a str>,
+    /// The call's total deadline, if any: auth work (token fetch, login, waiting) ends there.
+    pub deadline: Option<Timestamp>,
+    /// Where progress events go.
+    pub events: Option<&'a dyn AuthEvents>,
+}
+
+impl fmt::Debug for AuthContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthContext")
+            .field("store", &self.store.name())
+            .field("principal", &self.principal)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> AuthContext<'a> {
+    /// A context with no principal, no deadline and no event sink.
+    pub fn new(
+        vault: &'a dyn StitchStore,
+        store: &'a dyn StitchStore,
+        clock: &'a dyn Clock,
+        transport: &'a dyn Transport,
+    ) -> Self {
+        AuthContext {
+            vault,
+            store,
+            clock,
+            transport,
+            principal: None,
+            deadline: None,
+            events: None,
+        }
+    }
+
+    /// Binds a principal.
+    pub fn with_principal(mut self, principal: Option<&'a str>) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn with_deadline(mut self, deadline: Option<Timestamp>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets the event sink.
+    pub fn with_events(mut self, events: Option<&'a dyn AuthEvents>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Emits an event (ignored without a sink).
+    pub fn emit(&self, scheme: &'static str, detail: &'static str, message: impl Into<String>) {
+        if let Some(events) = self.events {
+            events.event(&AuthEvent {
+                scheme,
+                detail,
+                message: message.into(),
+            });
+        }
+    }
+
+    /// Runs `future` until the call's deadline; past it, a `Timeout` error.
+    pub async fn within<T>(
+        &self,
+        future: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let Some(deadline) = self.deadline else {
+            return future.await;
+        };
+        let now = self.clock.now();
+        let left = deadline.saturating_duration_since(now);
+        if left.is_zero() {
+            return Err(Error::timeout(std::time::Duration::ZERO));
+        }
+        let sleep = self.clock.sleep(left);
+        futures_util::pin_mut!(future);
+        match futures_util::future::select(future, sleep).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            futures_util::future::Either::Right(_) => Err(Error::timeout(left)),
+        }
+    }
+
+    /// The vault key for `base`, with `\u{0}<principal>` appended under principal tenancy.
+    /// Under principal tenancy with no principal this fails closed with `fail_message`.
+    pub(crate) fn scoped_key(
+        &self,
+        base: String,
+        tenancy: Tenancy,
+        fail_message: &str,
+    ) -> Result<String, Error> {
+        match tenancy {
+            Tenancy::App => Ok(base),
+            Tenancy::Principal => match self.principal {
+                Some(principal) => Ok(format!("{base}\u{0}{principal}")),
+                None => Err(Error::new(ErrorKind::Auth, fail_message)),
+            },
+        }
+    }
+}
+
+/// An authentication strategy, ready to attach to a stitch or seam. Cheap to clone.
+///
+/// ```
+/// use stitchapi::auth::{Auth, Secret};
+///
+/// let auth = Auth::basic("alice", Secret::new("s3cret"));
+/// assert_eq!(auth.scheme(), "basic");
+/// assert!(!format!("{auth:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
+pub struct Auth(Arc<dyn AuthStrategy>);
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Auth {
+    /// `authorization: Bearer <token>`.
+    pub fn bearer(token: impl Into<Secret>) -> Auth {
+        Auth::custom(header::Bearer::new(token.into()))
+    }
+
+    /// An API key in a header (default `x-api-key`), the query (default `api_key`) or a
+    /// cookie (default `api_key`). A bare [`Secret`] means the header.
+    pub fn api_key(key: impl Into<ApiKey>) -> Auth {
+        Auth::custom(key.into())
+    }
+
+    /// `authorization: Basic base64(user:pass)`.
+    pub fn basic(user: impl Into<Secret>, pass: impl Into<Secret>) -> Auth {
+        Auth::custom(header::Basic::new(user.into(), pass.into()))
+    }
+
+    /// OAuth 2 client credentials (see [`OAuth2`]).
+    pub fn oauth2(config: OAuth2) -> Auth {
+        Auth::custom(config)
+    }
+
+    /// A cookie session established by a login stitch (see [`CookieSession`]).
+    pub fn cookie_session(session: CookieSession) -> Auth {
+        Auth::custom(session)
+    }
+
+    /// Any strategy.
+    pub fn custom(strategy: impl AuthStrategy) -> Auth {
+        Auth(Arc::new(strategy))
+    }
+
+    /// The strategy's scheme name.
+    pub fn scheme(&self) -> &'static str {
+        self.0.scheme()
+    }
+
+    /// The strategy's tenancy.
+    pub fn tenancy(&self) -> Tenancy {
+        self.0.tenancy()
+    }
+
+    /// The strategy itself.
+    pub fn strategy(&self) -> &dyn AuthStrategy {
+        &*self.0
+    }
+
+    /// Applies the credential to the request parts and reports what was added. This is what
+    /// the engine calls before each attempt.
+    pub async fn apply(
+        &self,
+        method: &Method,
+        url: &mut Url,
+        headers: &mut HeaderMap,
+        cx: &AuthContext<'_>,
+    ) -> Result<Applied, Error> {
+        let mut request = AuthRequest::new(method, url, headers);
+        self.0.apply(&mut request, cx).await?;
+        Ok(request.into_applied())
+    }
+
+    /// See [`AuthStrategy::should_refresh`].
+    pub fn should_refresh(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> bool {
+        self.0.should_refresh(status, headers, body)
+    }
+
+    /// See [`AuthStrategy::refresh`].
+    pub async fn refresh(&self, cx: &AuthContext<'_>) -> Result<(), Error> {
+        self.0.refresh(cx).await
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use crate::store::{Capabilities, MemoryStore, Scope, StitchStore, StoreError};
+    use crate::time::Timestamp;
+
+    /// A MemoryStore that claims fleet scope, to simulate several processes.
+    #[derive(Debug, Clone)]
+    pub struct FleetStore(pub Arc<MemoryStore>);
+
+    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+    impl StitchStore for FleetStore {
+        fn name(&self) -> &'static str {
+            "fleet-test"
+        }
+        fn capabilities(&self) -> Capabilities {
+            let inner = self.0.capabilities();
+            Capabilities::new(Scope::Fleet)
+                .with_reserve(inner.reserve)
+                .with_lease(inner.lease)
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+            self.0.get(key).await
+        }
+        async fn set(
+            &self,
+            key: &str,
+            value: Option<Bytes>,
+            ttl: Option<Duration>,
+        ) -> Result<(), StoreError> {
+            self.0.set(key, value, ttl).await
+        }
+        async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
+            self.0.increment(key, ttl).await
+        }
+        async fn reserve(
+            &self,
+            key: &str,
+            spacing: Duration,
+            now: Timestamp,
+            ttl: Option<Duration>,
+        ) -> Result<Timestamp, StoreError> {
+            self.0.reserve(key, spacing, now, ttl).await
+        }
+    }
+}

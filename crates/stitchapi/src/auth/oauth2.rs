@@ -1,0 +1,465 @@
+//! OAuth 2 client credentials, with the refresh-token grant when the server returns one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::flight::{FlightTiming, Flights};
+use super::header::basic_value;
+use super::{AuthContext, AuthRequest, AuthStrategy, Secret};
+use crate::duration::DurationSpec;
+use crate::error::{Error, ErrorKind};
+use crate::store::StitchStoreExt;
+use crate::tenancy::Tenancy;
+use crate::transport::RequestContext;
+
+const TOKEN_BODY_LIMIT: usize = 1 << 20;
+const FIX: &str = "Fix: check token_url, client_id/client_secret, and scope.";
+const NO_PRINCIPAL: &str = "oauth2 with tenancy 'principal' requires a bound principal: call through seam.as_principal(id), or use the default tenancy(App) to share one token across all callers";
+
+/// How the client authenticates to the token endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` in the form body (the default).
+    #[default]
+    Post,
+    /// HTTP Basic `authorization` header.
+    Basic,
+}
+
+/// OAuth 2 client credentials: see [`Auth::oauth2`](super::Auth::oauth2).
+///
+/// The token is cached in the vault under `oauth2:<key or token_url>` (with
+/// `\u{0}<principal>` under principal tenancy), refreshed `skew` (30 s) before it expires,
+/// fetched single-flight (in the process, and across the fleet over a fleet-scope store),
+/// and fetched again once when a response has a `refresh_on` status (401).
+///
+/// ```
+/// use stitchapi::auth::{Auth, ClientAuth, OAuth2, Secret};
+///
+/// let auth = Auth::oauth2(
+///     OAuth2::client_credentials("https://auth.example.com/token", "my-client", Secret::env("CLIENT_SECRET"))
+///         .scope("read")
+///         .audience("https://api.example.com")
+///         .client_auth(ClientAuth::Basic)
+///         .skew("1m")
+///         .key("example-api"),
+/// );
+/// assert_eq!(auth.scheme(), "oauth2");
+/// ```
+#[derive(Clone)]
+pub struct OAuth2 {
+    token_url: String,
+    client_id: Secret,
+    client_secret: Secret,
+    scope: Option<String>,
+    audience: Option<String>,
+    client_auth: ClientAuth,
+    params: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    refresh_on: Vec<u16>,
+    skew: DurationSpec,
+    key: Option<String>,
+    tenancy: Tenancy,
+    timing: FlightTiming,
+    flights: Arc<Flights>,
+}
+
+impl std::fmt::Debug for OAuth2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("scope", &self.scope)
+            .field("client_auth", &self.client_auth)
+            .field("key", &self.key)
+            .field("tenancy", &self.tenancy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cached token, as stored in the vault.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenRecord {
+    token: String,
+    /// Milliseconds since the epoch; 0 means "never refresh proactively".
+    expires_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+impl OAuth2 {
+    /// The client-credentials grant against `token_url`.
+    pub fn client_credentials(
+        token_url: impl Into<String>,
+        client_id: impl Into<Secret>,
+        client_secret: impl Into<Secret>,
+    ) -> OAuth2 {
+        OAuth2 {
+            token_url: token_url.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            scope: None,
+            audience: None,
+            client_auth: ClientAuth::Post,
+            params: Vec::new(),
+            headers: Vec::new(),
+            refresh_on: vec![401],
+            skew: DurationSpec::from(Duration::from_secs(30)),
+            key: None,
+            tenancy: Tenancy::App,
+            timing: FlightTiming::default(),
+            flights: Arc::default(),
+        }
+    }
+
+    /// The `scope` form field.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The `audience` form field.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Client authentication: [`ClientAuth::Post`] (default) or [`ClientAuth::Basic`].
+    pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
+        self.client_auth = client_auth;
+        self
+    }
+
+    /// An extra form field. It may override `grant_type`, `scope` and `audience`, never the
+    /// client credentials.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// An extra header on the token request (it cannot replace the Basic header).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers
+            .push((name.into().to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Statuses that force one refresh and a retry (default `[401]`).
+    pub fn refresh_on(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.refresh_on = statuses.into_iter().collect();
+        self
+    }
+
+    /// How long before expiry the token is refreshed (default 30 s).
+    pub fn skew(mut self, skew: impl Into<DurationSpec>) -> Self {
+        self.skew = skew.into();
+        self
+    }
+
+    /// The vault namespace (default: the token URL). Strategies with the same key over the
+    /// same store share one token.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// [`Tenancy::App`] (default: one token for everyone) or [`Tenancy::Principal`].
+    pub fn tenancy(mut self, tenancy: Tenancy) -> Self {
+        self.tenancy = tenancy;
+        self
+    }
+
+    /// The fleet refresh lock's TTL, also the longest another process waits for the holder
+    /// (default 10 s).
+    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
+        self.timing.lock_ttl = ttl;
+        self
+    }
+
+    fn vault_key(&self, cx: &AuthContext<'_>) -> Result<String, Error> {
+        let base = format!("oauth2:{}", self.key.as_deref().unwrap_or(&self.token_url));
+        cx.scoped_key(base, self.tenancy, NO_PRINCIPAL)
+    }
+
+    fn is_fresh(&self, record: &TokenRecord, cx: &AuthContext<'_>) -> Result<bool, Error> {
+        if record.expires_at == 0 {
+            return Ok(true);
+        }
+        let skew = self.skew.resolve("auth.oauth2.skew")?;
+        Ok(cx.clock.now().as_millis() + skew.as_millis() as u64
+            <= record.expires_at.saturating_sub(1))
+    }
+
+    /// A token, from the vault or fetched single-flight. With `stale`, that token is not
+    /// accepted (a forced refresh).
+    async fn token(
+        &self,
+        cx: &AuthContext<'_>,
+        key: &str,
+        stale: Option<String>,
+    ) -> Result<String, Error> {
+        let done = || async {
+            match cx.vault.get_json::<TokenRecord>(key).await? {
+                Some(record)
+                    if self.is_fresh(&record, cx)? && Some(&record.token) != stale.as_ref() =>
+                {
+                    Ok(Some(record.token))
+                }
+                _ => Ok(None),
+            }
+        };
+        self.flights
+            .run(cx, "oauth2", key, self.timing, done, || {
+                self.fetch_and_store(cx, key)
+            })
+            .await
+    }
+
+    async fn fetch_and_store(&self, cx: &AuthContext<'_>, key: &str) -> Result<String, Error> {
+        let previous = cx.vault.get_json::<TokenRecord>(key).await.ok().flatten();
+        let previous_refresh = previous.and_then(|r| r.refresh_token);
+        let mut response = None;
+        if let Some(refresh_token) = &previous_refresh {
+            cx.emit(
+                "oauth2",
+                "token-refresh",
+                "refreshing the oauth2 token with the refresh_token grant",
+            );
+            let form = vec![
+                ("grant_type".to_owned(), "refresh_token".to_owned()),
+                ("refresh_token".to_owned(), refresh_token.clone()),
+            ];
+            match self.request(cx, form).await {
+                Ok(r) => response = Some(r),
+                Err(e) => cx.emit(
+                    "oauth2",
+                    "token-refresh",
+                    format!("refresh_token grant failed ({e}); falling back to client_credentials"),
+                ),
+            }
+        }
+        let response = match response {
+            Some(r) => r,
+            None => {
+                cx.emit("oauth2", "token", "requesting an oauth2 token");
+                self.request(cx, self.client_credentials_form()).await?
+            }
+        };
+        let now = cx.clock.now().as_millis();
+        let expires_at = response
+            .expires_in
+            .filter(|s| *s > 0)
+            .map_or(0, |s| now + s * 1000);
+        let refresh_token = response.refresh_token.or(previous_refresh);
+        let ttl = match (&refresh_token, response.expires_in) {
+            (None, Some(s)) if s > 0 => Some(Duration::from_secs(s)),
+            _ => None,
+        };
+        let record = TokenRecord {
+            token: response.access_token,
+            expires_at,
+            refresh_token,
+        };
+        cx.vault.set_json(key, &record, ttl).await?;
+        Ok(record.token)
+    }
+
+    fn client_credentials_form(&self) -> Vec<(String, String)> {
+        let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+        if let Some(scope) = &self.scope {
+            form.push(("scope".to_owned(), scope.clone()));
+        }
+        if let Some(audience) = &self.audience {
+            form.push(("audience".to_owned(), audience.clone()));
+        }
+        for (name, value) in &self.params {
+            if name == "client_id" || name == "client_secret" {
+                continue;
+            }
+            form.retain(|(n, _)| n != name);
+            form.push((name.clone(), value.clone()));
+        }
+        form
+    }
+
+    async fn request(
+        &self,
+        cx: &AuthContext<'_>,
+        mut form: Vec<(String, String)>,
+    ) -> Result<TokenResponse, Error> {
+        let url = url::Url::parse(&self.token_url).map_err(|e| {
+            Error::config(
+                "auth.oauth2.token_url",
+                format!("{:?} is not a URL ({e})", self.token_url),
+                "use an absolute https:// URL",
+            )
+        })?;
+        let id = self.client_id.expose()?;
+        let secret = self.client_secret.expose()?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (
+                http::header::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json"),
+        );
+        match self.client_auth {
+            ClientAuth::Post => {
+                form.push(("client_id".to_owned(), id));
+                form.push(("client_secret".to_owned(), secret));
+            }
+            ClientAuth::Basic => {
+                let mut value =
+                    http::HeaderValue::from_str(&basic_value(&id, &secret)).map_err(|_| {
+                        Error::new(
+                            ErrorKind::Auth,
+                            format!(
+                                "oauth2 client credentials are not valid in a Basic header. {FIX}"
+                            ),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                headers.insert(http::header::AUTHORIZATION, value);
+            }
+        }
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&form)
+            .finish();
+        let mut request = http::Request::new(Bytes::from(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = url.as_str().parse().map_err(|_| {
+            Error::config(
+                "auth.oauth2.token_url",
+                "is not a valid request URI",
+                "use an absolute https:// URL",
+            )
+        })?;
+        *request.headers_mut() = headers;
+        request
+            .extensions_mut()
+            .insert(RequestContext::new(url, TOKEN_BODY_LIMIT));
+        let response = cx.transport.send(request).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Auth,
+                format!("oauth2 token request failed: {e}. {FIX}"),
+            )
+            .with_source(e)
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "oauth2 token request failed: HTTP {}. {FIX}",
+                    status.as_u16()
+                ),
+            )
+            .with_status(status));
+        }
+        parse_token_response(response.body())
+    }
+}
+
+struct TokenResponse {
+    access_token: String,
+    expires_in: Option<u64>,
+    refresh_token: Option<String>,
+}
+
+fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> {
+    let missing = || {
+        Error::new(
+            ErrorKind::Auth,
+            "oauth2 token response missing access_token. Fix: check that token_url is the OAuth 2 token endpoint and that it answers JSON",
+        )
+    };
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| missing())?;
+    let access_token = value
+        .get("access_token")
+        .and_then(|v| v.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(missing)?
+        .to_owned();
+    let expires_in = match value.get("expires_in") {
+        Some(serde_json::Value::Number(n)) => {
+            n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64))
+        }
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let refresh_token = value
+        .get("refresh_token")
+        .and_then(|v| v.as_str())
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    Ok(TokenResponse {
+        access_token,
+        expires_in,
+        refresh_token,
+    })
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl AuthStrategy for OAuth2 {
+    fn scheme(&self) -> &'static str {
+        "oauth2"
+    }
+
+    fn tenancy(&self) -> Tenancy {
+        self.tenancy
+    }
+
+    async fn apply(
+        &self,
+        request: &mut AuthRequest<'_>,
+        cx: &AuthContext<'_>,
+    ) -> Result<(), Error> {
+        let key = self.vault_key(cx)?;
+        let token = cx
+            .within(async {
+                if let Some(record) = cx.vault.get_json::<TokenRecord>(&key).await? {
+                    if self.is_fresh(&record, cx)? {
+                        return Ok(record.token);
+                    }
+                }
+                self.token(cx, &key, None).await
+            })
+            .await?;
+        request.set_header("authorization", &format!("Bearer {token}"))
+    }
+
+    fn should_refresh(&self, status: StatusCode, _headers: &HeaderMap, _body: &[u8]) -> bool {
+        self.refresh_on.contains(&status.as_u16())
+    }
+
+    async fn refresh(&self, cx: &AuthContext<'_>) -> Result<(), Error> {
+        let key = self.vault_key(cx)?;
+        cx.within(async {
+            let stale = cx
+                .vault
+                .get_json::<TokenRecord>(&key)
+                .await?
+                .map(|r| r.token);
+            self.token(cx, &key, stale).await.map(drop)
+        })
+        .await
+    }
+}
