@@ -238,6 +238,14 @@ impl Error {
         self
     }
 
+    /// Replaces the URL when it is `secret` (a URL with a credential in its query) by `clean`.
+    pub(crate) fn scrub_url(mut self, secret: &Url, clean: &Url) -> Self {
+        if self.inner.url.as_ref() == Some(secret) {
+            self.inner.url = Some(clean.clone());
+        }
+        self
+    }
+
     /// Fills in the URL and attempt count where they are not known yet.
     pub(crate) fn in_call(mut self, url: &Url, attempts: u32) -> Self {
         if self.inner.url.is_none() {

@@ -21,6 +21,8 @@ use serde_json::Value;
 use tracing::Instrument;
 use url::Url;
 
+use crate::auth::{Auth, AuthContext, AuthEvent};
+use crate::cache::{CachedResponse, KeyRequest, Outcome, ResponseCache};
 use crate::circuit::Transition;
 use crate::error::RedactedUrl;
 use crate::error::{Error, ErrorKind, Result};
@@ -29,6 +31,7 @@ use crate::input::Input;
 use crate::policy::idempotency::{KeyContext, is_idempotent, is_read};
 use crate::policy::retry::parse_retry_after;
 use crate::query;
+use crate::runtime::MaybeSend;
 use crate::stitch::{Reply, Spec, StitchInner};
 use crate::throttle::{AcquireError, Grant, Limiter};
 use crate::time::{Clock, Timestamp};
@@ -213,9 +216,9 @@ impl Setback {
 }
 
 /// Runs one call to completion.
-pub(crate) async fn run<O: 'static>(
+pub(crate) async fn run<O: MaybeSend + 'static>(
     inner: &StitchInner<O>,
-    _principal: Option<&str>,
+    principal: Option<&str>,
     input: Input,
     emitter: &Emitter<O>,
 ) -> Result<Reply<O>> {
@@ -234,9 +237,12 @@ pub(crate) async fn run<O: 'static>(
         url: outgoing.url.clone(),
         at: started,
     });
-    let result = guarded(inner, outgoing, keyed, started, emitter)
-        .await
-        .and_then(|(received, attempts)| finish(inner, received, attempts, started));
+    let result = match &spec.cache {
+        Some(cache) => cached(inner, cache, principal, outgoing, keyed, started, emitter).await,
+        None => guarded(inner, principal, outgoing, keyed, started, emitter)
+            .await
+            .and_then(|(received, attempts)| finish(inner, received, attempts, started)),
+    };
     match &result {
         Ok(reply) => {
             span.record("status", reply.status.as_u16());
@@ -253,8 +259,9 @@ pub(crate) async fn run<O: 'static>(
     result
 }
 
-async fn attempts<O: 'static>(
+async fn attempts<O: MaybeSend + 'static>(
     inner: &StitchInner<O>,
+    principal: Option<&str>,
     outgoing: Outgoing,
     keyed: bool,
     started: Timestamp,
@@ -268,6 +275,7 @@ async fn attempts<O: 'static>(
     let retry_failures = spec.retry_non_idempotent || keyed || is_idempotent(&spec.method);
     let mut previous_wait = policy.base;
     let mut attempt = 0;
+    let mut refreshed = false;
     loop {
         attempt += 1;
         // Every attempt pays the throttle (the seam's bucket, then the stitch's own).
@@ -304,21 +312,87 @@ async fn attempts<O: 'static>(
         );
         // Boxed: the attempt's future is large, and moving it through every await level
         // costs more than one allocation.
+        // The credential goes on a copy, so the request kept for retries and errors never
+        // carries it.
+        let auth_events = |event: &AuthEvent| {
+            emitter.progress(
+                Phase::Auth,
+                attempt,
+                clock.now(),
+                || event.message.clone(),
+                None,
+            );
+        };
+        let auth_cx = AuthContext::new(
+            &*spec.vault,
+            &*spec.runtime.store,
+            clock,
+            &*spec.runtime.transport,
+        )
+        .with_principal(principal)
+        .with_deadline(deadline)
+        .with_events(Some(&auth_events));
+        let authed = match &spec.auth {
+            Some(auth) => Some(
+                authenticate(auth, &outgoing, &auth_cx)
+                    .await
+                    .map_err(|error| error.in_call(&outgoing.url, attempt - 1))?,
+            ),
+            None => None,
+        };
+        let request = authed.as_ref().unwrap_or(&outgoing);
         let sent = Box::pin(
             within(
                 clock,
                 limit,
-                redirect::send(&spec.runtime.transport, &outgoing),
+                redirect::send(&spec.runtime.transport, request),
             )
             .instrument(attempt_span.clone()),
         )
         .await;
+        // A credential in the query never leaves the engine in a URL.
+        let sent = match &authed {
+            Some(authed) if authed.url != outgoing.url => sent.map(|result| {
+                result
+                    .map(|mut received| {
+                        if received.url == authed.url {
+                            received.url = outgoing.url.clone();
+                        }
+                        received
+                    })
+                    .map_err(|error| error.scrub_url(&authed.url, &outgoing.url))
+            }),
+            _ => sent,
+        };
         // The slot is given back before any backoff sleep.
         drop(grant);
         let setback = match sent {
             Some(Ok(received)) => {
                 let status = received.response.status();
                 attempt_span.record("status", status.as_u16());
+                if let Some(auth) = &spec.auth
+                    && !refreshed
+                    && auth.should_refresh(
+                        status,
+                        received.response.headers(),
+                        received.response.body(),
+                    )
+                {
+                    // A stale credential: renew it once per call and redo this attempt.
+                    refreshed = true;
+                    emitter.progress(
+                        Phase::Auth,
+                        attempt,
+                        clock.now(),
+                        || "refresh".to_owned(),
+                        None,
+                    );
+                    auth.refresh(&auth_cx)
+                        .await
+                        .map_err(|error| error.in_call(&outgoing.url, attempt))?;
+                    attempt -= 1;
+                    continue;
+                }
                 if let Some(delegate) = &spec.delegate
                     && delegate.is_rate_limited(status.as_u16())
                 {
@@ -409,6 +483,142 @@ async fn attempts<O: 'static>(
     }
 }
 
+/// What a cache-filling leader learned beyond the cached response.
+struct Fetched {
+    url: Url,
+    headers: http::HeaderMap,
+    attempts: u32,
+}
+
+/// Serves a call through the response cache: a hit is decoded and returned without touching
+/// the network (an entry that no longer decodes is evicted and refetched); a miss is fetched
+/// once for every identical concurrent call (in this process, or the fleet with
+/// `coalesce(Fleet)`) and stored only when it decodes and validates.
+async fn cached<O: MaybeSend + 'static>(
+    inner: &StitchInner<O>,
+    cache: &ResponseCache,
+    principal: Option<&str>,
+    outgoing: Outgoing,
+    keyed: bool,
+    started: Timestamp,
+    emitter: &Emitter<O>,
+) -> Result<Reply<O>> {
+    let spec = &inner.spec;
+    let clock = &*spec.runtime.clock;
+    let report = |detail: String| {
+        tracing::debug!(cache = %detail, "cache");
+        emitter.progress(Phase::Cache, 0, clock.now(), || detail, None);
+    };
+    let uncached = |outgoing: Outgoing| async move {
+        guarded(inner, principal, outgoing, keyed, started, emitter)
+            .await
+            .and_then(|(received, attempts)| finish(inner, received, attempts, started))
+    };
+    let key = cache.key(&KeyRequest {
+        method: &outgoing.method,
+        url: &outgoing.url,
+        headers: &outgoing.headers,
+        body: &outgoing.body,
+        principal,
+        credentialed: spec.auth.is_some(),
+        auth_headers: &[],
+    });
+    let key = match key {
+        Ok(key) => key,
+        Err(bypass) => {
+            report(bypass.detail().to_owned());
+            return uncached(outgoing).await;
+        }
+    };
+    let lookup = match cache.get(&key).await {
+        Ok(lookup) => lookup,
+        Err(error) => {
+            // The cache is an optimisation: a failing store serves the call uncached.
+            report(format!("bypass: store failed: {error}"));
+            return uncached(outgoing).await;
+        }
+    };
+    if let Some(hit) = lookup.hit {
+        match inner.output.decode(&hit.body) {
+            Ok(data) => {
+                report("hit".to_owned());
+                return Ok(Reply {
+                    data,
+                    status: hit.status,
+                    headers: hit.headers,
+                    url: outgoing.url,
+                    attempts: 0,
+                    elapsed: clock.now().saturating_duration_since(started),
+                });
+            }
+            Err(_) => {
+                cache.evict(&lookup.slot).await;
+                report("evicted: the entry no longer decodes".to_owned());
+            }
+        }
+    } else {
+        report("miss".to_owned());
+    }
+    let request_url = outgoing.url.clone();
+    let leader: std::sync::Mutex<Option<Fetched>> = std::sync::Mutex::new(None);
+    let served = cache
+        .fill(&lookup.slot, || async {
+            let (received, attempts) =
+                guarded(inner, principal, outgoing, keyed, started, emitter).await?;
+            let (parts, body) = received.response.into_parts();
+            // Only a response that decodes and validates is stored.
+            inner.output.decode(&body).map_err(|error| {
+                error
+                    .with_status(parts.status)
+                    .with_url(received.url.clone())
+                    .with_body(body.clone())
+                    .with_attempts(attempts)
+            })?;
+            let response = CachedResponse::new(parts.status, &parts.headers, body);
+            *leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
+                url: received.url,
+                headers: parts.headers,
+                attempts,
+            });
+            Ok(response)
+        })
+        .await?;
+    if !matches!(served.outcome, Outcome::Fetched { waited: false }) {
+        report(served.outcome.detail().to_owned());
+    }
+    if let Some(error) = &served.store_error {
+        report(format!("not stored: {error}"));
+    }
+    let data = inner.output.decode(&served.response.body)?;
+    let fetched = leader.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (url, headers, attempts) = match fetched {
+        Some(fetched) => (fetched.url, fetched.headers, fetched.attempts),
+        None => (request_url, served.response.headers, 0),
+    };
+    Ok(Reply {
+        data,
+        status: served.response.status,
+        headers,
+        url,
+        attempts,
+        elapsed: clock.now().saturating_duration_since(started),
+    })
+}
+
+/// A copy of `outgoing` with the credential applied; the headers the strategy added are
+/// recorded so a cross-origin redirect drops them.
+async fn authenticate(auth: &Auth, outgoing: &Outgoing, cx: &AuthContext<'_>) -> Result<Outgoing> {
+    let mut request = outgoing.clone();
+    let applied = auth
+        .apply(&request.method, &mut request.url, &mut request.headers, cx)
+        .await?;
+    if request.url != outgoing.url {
+        request.uri = redirect::uri_of(&request.url)?;
+    }
+    request.credential_headers = applied.credential_headers;
+    Ok(request)
+}
+
 /// Acquires the stitch's throttle gates, reporting waits and fail-open fallbacks as events.
 async fn throttle<O>(
     spec: &Spec,
@@ -462,8 +672,9 @@ fn is_service_failure(error: &Error) -> bool {
 }
 
 /// Runs the attempts behind the circuit breaker, if the stitch has one.
-async fn guarded<O: 'static>(
+async fn guarded<O: MaybeSend + 'static>(
     inner: &StitchInner<O>,
+    principal: Option<&str>,
     outgoing: Outgoing,
     keyed: bool,
     started: Timestamp,
@@ -471,7 +682,7 @@ async fn guarded<O: 'static>(
 ) -> Result<(Received, u32)> {
     let spec = &inner.spec;
     let Some(breaker) = &spec.breaker else {
-        return attempts(inner, outgoing, keyed, started, emitter).await;
+        return attempts(inner, principal, outgoing, keyed, started, emitter).await;
     };
     let clock = &*spec.runtime.clock;
     let admission = match breaker.admit().await {
@@ -492,7 +703,7 @@ async fn guarded<O: 'static>(
             None,
         );
     }
-    let fetched = attempts(inner, outgoing, keyed, started, emitter).await;
+    let fetched = attempts(inner, principal, outgoing, keyed, started, emitter).await;
     let success = match &fetched {
         Ok(_) => true,
         Err(error) => !is_service_failure(error),

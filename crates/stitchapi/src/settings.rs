@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::auth::Auth;
+use crate::cache::Cache;
 use crate::circuit::Circuit;
 use crate::error::{Error, Result};
 use crate::policy::{Idempotency, Retry, StatusMatch, Timeout};
@@ -34,6 +36,8 @@ pub(crate) struct Settings {
     /// own.
     pub throttle: Option<Throttle>,
     pub circuit: Option<Circuit>,
+    pub cache: Option<Cache>,
+    pub auth: Option<Auth>,
 }
 
 impl Settings {
@@ -59,6 +63,8 @@ impl Settings {
             store: self.store.or_else(|| parent.store.clone()),
             throttle: self.throttle,
             circuit: self.circuit.or_else(|| parent.circuit.clone()),
+            cache: self.cache.or_else(|| parent.cache.clone()),
+            auth: self.auth.or_else(|| parent.auth.clone()),
         }
     }
 
@@ -213,6 +219,22 @@ macro_rules! settings_setters {
             cooldown: impl Into<$crate::duration::DurationSpec>,
         ) -> Self {
             self.settings.circuit = Some($crate::circuit::Circuit::new(failures, cooldown));
+            self
+        }
+
+        /// Caches successful responses in the store (`"5m"`, or `Cache::ttl("5m").vary(..)`):
+        /// GET and HEAD by default, keyed by the resolved request and the principal, with
+        /// identical concurrent calls coalesced into one.
+        pub fn cache(mut self, cache: impl Into<$crate::Cache>) -> Self {
+            self.settings.cache = Some(cache.into());
+            self
+        }
+
+        /// Authenticates every request (`Auth::bearer(..)`, `Auth::oauth2(..)`,
+        /// `Auth::cookie_session(..)`, ...). The credential lives in the store's vault and never
+        /// reaches events, errors or traces.
+        pub fn auth(mut self, auth: $crate::Auth) -> Self {
+            self.settings.auth = Some(auth);
             self
         }
 

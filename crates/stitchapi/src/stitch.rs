@@ -13,6 +13,8 @@ use serde_json::Value;
 use tracing::Instrument;
 use url::Url;
 
+use crate::auth::Auth;
+use crate::cache::{CacheIds, ResponseCache};
 use crate::circuit::Breaker;
 use crate::error::{Error, Result};
 use crate::event::{Emitter, EventStream};
@@ -27,6 +29,7 @@ use crate::query::ArrayFormat;
 use crate::runtime::MaybeSend;
 use crate::seam::Seam;
 use crate::settings::{DEFAULT_MAX_RESPONSE_BYTES, Runtime, Settings, settings_setters};
+use crate::store::{DynStore, PrefixedStore};
 use crate::template::UrlTemplate;
 use crate::throttle::{Limiter, Pool, Throttle};
 
@@ -92,6 +95,10 @@ pub(crate) struct Spec {
     /// Delegate mode: statuses that turn into `RateLimited` errors, never retried.
     pub delegate: Option<Throttle>,
     pub breaker: Option<Breaker>,
+    pub auth: Option<Auth>,
+    /// The store with every key under `vault:`, where auth keeps tokens and sessions.
+    pub vault: DynStore,
+    pub cache: Option<ResponseCache>,
 }
 
 /// The origin a template fixes in its literal text; expansion may never change it.
@@ -367,6 +374,7 @@ pub struct StitchBuilder<O = Value> {
     pub(crate) settings: Settings,
     output: Output<O>,
     pick: Option<String>,
+    sensitive: bool,
 }
 
 impl StitchBuilder<Value> {
@@ -379,6 +387,7 @@ impl StitchBuilder<Value> {
             settings: Settings::default(),
             output: Output::json(),
             pick: None,
+            sensitive: false,
         }
     }
 }
@@ -417,7 +426,15 @@ impl<O: 'static> StitchBuilder<O> {
             settings: self.settings,
             output,
             pick: self.pick,
+            sensitive: self.sensitive,
         }
+    }
+
+    /// Marks the endpoint's responses as sensitive: never cached, never shared between
+    /// concurrent calls.
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
     }
 
     /// Descends into the response JSON before decoding: `"data"`, `"data.items"`,
@@ -565,6 +582,19 @@ impl<O: 'static> StitchBuilder<O> {
             }
             None => None,
         };
+        let vault: DynStore = Arc::new(PrefixedStore::new(runtime.store.clone(), "vault:"));
+        let cache = match &settings.cache {
+            Some(cache) if !self.sensitive => Some(ResponseCache::new(
+                cache.resolve("cache")?,
+                runtime.store.clone(),
+                runtime.clock.clone(),
+                CacheIds {
+                    stitch_id: name.to_string(),
+                    seam_id: self.seam.as_ref().map(|seam| seam.id().to_owned()),
+                },
+            )?),
+            _ => None,
+        };
         let template_variables = template.variables().map(str::to_owned).collect();
         let spec = Spec {
             name,
@@ -584,6 +614,9 @@ impl<O: 'static> StitchBuilder<O> {
             limiters,
             delegate,
             breaker,
+            auth: settings.auth.clone(),
+            vault,
+            cache,
         };
         Ok(Stitch {
             principal: self
