@@ -120,6 +120,12 @@ impl Seam {
         &self.inner.store
     }
 
+    /// Drops every cached response of every member of this seam (one store write: the seam's
+    /// cache generation moves on; entries expire by their TTL).
+    pub async fn invalidate(&self) -> Result<()> {
+        crate::cache::invalidate_seam(&**self.store(), Some(self.id())).await
+    }
+
     /// Closes the seam's store (the memory store clears itself).
     pub async fn close(&self) -> Result<()> {
         self.store().close().await.map_err(Error::from)

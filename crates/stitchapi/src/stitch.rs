@@ -290,6 +290,47 @@ impl<O: MaybeSend + 'static> Stitch<O> {
 }
 
 impl<O> Stitch<O> {
+    /// Drops the cached response a call with `input` would hit (for this stitch's principal).
+    /// A stitch without a cache has nothing to drop.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
+    /// use stitchapi::{Input, Stitch};
+    ///
+    /// let stitch = Stitch::get("https://api.example.com/users/{id}").cache("5m").build()?;
+    /// stitch.invalidate(Input::new().param("id", 7)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate(&self, input: Input) -> Result<()> {
+        let spec = &self.inner.spec;
+        let Some(cache) = &spec.cache else {
+            return Ok(());
+        };
+        let (outgoing, _) = pipeline::prepare(spec, input)?;
+        let key = cache.key(&crate::cache::KeyRequest {
+            method: &outgoing.method,
+            url: &outgoing.url,
+            headers: &outgoing.headers,
+            body: &outgoing.body,
+            principal: self.principal.as_deref(),
+            credentialed: spec.auth.is_some(),
+            auth_headers: &[],
+        });
+        match key {
+            Ok(key) => cache.invalidate(&key).await,
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Drops every cached response of this stitch (every principal, every input) by moving
+    /// its cache generation on: one store write, no key scan.
+    pub async fn invalidate_all(&self) -> Result<()> {
+        match &self.inner.spec.cache {
+            Some(cache) => cache.invalidate_stitch().await,
+            None => Ok(()),
+        }
+    }
+
     /// The same stitch, called on behalf of `principal` (an end user): auth sessions and cache
     /// entries are kept apart per principal; the throttle budget stays shared. Cheap.
     ///

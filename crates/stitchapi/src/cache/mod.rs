@@ -64,7 +64,7 @@ pub(crate) use entry::CachedResponse;
 #[allow(unused_imports)]
 pub(crate) use key::{Bypass, CacheKey, KeyRequest, NEVER_KEY_HEADERS};
 #[allow(unused_imports)]
-pub(crate) use store::{CacheIds, Outcome, ResponseCache, Served};
+pub(crate) use store::{CacheIds, Outcome, ResponseCache, Served, invalidate_seam};
 
 /// The default in-process LRU cap (`entries`).
 pub const DEFAULT_ENTRIES: usize = 1000;

@@ -25,6 +25,8 @@ pub struct Answer {
     pub hang: bool,
     /// Send the body chunked, without a content-length.
     pub chunked: bool,
+    /// Answer after this much real time.
+    pub delay: Option<Duration>,
 }
 
 impl Answer {
@@ -35,6 +37,7 @@ impl Answer {
             body: Bytes::new(),
             hang: false,
             chunked: false,
+            delay: None,
         }
     }
     pub fn json(status: u16, body: serde_json::Value) -> Self {
@@ -48,6 +51,10 @@ impl Answer {
     }
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
+        self
+    }
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
         self
     }
     pub fn chunked(mut self) -> Self {
@@ -78,6 +85,8 @@ struct Shared {
     hits: Mutex<Vec<Hit>>,
     connections: AtomicUsize,
     arrived: Notify,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 /// The upstream server.
@@ -129,6 +138,11 @@ impl Upstream {
 
     pub fn hit_count(&self) -> usize {
         self.shared.hits.lock().unwrap().len()
+    }
+
+    /// The most requests the upstream was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn connections(&self) -> usize {
@@ -196,6 +210,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     };
     if answer.hang {
         std::future::pending::<()>().await;
+    }
+    if let Some(delay) = answer.delay {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(delay).await;
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
     let body = if answer.chunked {
         let chunks: Vec<Result<Bytes, std::io::Error>> = answer
