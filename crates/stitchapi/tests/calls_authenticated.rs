@@ -1,0 +1,237 @@
+//! Auth through whole calls against a real upstream with a token endpoint and a login
+//! endpoint: credentials applied, refreshed once on 401, shared through the store, kept apart
+//! per principal, dropped on cross-origin redirects, never visible in errors.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use stitchapi::auth::ApiKey;
+use stitchapi::{Auth, CookieSession, ErrorKind, Input, MemoryStore, OAuth2, Seam, Stitch};
+use support::{Answer, Upstream};
+
+fn token(value: &str) -> Answer {
+    Answer::json(
+        200,
+        json!({"access_token": value, "token_type": "Bearer", "expires_in": 3600}),
+    )
+}
+
+fn bearer_of(hit: &support::Hit) -> String {
+    hit.headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn oauth2_fetches_one_token_for_many_calls_and_refreshes_once_on_401() {
+    let upstream = Upstream::start().await;
+    upstream.script("/oauth/token", [token("t1"), token("t2")]);
+    upstream.script("/reports", [Answer::status(200)]);
+    let api = Seam::builder(upstream.url())
+        .auth(Auth::oauth2(OAuth2::client_credentials(
+            format!("{}/oauth/token", upstream.url()),
+            "demo",
+            "s3cret",
+        )))
+        .build()
+        .unwrap();
+    let reports = api.get("/reports").build().unwrap();
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let reports = reports.clone();
+            tokio::spawn(async move { reports.call(Input::new()).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let posts = upstream
+        .hits()
+        .iter()
+        .filter(|hit| hit.target == "/oauth/token")
+        .count();
+    assert_eq!(posts, 1, "concurrent cold callers share one token request");
+    assert!(
+        upstream
+            .hits()
+            .iter()
+            .filter(|h| h.target == "/reports")
+            .all(|h| bearer_of(h) == "Bearer t1")
+    );
+
+    // The server revokes t1: one refresh, and the same attempt is redone with t2.
+    upstream.script("/reports", [Answer::status(401), Answer::status(200)]);
+    let reply = reports.call_detailed(Input::new()).await.unwrap();
+    assert_eq!(
+        reply.attempts, 1,
+        "the redo after a refresh is not an extra attempt"
+    );
+    let hits = upstream.hits();
+    assert_eq!(bearer_of(hits.last().unwrap()), "Bearer t2");
+    assert_eq!(
+        hits.iter()
+            .filter(|hit| hit.target == "/oauth/token")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn oauth2_token_endpoint_failures_are_auth_errors_without_secrets() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/oauth/token",
+        [Answer::json(400, json!({"error": "invalid_client"}))],
+    );
+    let stitch = Stitch::get(format!("{}/reports", upstream.url()))
+        .auth(Auth::oauth2(OAuth2::client_credentials(
+            format!("{}/oauth/token", upstream.url()),
+            "demo",
+            "s3cret-value",
+        )))
+        .build()
+        .unwrap();
+    let error = stitch.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Auth);
+    assert_eq!(error.status().map(|s| s.as_u16()), Some(400));
+    assert!(
+        error
+            .to_string()
+            .contains("oauth2 token request failed: HTTP 400"),
+        "{error}"
+    );
+    assert!(!format!("{error} {error:?}").contains("s3cret-value"));
+    assert!(
+        !upstream.hits().iter().any(|hit| hit.target == "/reports"),
+        "no call without a token"
+    );
+}
+
+#[tokio::test]
+async fn processes_sharing_a_store_share_one_token_and_separate_stores_do_not() {
+    let upstream = Upstream::start().await;
+    upstream.script("/oauth/token", [token("t1")]);
+    upstream.script("/reports", [Answer::status(200)]);
+    let token_url = format!("{}/oauth/token", upstream.url());
+    let worker = |store: Arc<MemoryStore>| {
+        let api = Seam::builder(upstream.url())
+            .store(store)
+            .auth(Auth::oauth2(OAuth2::client_credentials(
+                token_url.clone(),
+                "demo",
+                "s3cret",
+            )))
+            .build()
+            .unwrap();
+        api.get("/reports").build().unwrap()
+    };
+    let shared = Arc::new(MemoryStore::new());
+    for reports in [
+        worker(shared.clone()),
+        worker(shared.clone()),
+        worker(shared),
+    ] {
+        reports.call(Input::new()).await.unwrap();
+    }
+    let posts = |upstream: &Upstream| {
+        upstream
+            .hits()
+            .iter()
+            .filter(|hit| hit.target == "/oauth/token")
+            .count()
+    };
+    assert_eq!(posts(&upstream), 1);
+    for reports in [
+        worker(Arc::new(MemoryStore::new())),
+        worker(Arc::new(MemoryStore::new())),
+    ] {
+        reports.call(Input::new()).await.unwrap();
+    }
+    assert_eq!(posts(&upstream), 3);
+}
+
+#[tokio::test]
+async fn cookie_sessions_log_in_once_per_principal_and_relogin_once_on_401() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/login",
+        [Answer::status(200).header("set-cookie", "session=abc; Path=/; HttpOnly")],
+    );
+    upstream.script("/me", [Answer::status(200)]);
+    let api = Seam::builder(upstream.url()).build().unwrap();
+    let login = api.post("/login").build().unwrap();
+    let session = Auth::cookie_session(CookieSession::new(login, "session"));
+    let me = api.get("/me").auth(session).build().unwrap();
+
+    // Principal tenancy is the default and fails closed.
+    let error = me.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Auth);
+    assert_eq!(upstream.hit_count(), 0, "no login without a principal");
+
+    let alice = me.as_principal("alice");
+    alice.call(Input::new()).await.unwrap();
+    alice.call(Input::new()).await.unwrap();
+    let logins = |upstream: &Upstream| {
+        upstream
+            .hits()
+            .iter()
+            .filter(|hit| hit.target == "/login")
+            .count()
+    };
+    assert_eq!(logins(&upstream), 1);
+    let cookie_of = |hit: &support::Hit| {
+        hit.headers
+            .get("cookie")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert!(
+        upstream
+            .hits()
+            .iter()
+            .filter(|h| h.target == "/me")
+            .all(|h| cookie_of(h).as_deref() == Some("session=abc"))
+    );
+
+    me.as_principal("bob").call(Input::new()).await.unwrap();
+    assert_eq!(logins(&upstream), 2, "bob has his own session");
+
+    upstream.script("/me", [Answer::status(401), Answer::status(200)]);
+    alice.call(Input::new()).await.unwrap();
+    assert_eq!(logins(&upstream), 3, "one re-login on 401");
+}
+
+#[tokio::test]
+async fn credentials_added_by_auth_never_cross_origins_or_reach_urls() {
+    let (a, b) = (Upstream::start().await, Upstream::start().await);
+    a.script(
+        "/start",
+        [Answer::status(302).header("location", &format!("{}/land", b.url()))],
+    );
+    b.script("/land", [Answer::status(200)]);
+    let header_key = Stitch::get(format!("{}/start", a.url()))
+        .auth(Auth::api_key(ApiKey::header("k-123").name("x-custom-key")))
+        .build()
+        .unwrap();
+    header_key.call(Input::new()).await.unwrap();
+    assert_eq!(a.hits()[0].headers["x-custom-key"], "k-123");
+    assert!(
+        !b.hits()[0].headers.contains_key("x-custom-key"),
+        "an auth header crossed origins"
+    );
+
+    a.script("/q", [Answer::status(500)]);
+    let query_key = Stitch::get(format!("{}/q", a.url()))
+        .auth(Auth::api_key(ApiKey::query("k-456")))
+        .build()
+        .unwrap();
+    let error = query_key.call(Input::new()).await.unwrap_err();
+    assert_eq!(a.hits().last().unwrap().target, "/q?api_key=k-456");
+    assert!(
+        !error.url().unwrap().as_str().contains("k-456"),
+        "{:?}",
+        error.url()
+    );
+}

@@ -1,0 +1,210 @@
+//! The response cache through whole calls against a real upstream: hits without the network,
+//! TTLs in virtual time, coalescing, validation before storing, principals, invalidation.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use stitchapi::testing::ManualClock;
+use stitchapi::{Auth, Event, Input, MemoryStore, Phase, Seam, Stitch};
+use support::{Answer, Upstream};
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Price {
+    eur: f64,
+}
+
+#[tokio::test]
+async fn a_hit_is_served_without_the_network_until_the_ttl_ends() {
+    let upstream = Upstream::start().await;
+    upstream.script("/prices", [Answer::json(200, json!({"eur": 1.08}))]);
+    let clock = ManualClock::new();
+    let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+    let stitch = Stitch::get(format!("{}/prices", upstream.url()))
+        .output::<Price>()
+        .cache("5m")
+        .store(store)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(stitch.call(Input::new()).await.unwrap().eur, 1.08);
+    }
+    assert_eq!(upstream.hit_count(), 1);
+    let reply = stitch.call_detailed(Input::new()).await.unwrap();
+    assert_eq!(reply.attempts, 0, "a hit makes no attempt");
+
+    clock.advance(Duration::from_secs(300));
+    stitch.call(Input::new()).await.unwrap();
+    assert_eq!(upstream.hit_count(), 2, "the entry expired");
+
+    // Another query is another entry.
+    stitch
+        .call(Input::new().query("currency", "gbp"))
+        .await
+        .unwrap();
+    assert_eq!(upstream.hit_count(), 3);
+}
+
+#[tokio::test]
+async fn concurrent_identical_misses_make_one_request() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/prices",
+        [Answer::json(200, json!({"eur": 1.08})).delayed(Duration::from_millis(50))],
+    );
+    let stitch = Stitch::get(format!("{}/prices", upstream.url()))
+        .cache("1m")
+        .build()
+        .unwrap();
+    let calls: Vec<_> = (0..200)
+        .map(|_| {
+            let stitch = stitch.clone();
+            tokio::spawn(async move { stitch.call(Input::new()).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap()["eur"], 1.08);
+    }
+    assert_eq!(upstream.hit_count(), 1);
+}
+
+#[tokio::test]
+async fn only_responses_that_validate_are_stored() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/prices",
+        [
+            Answer::json(200, json!({"eur": "not a number"})),
+            Answer::json(200, json!({"eur": 1.1})),
+        ],
+    );
+    let stitch = Stitch::get(format!("{}/prices", upstream.url()))
+        .output::<Price>()
+        .cache("1m")
+        .build()
+        .unwrap();
+    assert!(stitch.call(Input::new()).await.is_err());
+    assert_eq!(stitch.call(Input::new()).await.unwrap().eur, 1.1);
+    assert_eq!(stitch.call(Input::new()).await.unwrap().eur, 1.1);
+    assert_eq!(
+        upstream.hit_count(),
+        2,
+        "the invalid response was not cached, the valid one was"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_not_cached_and_sensitive_stitches_are_never_cached() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/flaky",
+        [Answer::status(500), Answer::json(200, json!({"ok": true}))],
+    );
+    let stitch = Stitch::get(format!("{}/flaky", upstream.url()))
+        .cache("1m")
+        .build()
+        .unwrap();
+    assert!(stitch.call(Input::new()).await.is_err());
+    stitch.call(Input::new()).await.unwrap();
+    stitch.call(Input::new()).await.unwrap();
+    assert_eq!(upstream.hit_count(), 2);
+
+    upstream.script("/secret", [Answer::json(200, json!({"pin": 1234}))]);
+    let secret = Stitch::get(format!("{}/secret", upstream.url()))
+        .cache("1m")
+        .sensitive()
+        .build()
+        .unwrap();
+    secret.call(Input::new()).await.unwrap();
+    secret.call(Input::new()).await.unwrap();
+    assert_eq!(
+        upstream
+            .hits()
+            .iter()
+            .filter(|hit| hit.target == "/secret")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn principals_get_their_own_entries_and_credentialed_calls_without_one_bypass() {
+    let upstream = Upstream::start().await;
+    upstream.script("/me", [Answer::json(200, json!({"me": true}))]);
+    let api = Seam::builder(upstream.url())
+        .auth(Auth::bearer("t"))
+        .cache("1m")
+        .build()
+        .unwrap();
+    let me = api.get("/me").build().unwrap();
+    me.call(Input::new()).await.unwrap();
+    me.call(Input::new()).await.unwrap();
+    assert_eq!(
+        upstream.hit_count(),
+        2,
+        "no principal + credentials: fail closed, never shared"
+    );
+    let alice = me.as_principal("alice");
+    alice.call(Input::new()).await.unwrap();
+    alice.call(Input::new()).await.unwrap();
+    me.as_principal("bob").call(Input::new()).await.unwrap();
+    assert_eq!(upstream.hit_count(), 4, "alice once, bob once");
+}
+
+#[tokio::test]
+async fn invalidation_exact_per_stitch_and_per_seam() {
+    let upstream = Upstream::start().await;
+    upstream.script("/a/1", [Answer::status(200)]);
+    upstream.script("/a/2", [Answer::status(200)]);
+    let api = Seam::builder(upstream.url()).cache("1h").build().unwrap();
+    let a = api.get("/a/{id}").build().unwrap();
+    let warm = |a: stitchapi::Stitch| async move {
+        a.call(Input::new().param("id", 1)).await.unwrap();
+        a.call(Input::new().param("id", 2)).await.unwrap();
+    };
+    warm(a.clone()).await;
+    warm(a.clone()).await;
+    assert_eq!(upstream.hit_count(), 2);
+    a.invalidate(Input::new().param("id", 1)).await.unwrap();
+    warm(a.clone()).await;
+    assert_eq!(upstream.hit_count(), 3, "only id 1 was refetched");
+    a.invalidate_all().await.unwrap();
+    warm(a.clone()).await;
+    assert_eq!(upstream.hit_count(), 5);
+    api.invalidate().await.unwrap();
+    warm(a.clone()).await;
+    assert_eq!(upstream.hit_count(), 7);
+}
+
+#[tokio::test]
+async fn the_stream_reports_miss_then_hit() {
+    let upstream = Upstream::start().await;
+    upstream.script("/prices", [Answer::json(200, json!({"eur": 1.08}))]);
+    let stitch = Stitch::get(format!("{}/prices", upstream.url()))
+        .cache("1m")
+        .build()
+        .unwrap();
+    let details = |events: Vec<Event<serde_json::Value>>| -> Vec<String> {
+        events
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Progress(p) if p.phase == Phase::Cache => Some(p.detail),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        details(stitch.stream(Input::new()).collect().await),
+        ["miss"]
+    );
+    assert_eq!(
+        details(stitch.stream(Input::new()).collect().await),
+        ["hit"]
+    );
+}
