@@ -36,6 +36,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cache::Cache;
+use crate::circuit::Circuit;
 use crate::duration::DurationSpec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Output;
@@ -43,6 +45,7 @@ use crate::policy::{Backoff, Idempotency, Retry, StatusMatch, Timeout};
 use crate::query::ArrayFormat;
 use crate::seam::{Seam, SeamBuilder};
 use crate::stitch::{Stitch, StitchBuilder};
+use crate::throttle::Throttle;
 
 /// A retry policy: `retry = 3` or a table.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -135,6 +138,15 @@ pub struct SharedConfig {
     /// How lists are written into the query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_arrays: Option<ArrayFormat>,
+    /// Throttle: `"10/s"` or `{ rate, concurrency, lease, pool, delegate, on, on_store_error }`.
+    #[serde(default, skip_serializing)]
+    pub throttle: Option<Throttle>,
+    /// Circuit breaker: `[5, "30s"]` or `{ failures, cooldown }`.
+    #[serde(default, skip_serializing)]
+    pub circuit: Option<Circuit>,
+    /// Response cache: `"5m"` or `{ ttl, vary, entries, tenancy, methods, coalesce }`.
+    #[serde(default, skip_serializing)]
+    pub cache: Option<Cache>,
 }
 
 /// One stitch, as data. Inside a seam use `path` (relative to the base URL) or `url`
@@ -264,6 +276,15 @@ macro_rules! apply_shared {
         }
         if let Some(format) = shared.query_arrays {
             builder = builder.query_arrays(format);
+        }
+        if let Some(throttle) = &shared.throttle {
+            builder = builder.throttle(throttle.clone());
+        }
+        if let Some(circuit) = &shared.circuit {
+            builder.settings.circuit = Some(circuit.clone());
+        }
+        if let Some(cache) = &shared.cache {
+            builder = builder.cache(cache.clone());
         }
         builder
     }};
@@ -525,6 +546,33 @@ mod tests {
         );
         let error = seam("base_url = \"https://x.example\"\n[stitches.a]\npath = \"/u\"\nretry = { backoff = \"exponential\" }").unwrap_err();
         assert!(error.contains("unknown variant `exponential`"), "{error}");
+    }
+
+    #[test]
+    fn stateful_options_have_serde_forms() {
+        let config = seam(
+            r#"
+            base_url = "https://api.example.com"
+            throttle = "10/s"
+            [stitches.a]
+            path = "/a"
+            circuit = [5, "30s"]
+            cache = "5m"
+            throttle = { rate = "2/s", concurrency = 2 }
+            "#,
+        )
+        .unwrap();
+        config.build().unwrap();
+        let error = seam("base_url = \"https://x.example\"\n[stitches.a]\npath = \"/a\"\ncache = { ttl = \"5m\", tll = 1 }").unwrap_err();
+        assert!(error.contains("unknown field `tll`"), "{error}");
+        let config = seam("base_url = \"https://x.example\"\nthrottle = \"fast\"").unwrap();
+        assert!(
+            config
+                .build()
+                .unwrap_err()
+                .to_string()
+                .starts_with("throttle")
+        );
     }
 
     #[test]

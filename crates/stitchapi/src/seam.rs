@@ -169,7 +169,7 @@ impl fmt::Debug for Seam {
 pub struct SeamBuilder {
     base_url: String,
     name: Option<String>,
-    settings: Settings,
+    pub(crate) settings: Settings,
 }
 
 impl SeamBuilder {
