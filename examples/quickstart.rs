@@ -1,13 +1,15 @@
 //! The stitchapi quickstart: `cargo run --example quickstart`.
 //!
 //! Starts a local API that misbehaves on purpose, declares a seam with retry, timeout and
-//! typed validation on the default in-memory store, and shows what each call went through.
+//! typed validation on the default in-memory store, and shows what each call went through:
+//! a retry, a validation error with its JSON path, a timeout, a cached call, a throttled
+//! burst and an OAuth2-protected call.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Deserialize;
-use stitchapi::{Backoff, Event, Input, Phase, Retry, Seam, Stitch, Timeout};
+use stitchapi::{Auth, Backoff, Event, Input, OAuth2, Phase, Retry, Seam, Stitch, Timeout};
 use stitchapi_examples::DemoUpstream;
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +27,9 @@ async fn show<O: std::fmt::Debug + Send + 'static>(title: &str, stitch: &Stitch<
     while let Some(event) = events.next().await {
         match event {
             Event::Start { method, url, .. } => println!("   {method} {}", url.path()),
+            Event::Progress(p) if matches!(p.phase, Phase::Cache | Phase::Throttled | Phase::Auth) => {
+                println!("   {:?}: {}", p.phase, p.detail)
+            }
             Event::Progress(p) if p.phase == Phase::Retry => println!(
                 "   attempt {} failed ({}), retrying in {}ms",
                 p.attempt,
@@ -86,6 +91,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Input::new(),
     )
     .await;
+
+    // A cached call: the second one is served from the store without touching the network.
+    let prices = api.get("/prices").cache("1m").build()?;
+    show("a cached endpoint, first call", &prices, Input::new()).await;
+    show("the same call again", &prices, Input::new()).await;
+
+    // A throttled burst: five calls at "5/s" are spaced 200 ms apart.
+    let paced = api.get("/prices").name("paced").throttle("5/s").build()?;
+    println!("\n== a burst of five calls throttled to 5/s");
+    let burst = std::time::Instant::now();
+    for i in 1..=5 {
+        paced.call(Input::new()).await?;
+        println!("   call {i} done at {}ms", burst.elapsed().as_millis());
+    }
+
+    // An OAuth2-protected call: the token is fetched once, kept in the store, and reused.
+    let reports = api
+        .get("/reports")
+        .auth(Auth::oauth2(OAuth2::client_credentials(
+            format!("{}/oauth/token", upstream.url()),
+            "demo",
+            "s3cret",
+        )))
+        .build()?;
+    show("an OAuth2-protected endpoint", &reports, Input::new()).await;
+    show("the same, with the token from the store", &reports, Input::new()).await;
 
     // The plain way to call: a typed value or a typed error.
     let user: User = get_user.call(Input::new().param("id", 8)).await?;
