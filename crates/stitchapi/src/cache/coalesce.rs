@@ -200,7 +200,7 @@ mod tests {
         let flights = Arc::new(Flights::<u32>::new());
         let f2 = flights.clone();
         let leader = tokio::spawn(async move {
-            f2.run("k", || std::future::pending::<Result<(u32, ()), ()>>())
+            f2.run("k", std::future::pending::<Result<(u32, ()), ()>>)
                 .await
         });
         tokio::task::yield_now().await;

@@ -320,11 +320,17 @@ mod tests {
         )
     }
 
+    const PINNED: &str = "e9c62d168f05693b884e84d01e6a5a46";
+
     #[test]
     fn hash_is_two_xxh64_in_hex() {
         // XXH64("", 0) is the published empty-input vector.
         assert!(hash32("").starts_with("ef46db3751d8e999"));
+        // XXH64("abc", 0), the xxHash sanity vector.
+        assert!(hash32("abc").starts_with("44bc2cf5ad770999"));
         assert_eq!(hash32("abc").len(), 32);
+        // Pinned: a change here changes every key already in a store.
+        assert_eq!(hash32(r#"{"m":"GET","u":"http://h/","x":"k2"}"#), PINNED);
         assert_ne!(hash32("abc"), hash32("abd"));
     }
 

@@ -407,6 +407,94 @@ impl<'de> Deserialize<'de> for Cache {
     }
 }
 
+/// Access to the runtime cache for the crate's benchmarks. Not a stable API.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod bench_support {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::{HeaderMap, Method, StatusCode};
+    use url::Url;
+
+    use super::{Cache, CachedResponse, KeyRequest, Outcome, ResponseCache, store::CacheIds};
+    use crate::error::{Error, Result};
+    use crate::store::DynStore;
+    use crate::time::Clock;
+
+    /// One stitch's response cache over `store`.
+    #[derive(Debug)]
+    pub struct BenchCache(ResponseCache);
+
+    impl BenchCache {
+        /// A cache for the stitch `"bench"`.
+        pub fn new(decl: Cache, store: DynStore, clock: Arc<dyn Clock>) -> Result<Self> {
+            let ids = CacheIds {
+                stitch_id: "bench".into(),
+                seam_id: None,
+            };
+            Ok(BenchCache(ResponseCache::new(
+                decl.resolve("cache")?,
+                store,
+                clock,
+                ids,
+            )?))
+        }
+
+        /// Key + lookup: the body length on a hit.
+        pub async fn lookup(
+            &self,
+            method: &Method,
+            url: &Url,
+            headers: &HeaderMap,
+        ) -> Option<usize> {
+            let key = self.0.key(&request(method, url, headers)).ok()?;
+            let hit = self.0.get(&key).await.ok()?.hit?;
+            Some(hit.body.len())
+        }
+
+        /// Key + lookup + (miss) coalesced fetch and write; `true` when it shared another
+        /// call's fetch.
+        pub async fn read_through<F, Fut>(
+            &self,
+            method: &Method,
+            url: &Url,
+            headers: &HeaderMap,
+            fetch: F,
+        ) -> Result<bool>
+        where
+            F: FnOnce() -> Fut,
+            Fut: Future<Output = Result<Bytes>>,
+        {
+            let key = self
+                .0
+                .key(&request(method, url, headers))
+                .map_err(|b| Error::input(b.detail()))?;
+            let served = self
+                .0
+                .read_through(&key, || async {
+                    let body = fetch().await?;
+                    Ok(CachedResponse::new(StatusCode::OK, &HeaderMap::new(), body))
+                })
+                .await?;
+            Ok(served.outcome == Outcome::Coalesced)
+        }
+    }
+
+    fn request<'a>(method: &'a Method, url: &'a Url, headers: &'a HeaderMap) -> KeyRequest<'a> {
+        KeyRequest {
+            method,
+            url,
+            headers,
+            body: b"",
+            principal: None,
+            credentialed: false,
+            auth_headers: &[],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
