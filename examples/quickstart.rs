@@ -27,7 +27,9 @@ async fn show<O: std::fmt::Debug + Send + 'static>(title: &str, stitch: &Stitch<
     while let Some(event) = events.next().await {
         match event {
             Event::Start { method, url, .. } => println!("   {method} {}", url.path()),
-            Event::Progress(p) if matches!(p.phase, Phase::Cache | Phase::Throttled | Phase::Auth) => {
+            Event::Progress(p)
+                if matches!(p.phase, Phase::Cache | Phase::Throttled | Phase::Auth) =>
+            {
                 println!("   {:?}: {}", p.phase, p.detail)
             }
             Event::Progress(p) if p.phase == Phase::Retry => println!(
@@ -116,7 +118,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )))
         .build()?;
     show("an OAuth2-protected endpoint", &reports, Input::new()).await;
-    show("the same, with the token from the store", &reports, Input::new()).await;
+    show(
+        "the same, with the token from the store",
+        &reports,
+        Input::new(),
+    )
+    .await;
 
     // The plain way to call: a typed value or a typed error.
     let user: User = get_user.call(Input::new().param("id", 8)).await?;

@@ -9,7 +9,8 @@ use http_body_util::Full;
 use serde::Deserialize;
 use stitchapi::{Input, Stitch};
 
-const BODY: &[u8] = br#"{"id":7,"name":"Ada Lovelace","email":"ada@example.com","active":true,"team":"core"}"#;
+const BODY: &[u8] =
+    br#"{"id":7,"name":"Ada Lovelace","email":"ada@example.com","active":true,"team":"core"}"#;
 
 #[derive(Deserialize)]
 #[allow(dead_code)]
@@ -26,7 +27,9 @@ async fn serve() -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(|_request| async {
                     Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(BODY))))
@@ -48,8 +51,15 @@ fn median(values: &mut [f64]) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let base = serve().await;
-    let uncached = Stitch::get(format!("{base}/users/{{id}}")).output::<User>().build().unwrap();
-    let cached = Stitch::get(format!("{base}/users/{{id}}")).output::<User>().cache("1h").build().unwrap();
+    let uncached = Stitch::get(format!("{base}/users/{{id}}"))
+        .output::<User>()
+        .build()
+        .unwrap();
+    let cached = Stitch::get(format!("{base}/users/{{id}}"))
+        .output::<User>()
+        .cache("1h")
+        .build()
+        .unwrap();
     cached.call(Input::new().param("id", 7)).await.unwrap(); // fill
     let (mut hits, mut misses) = (Vec::new(), Vec::new());
     for round in 0..=10 {

@@ -123,7 +123,7 @@ impl Seam {
     /// Drops every cached response of every member of this seam (one store write: the seam's
     /// cache generation moves on; entries expire by their TTL).
     pub async fn invalidate(&self) -> Result<()> {
-        crate::cache::invalidate_seam(&**self.store(), Some(self.id())).await
+        crate::cache::invalidate_seam(&**self.store(), Some(&format!("seam:{}", self.id()))).await
     }
 
     /// Closes the seam's store (the memory store clears itself).

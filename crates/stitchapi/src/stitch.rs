@@ -631,7 +631,7 @@ impl<O: 'static> StitchBuilder<O> {
                 runtime.clock.clone(),
                 CacheIds {
                     stitch_id: name.to_string(),
-                    seam_id: self.seam.as_ref().map(|seam| seam.id().to_owned()),
+                    seam_id: self.seam.as_ref().map(|seam| format!("seam:{}", seam.id())),
                 },
             )?),
             _ => None,

@@ -62,24 +62,20 @@ pub(crate) struct KeyRequest<'a> {
 
 /// Why a request is not cached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // `Sensitive` is decided by the lead
+
 pub(crate) enum Bypass {
     /// The method is not in `methods`.
     Method,
     /// Principal tenancy, credentials, and no principal bound: fails closed.
     Credentialed,
-    /// The stitch is `sensitive()`.
-    Sensitive,
 }
 
 impl Bypass {
     /// The event detail, e.g. `"bypass: method"`.
-    #[allow(dead_code)]
     pub(crate) fn detail(self) -> &'static str {
         match self {
             Bypass::Method => "bypass: method not cached",
             Bypass::Credentialed => "bypass: credentials without a principal",
-            Bypass::Sensitive => "bypass: sensitive",
         }
     }
 }
@@ -88,14 +84,6 @@ impl Bypass {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct CacheKey {
     pub(crate) hex: String,
-}
-
-impl CacheKey {
-    /// The 32 hex digits.
-    #[allow(dead_code)]
-    pub(crate) fn as_str(&self) -> &str {
-        &self.hex
-    }
 }
 
 impl std::fmt::Debug for CacheKey {

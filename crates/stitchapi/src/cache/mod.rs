@@ -39,7 +39,6 @@
 //! - fleet lock: `cache:lock:g<seamGen>.<stitchGen>.<stitchId>:<32-hex>`.
 
 // Wired into the call pipeline by the lead; until then parts are only used by tests.
-#![allow(dead_code)]
 
 mod coalesce;
 mod entry;

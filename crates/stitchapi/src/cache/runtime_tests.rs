@@ -171,7 +171,9 @@ async fn generations_invalidate_stitch_and_seam_without_scans() {
     assert!(posts.get(&kp).await.unwrap().hit.is_some());
 
     store.take_log();
-    posts.invalidate_seam().await.unwrap();
+    super::store::invalidate_seam(&store, Some("s1"))
+        .await
+        .unwrap();
     assert_eq!(store.take_log(), ["increment cache:gen:s1"]);
     assert!(posts.get(&kp).await.unwrap().hit.is_none());
     assert!(

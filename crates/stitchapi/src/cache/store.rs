@@ -54,6 +54,7 @@ pub(crate) struct Lookup {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// Served from the store by `read_through` (`hit`).
+    #[cfg(any(test, feature = "testing"))]
     Hit,
     /// This call fetched (event `cache` detail `miss`); `waited` when it first waited for a
     /// fleet peer that did not deliver (`fleet-wait`).
@@ -69,9 +70,9 @@ pub(crate) enum Outcome {
 
 impl Outcome {
     /// The event detail.
-    #[allow(dead_code)]
     pub(crate) fn detail(self) -> &'static str {
         match self {
+            #[cfg(any(test, feature = "testing"))]
             Outcome::Hit => "hit",
             Outcome::Fetched { waited: false } => "miss",
             Outcome::Fetched { waited: true } => "miss (fleet wait expired)",
@@ -182,12 +183,6 @@ impl ResponseCache {
         })
     }
 
-    /// The checked declaration.
-    #[allow(dead_code)]
-    pub(crate) fn policy(&self) -> &CachePolicy {
-        &self.policy
-    }
-
     /// The key of a resolved request, or why it is not cached.
     pub(crate) fn key(&self, request: &KeyRequest<'_>) -> std::result::Result<CacheKey, Bypass> {
         key::derive(&self.policy, request)
@@ -278,7 +273,6 @@ impl ResponseCache {
     }
 
     /// Deletes `key`'s entry under the current generations.
-    #[allow(dead_code)]
     pub(crate) async fn invalidate(&self, key: &CacheKey) -> Result<()> {
         let slot = self.slot(key).await?;
         self.lru
@@ -290,22 +284,11 @@ impl ResponseCache {
     }
 
     /// Makes every entry of this stitch unreachable (bumps `cache:gen:<stitch-id>`).
-    #[allow(dead_code)]
     pub(crate) async fn invalidate_stitch(&self) -> Result<()> {
         self.store
             .increment(&self.stitch_gen_key, Some(GENERATION_TTL))
             .await?;
         Ok(())
-    }
-
-    /// Makes every entry of the seam unreachable (bumps `cache:gen[:<seam-id>]`).
-    #[allow(dead_code)]
-    pub(crate) async fn invalidate_seam(&self) -> Result<()> {
-        invalidate_seam(&*self.store, self.seam_gen_key_seam_id()).await
-    }
-
-    fn seam_gen_key_seam_id(&self) -> Option<&str> {
-        self.seam_gen_key.strip_prefix("cache:gen:")
     }
 
     /// Serves a miss: coalesces with identical calls in flight, (with `Coalesce::Fleet`)
@@ -344,7 +327,8 @@ impl ResponseCache {
     }
 
     /// `key` -> `get` -> (miss) `fill`, failing open: a store error on the read is a miss.
-    #[allow(dead_code)]
+    /// (The pipeline decodes hits itself; this serves the tests and the benchmark.)
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) async fn read_through<F, Fut>(&self, key: &CacheKey, fetch: F) -> Result<Served>
     where
         F: FnOnce() -> Fut,
@@ -432,7 +416,6 @@ impl ResponseCache {
 
 /// Bumps a seam's generation (`cache:gen:<seam-id>`, or `cache:gen` without an id): every
 /// entry of every stitch in the seam becomes unreachable. No key is scanned.
-#[allow(dead_code)]
 pub(crate) async fn invalidate_seam(store: &dyn StitchStore, seam_id: Option<&str>) -> Result<()> {
     let key = match seam_id {
         Some(seam) => format!("cache:gen:{seam}"),
