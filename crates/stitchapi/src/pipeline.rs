@@ -237,9 +237,11 @@ pub(crate) async fn run<O: MaybeSend + 'static>(
         url: outgoing.url.clone(),
         at: started,
     });
+    // The branches are boxed so this future stays small: large futures cost a copy at every
+    // level they are moved through.
     let result = match &spec.cache {
         Some(cache) => cached(inner, cache, principal, outgoing, keyed, started, emitter).await,
-        None => guarded(inner, principal, outgoing, keyed, started, emitter)
+        None => Box::pin(guarded(inner, principal, outgoing, keyed, started, emitter))
             .await
             .and_then(|(received, attempts)| finish(inner, received, attempts, started)),
     };
@@ -509,8 +511,9 @@ async fn cached<O: MaybeSend + 'static>(
         tracing::debug!(cache = %detail, "cache");
         emitter.progress(Phase::Cache, 0, clock.now(), || detail, None);
     };
+    // The fetching paths are boxed: a hit must not pay for moving their large futures.
     let uncached = |outgoing: Outgoing| async move {
-        guarded(inner, principal, outgoing, keyed, started, emitter)
+        Box::pin(guarded(inner, principal, outgoing, keyed, started, emitter))
             .await
             .and_then(|(received, attempts)| finish(inner, received, attempts, started))
     };
@@ -561,28 +564,27 @@ async fn cached<O: MaybeSend + 'static>(
     }
     let request_url = outgoing.url.clone();
     let leader: std::sync::Mutex<Option<Fetched>> = std::sync::Mutex::new(None);
-    let served = cache
-        .fill(&lookup.slot, || async {
-            let (received, attempts) =
-                guarded(inner, principal, outgoing, keyed, started, emitter).await?;
-            let (parts, body) = received.response.into_parts();
-            // Only a response that decodes and validates is stored.
-            inner.output.decode(&body).map_err(|error| {
-                error
-                    .with_status(parts.status)
-                    .with_url(received.url.clone())
-                    .with_body(body.clone())
-                    .with_attempts(attempts)
-            })?;
-            let response = CachedResponse::new(parts.status, &parts.headers, body);
-            *leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
-                url: received.url,
-                headers: parts.headers,
-                attempts,
-            });
-            Ok(response)
-        })
-        .await?;
+    let served = Box::pin(cache.fill(&lookup.slot, || async {
+        let (received, attempts) =
+            guarded(inner, principal, outgoing, keyed, started, emitter).await?;
+        let (parts, body) = received.response.into_parts();
+        // Only a response that decodes and validates is stored.
+        inner.output.decode(&body).map_err(|error| {
+            error
+                .with_status(parts.status)
+                .with_url(received.url.clone())
+                .with_body(body.clone())
+                .with_attempts(attempts)
+        })?;
+        let response = CachedResponse::new(parts.status, &parts.headers, body);
+        *leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
+            url: received.url,
+            headers: parts.headers,
+            attempts,
+        });
+        Ok(response)
+    }))
+    .await?;
     if !matches!(served.outcome, Outcome::Fetched { waited: false }) {
         report(served.outcome.detail().to_owned());
     }
