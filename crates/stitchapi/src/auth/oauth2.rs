@@ -446,10 +446,10 @@ impl AuthStrategy for OAuth2 {
         let key = self.vault_key(cx)?;
         let token = cx
             .within(async {
-                if let Some(record) = cx.vault.get_json::<TokenRecord>(&key).await? {
-                    if self.is_fresh(&record, cx)? {
-                        return Ok(record.token);
-                    }
+                if let Some(record) = cx.vault.get_json::<TokenRecord>(&key).await?
+                    && self.is_fresh(&record, cx)?
+                {
+                    return Ok(record.token);
                 }
                 self.token(cx, &key, None).await
             })
