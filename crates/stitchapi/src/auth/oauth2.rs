@@ -484,7 +484,7 @@ mod tests {
     use serde_json::json;
     use url::Url;
 
-    use super::super::test_support::FleetStore;
+    use super::super::test_support::{FleetStore, SlowTransport};
     use super::super::{Auth, AuthContext, VAULT_PREFIX};
     use super::*;
     use crate::store::{MemoryStore, PrefixedStore, StitchStore};
@@ -518,6 +518,7 @@ mod tests {
         vault: PrefixedStore<S>,
         clock: Arc<dyn Clock>,
         mock: MockTransport,
+        slow: SlowTransport,
     }
 
     impl<S: StitchStore + Clone> Env<S> {
@@ -526,11 +527,16 @@ mod tests {
                 vault: PrefixedStore::new(store.clone(), VAULT_PREFIX),
                 store,
                 clock,
+                slow: SlowTransport(mock.clone()),
                 mock,
             }
         }
         fn cx(&self) -> AuthContext<'_> {
             AuthContext::new(&self.vault, &self.store, &*self.clock, &self.mock)
+        }
+        /// A context whose token requests take 100 ms (tokio time).
+        fn slow_cx(&self) -> AuthContext<'_> {
+            AuthContext::new(&self.vault, &self.store, &*self.clock, &self.slow)
         }
     }
 
@@ -545,9 +551,18 @@ mod tests {
         let (env, _clock) = manual();
         env.mock.route(Method::POST, "/token", [token("t1", 3600)]);
         let auth = oauth("k");
-        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
-        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
+        let events = std::sync::Mutex::new(Vec::new());
+        let sink = |event: &super::super::AuthEvent| events.lock().unwrap().push(event.clone());
+        let cx = env.cx().with_events(Some(&sink));
+        assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
+        assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
         assert_eq!(env.mock.request_count(), 1);
+        let events = events.lock().unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].scheme, events[0].detail), ("oauth2", "token"));
+        assert!(
+            !format!("{events:?}").contains("csecret") && !format!("{events:?}").contains("t1")
+        );
         let request = &env.mock.requests()[0];
         assert_eq!(request.headers["accept"], "application/json");
         assert_eq!(
@@ -577,12 +592,16 @@ mod tests {
         assert_eq!(env.mock.request_count(), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn twenty_concurrent_cold_callers_share_one_post() {
-        let (env, _clock) = manual();
+        let env = Env::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(SystemClock::new()),
+            MockTransport::new(),
+        );
         env.mock.route(Method::POST, "/token", [token("t1", 3600)]);
         let auth = oauth("k");
-        let cx = env.cx();
+        let cx = env.slow_cx();
         let results = futures_util::future::join_all((0..20).map(|_| bearer(&auth, &cx))).await;
         assert!(
             results
@@ -601,7 +620,7 @@ mod tests {
             .map(|_| Env::new(shared.clone(), Arc::new(SystemClock::new()), mock.clone()))
             .collect();
         let auths: Vec<_> = (0..3).map(|_| oauth("shared")).collect();
-        let cxs: Vec<_> = envs.iter().map(|e| e.cx()).collect();
+        let cxs: Vec<_> = envs.iter().map(|e| e.slow_cx()).collect();
         let results =
             futures_util::future::join_all((0..30).map(|i| bearer(&auths[i % 3], &cxs[i % 3])))
                 .await;
@@ -628,7 +647,7 @@ mod tests {
             })
             .collect();
         let auths: Vec<_> = (0..3).map(|_| oauth("shared")).collect();
-        let cxs: Vec<_> = envs.iter().map(|e| e.cx()).collect();
+        let cxs: Vec<_> = envs.iter().map(|e| e.slow_cx()).collect();
         futures_util::future::join_all((0..3).map(|i| bearer(&auths[i], &cxs[i]))).await;
         assert_eq!(mock.request_count(), 3);
     }
