@@ -557,7 +557,7 @@ mod tests {
         assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
         assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
         assert_eq!(env.mock.request_count(), 1);
-        let events = events.lock().unwrap();
+        let events = events.lock().unwrap().clone();
         assert_eq!(events.len(), 1);
         assert_eq!((events[0].scheme, events[0].detail), ("oauth2", "token"));
         assert!(
