@@ -9,7 +9,7 @@ use http::header::SET_COOKIE;
 use http::{HeaderMap, StatusCode};
 use url::Url;
 
-use super::flight::{FlightTiming, Flights};
+use super::flight::{FlightTiming, Flights, REFRESH_GRACE};
 use super::{AuthContext, AuthRequest, AuthStrategy};
 use crate::error::{Error, ErrorKind};
 use crate::input::Input;
@@ -46,6 +46,15 @@ pub struct LoginOutcome {
     pub status: Option<StatusCode>,
     /// Why it failed, when it did.
     pub failure: Option<LoginFailure>,
+}
+
+/// The session as stored in the vault: when it was captured and the RFC 6265 jar.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SessionRecord {
+    /// Milliseconds since the epoch.
+    at: u64,
+    /// The jar, as `cookie_store` serialises it.
+    jar: serde_json::Value,
 }
 
 /// What the login stitch answered.
@@ -163,7 +172,7 @@ pub struct CookieSession {
     refresh_when: Option<Arc<dyn RefreshWhen>>,
     hooks: Vec<Arc<dyn OutcomeHook>>,
     timing: FlightTiming,
-    flights: Arc<Flights>,
+    flights: Arc<Flights<Bytes>>,
 }
 
 impl std::fmt::Debug for CookieSession {
@@ -277,10 +286,20 @@ impl CookieSession {
         key: &str,
         stale: Option<Bytes>,
     ) -> Result<Bytes, Error> {
+        let since = cx
+            .clock
+            .now()
+            .as_millis()
+            .saturating_sub(REFRESH_GRACE.as_millis() as u64);
         let done = || async {
             match cx.vault.get(key).await? {
                 Some(bytes) if Some(&bytes) != stale.as_ref() => Ok(Some(bytes)),
-                _ => Ok(None),
+                Some(bytes) => {
+                    let recent = serde_json::from_slice::<SessionRecord>(&bytes)
+                        .is_ok_and(|record| record.at >= since);
+                    Ok(recent.then_some(bytes))
+                }
+                None => Ok(None),
             }
         };
         self.flights
@@ -296,7 +315,7 @@ impl CookieSession {
         };
         let result = self.login.call(input).await;
         let (outcome, session) = match result {
-            Ok(reply) if reply.status.is_success() => match self.capture(&reply) {
+            Ok(reply) if reply.status.is_success() => match self.capture(&reply, cx.clock.now().as_millis()) {
                 Some(jar) => (
                     LoginOutcome { ok: true, status: Some(reply.status), failure: None },
                     Ok(jar),
@@ -349,7 +368,7 @@ impl CookieSession {
     }
 
     /// The serialised jar of the login's cookies, or `None` when the session cookie is missing.
-    fn capture(&self, reply: &LoginReply) -> Option<Bytes> {
+    fn capture(&self, reply: &LoginReply, now: u64) -> Option<Bytes> {
         let mut jar = CookieStore::new();
         for value in reply.headers.get_all(SET_COOKIE) {
             if let Ok(text) = value.to_str() {
@@ -366,11 +385,25 @@ impl CookieSession {
         }
         let mut out = Vec::new();
         cookie_store::serde::json::save_incl_expired_and_nonpersistent(&jar, &mut out).ok()?;
-        Some(Bytes::from(out))
+        let record = SessionRecord {
+            at: now,
+            jar: serde_json::from_slice(&out).ok()?,
+        };
+        serde_json::to_vec(&record).ok().map(Bytes::from)
     }
 
-    fn replay(&self, jar: &[u8], request: &mut AuthRequest<'_>) -> Result<(), Error> {
-        let jar = cookie_store::serde::json::load(jar).map_err(|e| {
+    fn replay(&self, record: &[u8], request: &mut AuthRequest<'_>) -> Result<(), Error> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "the stored cookie session does not load ({e}). Fix: clear the vault entry or log in again"
+                ),
+            )
+        };
+        let record: SessionRecord = serde_json::from_slice(record).map_err(|e| invalid(&e))?;
+        let jar_json = serde_json::to_vec(&record.jar).map_err(|e| invalid(&e))?;
+        let jar = cookie_store::serde::json::load(&jar_json[..]).map_err(|e| {
             Error::new(ErrorKind::Auth, format!("the stored cookie session does not load ({e}). Fix: clear the vault entry or log in again"))
         })?;
         let url = request.url().clone();
@@ -429,5 +462,342 @@ impl AuthStrategy for CookieSession {
             self.session(cx, &key, stale).await.map(drop)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use http::Method;
+    use serde_json::json;
+
+    use super::super::{Auth, VAULT_PREFIX};
+    use super::*;
+    use crate::Retry;
+    use crate::store::{MemoryStore, PrefixedStore, StitchStore};
+    use crate::testing::{MockResponse, MockTransport};
+    use crate::time::ManualClock;
+
+    struct Env {
+        store: Arc<MemoryStore>,
+        vault: PrefixedStore<Arc<MemoryStore>>,
+        clock: Arc<ManualClock>,
+        mock: MockTransport,
+    }
+
+    impl Env {
+        fn new() -> Env {
+            let clock = Arc::new(ManualClock::new());
+            clock.advance(Duration::from_secs(1_000));
+            let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+            Env {
+                vault: PrefixedStore::new(store.clone(), VAULT_PREFIX),
+                store,
+                clock,
+                mock: MockTransport::new(),
+            }
+        }
+        fn cx(&self) -> AuthContext<'_> {
+            AuthContext::new(&self.vault, &self.store, &*self.clock, &self.mock)
+        }
+        fn login(&self) -> Stitch<String> {
+            Stitch::post("https://a.test/login")
+                .text()
+                .transport(Arc::new(self.mock.clone()))
+                .retry(Retry::attempts(1))
+                .build()
+                .unwrap()
+        }
+        fn logins(&self) -> usize {
+            self.mock
+                .requests()
+                .iter()
+                .filter(|r| r.uri.path() == "/login")
+                .count()
+        }
+    }
+
+    fn set_cookie(value: &str) -> MockResponse {
+        MockResponse::status(200).header("set-cookie", value)
+    }
+
+    async fn cookie_for(
+        auth: &Auth,
+        cx: &AuthContext<'_>,
+        url: &str,
+    ) -> Result<Option<String>, Error> {
+        let mut url = Url::parse(url).unwrap();
+        let mut headers = HeaderMap::new();
+        let applied = auth.apply(&Method::GET, &mut url, &mut headers, cx).await?;
+        let cookie = headers
+            .get("cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(cookie.is_some(), !applied.credential_headers.is_empty());
+        Ok(cookie)
+    }
+
+    #[tokio::test]
+    async fn logs_in_once_and_replays_the_cookie() {
+        let env = Env::new();
+        env.mock.route(
+            Method::POST,
+            "/login",
+            [set_cookie("session=abc; Path=/; HttpOnly").header("set-cookie", "other=x; Path=/")],
+        );
+        let auth = Auth::cookie_session(CookieSession::new(env.login(), "session"));
+        let cx = env.cx().with_principal(Some("alice"));
+        assert_eq!(
+            cookie_for(&auth, &cx, "https://a.test/api")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("session=abc")
+        );
+        assert_eq!(
+            cookie_for(&auth, &cx, "https://a.test/api/2")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("session=abc")
+        );
+        assert_eq!(env.logins(), 1);
+        assert!(
+            env.store
+                .get("vault:cookie:session\u{0}alice")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(!format!("{auth:?}").contains("abc"));
+    }
+
+    #[tokio::test]
+    async fn jar_mode_replays_every_cookie_only_where_it_was_set() {
+        let env = Env::new();
+        env.mock.route(
+            Method::POST,
+            "/login",
+            [set_cookie("a=1; Path=/").header("set-cookie", "b=2; Path=/api")],
+        );
+        let auth = Auth::cookie_session(CookieSession::jar(env.login()).tenancy(Tenancy::App));
+        let cx = env.cx();
+        let api = cookie_for(&auth, &cx, "https://a.test/api/x")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(api == "a=1; b=2" || api == "b=2; a=1", "{api}");
+        assert_eq!(
+            cookie_for(&auth, &cx, "https://a.test/other")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("a=1")
+        );
+        // Host B never receives host A's cookies.
+        assert_eq!(
+            cookie_for(&auth, &cx, "https://b.test/api/x")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            cookie_for(&auth, &cx, "https://evil.a.test.b.test/")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(env.logins(), 1);
+        assert!(env.store.get("vault:jar:*").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn existing_cookies_are_kept() {
+        let env = Env::new();
+        env.mock
+            .route(Method::POST, "/login", [set_cookie("session=abc")]);
+        let auth =
+            Auth::cookie_session(CookieSession::new(env.login(), "session").tenancy(Tenancy::App));
+        let mut url = Url::parse("https://a.test/").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", "theme=dark".parse().unwrap());
+        auth.apply(&Method::GET, &mut url, &mut headers, &env.cx())
+            .await
+            .unwrap();
+        assert_eq!(headers["cookie"], "theme=dark; session=abc");
+    }
+
+    #[tokio::test]
+    async fn relogin_once_on_401_and_on_a_soft_wall() {
+        let env = Env::new();
+        env.mock.route(
+            Method::POST,
+            "/login",
+            [set_cookie("session=one"), set_cookie("session=two")],
+        );
+        let auth = Auth::cookie_session(
+            CookieSession::new(env.login(), "session")
+                .tenancy(Tenancy::App)
+                .refresh_when(|status: StatusCode, _: &HeaderMap, body: &[u8]| {
+                    status == StatusCode::OK && body.starts_with(b"<form id=login")
+                }),
+        );
+        let cx = env.cx();
+        assert_eq!(
+            cookie_for(&auth, &cx, "https://a.test/")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("session=one")
+        );
+        let none = HeaderMap::new();
+        assert!(auth.should_refresh(StatusCode::UNAUTHORIZED, &none, b""));
+        assert!(auth.should_refresh(StatusCode::OK, &none, b"<form id=login>"));
+        assert!(!auth.should_refresh(StatusCode::OK, &none, b"{\"ok\":true}"));
+        assert!(!auth.should_refresh(StatusCode::FORBIDDEN, &none, b""));
+        env.clock.advance(Duration::from_secs(5));
+        let results = futures_util::future::join_all((0..5).map(|_| auth.refresh(&cx))).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(
+            cookie_for(&auth, &cx, "https://a.test/")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("session=two")
+        );
+        assert_eq!(env.logins(), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_cold_callers_share_one_login() {
+        let env = Env::new();
+        env.mock
+            .route(Method::POST, "/login", [set_cookie("session=abc")]);
+        let auth =
+            Auth::cookie_session(CookieSession::new(env.login(), "session").tenancy(Tenancy::App));
+        let cx = env.cx();
+        let results = futures_util::future::join_all(
+            (0..10).map(|_| cookie_for(&auth, &cx, "https://a.test/")),
+        )
+        .await;
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_ref().ok().and_then(|c| c.as_deref()) == Some("session=abc"))
+        );
+        assert_eq!(env.logins(), 1);
+    }
+
+    #[tokio::test]
+    async fn principals_get_separate_sessions_and_none_fails_closed() {
+        let env = Env::new();
+        env.mock.route(
+            Method::POST,
+            "/login",
+            [
+                set_cookie("session=for-first"),
+                set_cookie("session=for-second"),
+            ],
+        );
+        let auth =
+            Auth::cookie_session(CookieSession::new(env.login(), "session").login_input(
+                |principal: Option<&str>| Input::new().form(&json!({"user": principal})),
+            ));
+        assert_eq!(auth.tenancy(), Tenancy::Principal);
+        let error = cookie_for(&auth, &env.cx(), "https://a.test/")
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Auth);
+        assert_eq!(error.to_string(), NO_PRINCIPAL);
+        assert_eq!(env.logins(), 0);
+
+        let alice = env.cx().with_principal(Some("alice"));
+        let bob = env.cx().with_principal(Some("bob"));
+        assert_eq!(
+            cookie_for(&auth, &alice, "https://a.test/")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("session=for-first")
+        );
+        assert_eq!(
+            cookie_for(&auth, &bob, "https://a.test/")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("session=for-second")
+        );
+        assert_eq!(
+            cookie_for(&auth, &alice, "https://a.test/")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("session=for-first")
+        );
+        let bodies: Vec<_> = env
+            .mock
+            .requests()
+            .iter()
+            .map(|r| String::from_utf8(r.body.to_vec()).unwrap())
+            .collect();
+        assert_eq!(bodies, ["user=alice", "user=bob"]);
+    }
+
+    #[tokio::test]
+    async fn outcome_hooks_fire_once_per_real_login() {
+        let env = Env::new();
+        env.mock.route(
+            Method::POST,
+            "/login",
+            [
+                MockResponse::status(429).header("retry-after", "7"),
+                MockResponse::status(401),
+                MockResponse::status(200),
+                MockResponse::fail(crate::transport::TransportErrorKind::Connect, "refused"),
+                set_cookie("session=ok"),
+            ],
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let auth = Auth::cookie_session(
+            CookieSession::new(env.login(), "session")
+                .tenancy(Tenancy::App)
+                .on_outcome({
+                    let seen = seen.clone();
+                    let calls = calls.clone();
+                    move |outcome: &LoginOutcome| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        seen.lock().unwrap().push(outcome.clone());
+                    }
+                }),
+        );
+        let cx = env.cx();
+        for _ in 0..4 {
+            assert!(cookie_for(&auth, &cx, "https://a.test/").await.is_err());
+        }
+        assert_eq!(
+            cookie_for(&auth, &cx, "https://a.test/")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("session=ok")
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+        assert_eq!(env.logins(), 5);
+        let failures: Vec<_> = seen.lock().unwrap().iter().map(|o| o.failure).collect();
+        assert_eq!(
+            failures,
+            [
+                Some(LoginFailure::RateLimited {
+                    retry_after: Some(Duration::from_secs(7))
+                }),
+                Some(LoginFailure::Unauthenticated),
+                Some(LoginFailure::Unknown),
+                Some(LoginFailure::Network),
+                None,
+            ]
+        );
+        assert!(seen.lock().unwrap()[4].ok);
     }
 }

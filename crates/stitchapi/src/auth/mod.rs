@@ -520,6 +520,23 @@ pub(crate) mod test_support {
     use crate::store::{Capabilities, MemoryStore, Scope, StitchStore, StoreError};
     use crate::time::Timestamp;
 
+    /// A transport that answers after 100 ms of tokio time, so that concurrent callers overlap
+    /// (run under `start_paused`).
+    #[derive(Debug, Clone)]
+    pub struct SlowTransport(pub crate::testing::MockTransport);
+
+    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+    impl crate::transport::Transport for SlowTransport {
+        async fn send(
+            &self,
+            request: http::Request<Bytes>,
+        ) -> Result<http::Response<Bytes>, crate::transport::TransportError> {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.0.send(request).await
+        }
+    }
+
     /// A MemoryStore that claims fleet scope, to simulate several processes.
     #[derive(Debug, Clone)]
     pub struct FleetStore(pub Arc<MemoryStore>);

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::flight::{FlightTiming, Flights};
+use super::flight::{FlightTiming, Flights, REFRESH_GRACE};
 use super::header::basic_value;
 use super::{AuthContext, AuthRequest, AuthStrategy, Secret};
 use crate::duration::DurationSpec;
@@ -66,7 +66,7 @@ pub struct OAuth2 {
     key: Option<String>,
     tenancy: Tenancy,
     timing: FlightTiming,
-    flights: Arc<Flights>,
+    flights: Arc<Flights<String>>,
 }
 
 impl std::fmt::Debug for OAuth2 {
@@ -92,6 +92,9 @@ struct TokenRecord {
     expires_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
+    /// When it was fetched (milliseconds since the epoch).
+    #[serde(default)]
+    fetched_at: u64,
 }
 
 impl OAuth2 {
@@ -197,18 +200,25 @@ impl OAuth2 {
             <= record.expires_at.saturating_sub(1))
     }
 
-    /// A token, from the vault or fetched single-flight. With `stale`, that token is not
-    /// accepted (a forced refresh).
+    /// A token, from the vault or fetched single-flight. With `stale` (a forced refresh),
+    /// that token is accepted only if it was fetched within [`REFRESH_GRACE`].
     async fn token(
         &self,
         cx: &AuthContext<'_>,
         key: &str,
         stale: Option<String>,
     ) -> Result<String, Error> {
+        let since = cx
+            .clock
+            .now()
+            .as_millis()
+            .saturating_sub(REFRESH_GRACE.as_millis() as u64);
         let done = || async {
             match cx.vault.get_json::<TokenRecord>(key).await? {
                 Some(record)
-                    if self.is_fresh(&record, cx)? && Some(&record.token) != stale.as_ref() =>
+                    if self.is_fresh(&record, cx)?
+                        && (Some(&record.token) != stale.as_ref()
+                            || record.fetched_at >= since) =>
                 {
                     Ok(Some(record.token))
                 }
@@ -266,6 +276,7 @@ impl OAuth2 {
             token: response.access_token,
             expires_at,
             refresh_token,
+            fetched_at: now,
         };
         cx.vault.set_json(key, &record, ttl).await?;
         Ok(record.token)
@@ -435,10 +446,10 @@ impl AuthStrategy for OAuth2 {
         let key = self.vault_key(cx)?;
         let token = cx
             .within(async {
-                if let Some(record) = cx.vault.get_json::<TokenRecord>(&key).await? {
-                    if self.is_fresh(&record, cx)? {
-                        return Ok(record.token);
-                    }
+                if let Some(record) = cx.vault.get_json::<TokenRecord>(&key).await?
+                    && self.is_fresh(&record, cx)?
+                {
+                    return Ok(record.token);
                 }
                 self.token(cx, &key, None).await
             })
@@ -461,5 +472,356 @@ impl AuthStrategy for OAuth2 {
             self.token(cx, &key, stale).await.map(drop)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use http::{HeaderMap, Method};
+    use serde_json::json;
+    use url::Url;
+
+    use super::super::test_support::{FleetStore, SlowTransport};
+    use super::super::{Auth, AuthContext, VAULT_PREFIX};
+    use super::*;
+    use crate::store::{MemoryStore, PrefixedStore, StitchStore};
+    use crate::testing::{MockResponse, MockTransport};
+    use crate::time::{Clock, ManualClock, SystemClock};
+
+    fn token(access: &str, expires_in: u64) -> MockResponse {
+        MockResponse::json(
+            200,
+            &json!({"access_token": access, "token_type": "bearer", "expires_in": expires_in}),
+        )
+    }
+
+    fn oauth(key: &str) -> Auth {
+        Auth::oauth2(
+            OAuth2::client_credentials("https://auth.test/token", "cid", Secret::new("csecret"))
+                .scope("read")
+                .key(key),
+        )
+    }
+
+    async fn bearer(auth: &Auth, cx: &AuthContext<'_>) -> Result<String, Error> {
+        let mut url = Url::parse("https://api.test/x").unwrap();
+        let mut headers = HeaderMap::new();
+        auth.apply(&Method::GET, &mut url, &mut headers, cx).await?;
+        Ok(headers["authorization"].to_str().unwrap().to_owned())
+    }
+
+    struct Env<S: StitchStore + Clone> {
+        store: S,
+        vault: PrefixedStore<S>,
+        clock: Arc<dyn Clock>,
+        mock: MockTransport,
+        slow: SlowTransport,
+    }
+
+    impl<S: StitchStore + Clone> Env<S> {
+        fn new(store: S, clock: Arc<dyn Clock>, mock: MockTransport) -> Self {
+            Env {
+                vault: PrefixedStore::new(store.clone(), VAULT_PREFIX),
+                store,
+                clock,
+                slow: SlowTransport(mock.clone()),
+                mock,
+            }
+        }
+        fn cx(&self) -> AuthContext<'_> {
+            AuthContext::new(&self.vault, &self.store, &*self.clock, &self.mock)
+        }
+        /// A context whose token requests take 100 ms (tokio time).
+        fn slow_cx(&self) -> AuthContext<'_> {
+            AuthContext::new(&self.vault, &self.store, &*self.clock, &self.slow)
+        }
+    }
+
+    fn manual() -> (Env<Arc<MemoryStore>>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        (Env::new(store, clock.clone(), MockTransport::new()), clock)
+    }
+
+    #[tokio::test]
+    async fn token_is_fetched_once_cached_and_reused() {
+        let (env, _clock) = manual();
+        env.mock.route(Method::POST, "/token", [token("t1", 3600)]);
+        let auth = oauth("k");
+        let events = std::sync::Mutex::new(Vec::new());
+        let sink = |event: &super::super::AuthEvent| events.lock().unwrap().push(event.clone());
+        let cx = env.cx().with_events(Some(&sink));
+        assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
+        assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
+        assert_eq!(env.mock.request_count(), 1);
+        let events = events.lock().unwrap().clone();
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].scheme, events[0].detail), ("oauth2", "token"));
+        assert!(
+            !format!("{events:?}").contains("csecret") && !format!("{events:?}").contains("t1")
+        );
+        let request = &env.mock.requests()[0];
+        assert_eq!(request.headers["accept"], "application/json");
+        assert_eq!(
+            request.headers["content-type"],
+            "application/x-www-form-urlencoded"
+        );
+        let body = std::str::from_utf8(&request.body).unwrap();
+        assert_eq!(
+            body,
+            "grant_type=client_credentials&scope=read&client_id=cid&client_secret=csecret"
+        );
+        // Stored in the vault under the documented key.
+        assert!(env.store.get("vault:oauth2:k").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn refreshed_early_by_the_skew_in_virtual_time() {
+        let (env, clock) = manual();
+        env.mock
+            .route(Method::POST, "/token", [token("t1", 100), token("t2", 100)]);
+        let auth = oauth("k");
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
+        clock.advance(Duration::from_secs(69));
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
+        clock.advance(Duration::from_secs(2)); // 71 s: inside the 30 s skew
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t2");
+        assert_eq!(env.mock.request_count(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn twenty_concurrent_cold_callers_share_one_post() {
+        let env = Env::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(SystemClock::new()),
+            MockTransport::new(),
+        );
+        env.mock.route(Method::POST, "/token", [token("t1", 3600)]);
+        let auth = oauth("k");
+        let cx = env.slow_cx();
+        let results = futures_util::future::join_all((0..20).map(|_| bearer(&auth, &cx))).await;
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_deref().ok() == Some("Bearer t1"))
+        );
+        assert_eq!(env.mock.request_count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn three_processes_on_a_fleet_store_share_one_post() {
+        let shared = FleetStore(Arc::new(MemoryStore::new()));
+        let mock = MockTransport::new();
+        mock.route(Method::POST, "/token", [token("t1", 3600)]);
+        let envs: Vec<_> = (0..3)
+            .map(|_| Env::new(shared.clone(), Arc::new(SystemClock::new()), mock.clone()))
+            .collect();
+        let auths: Vec<_> = (0..3).map(|_| oauth("shared")).collect();
+        let cxs: Vec<_> = envs.iter().map(|e| e.slow_cx()).collect();
+        let results =
+            futures_util::future::join_all((0..30).map(|i| bearer(&auths[i % 3], &cxs[i % 3])))
+                .await;
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_deref().ok() == Some("Bearer t1")),
+            "{results:?}"
+        );
+        assert_eq!(mock.request_count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn separate_stores_fetch_separately() {
+        let mock = MockTransport::new();
+        mock.route(Method::POST, "/token", [token("t1", 3600)]);
+        let envs: Vec<_> = (0..3)
+            .map(|_| {
+                Env::new(
+                    FleetStore(Arc::new(MemoryStore::new())),
+                    Arc::new(SystemClock::new()),
+                    mock.clone(),
+                )
+            })
+            .collect();
+        let auths: Vec<_> = (0..3).map(|_| oauth("shared")).collect();
+        let cxs: Vec<_> = envs.iter().map(|e| e.slow_cx()).collect();
+        futures_util::future::join_all((0..3).map(|i| bearer(&auths[i], &cxs[i]))).await;
+        assert_eq!(mock.request_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn forced_refresh_once_on_401_even_with_concurrent_refreshers() {
+        let (env, clock) = manual();
+        env.mock.route(
+            Method::POST,
+            "/token",
+            [token("t1", 3600), token("t2", 3600)],
+        );
+        let auth = oauth("k");
+        let cx = env.cx();
+        assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
+        // Past the refresh grace: a token this old is really stale.
+        clock.advance(Duration::from_secs(5));
+        assert!(auth.should_refresh(StatusCode::UNAUTHORIZED, &HeaderMap::new(), b""));
+        assert!(!auth.should_refresh(StatusCode::FORBIDDEN, &HeaderMap::new(), b""));
+        let refreshed = futures_util::future::join_all((0..5).map(|_| auth.refresh(&cx))).await;
+        assert!(refreshed.iter().all(Result::is_ok));
+        assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t2");
+        assert_eq!(env.mock.request_count(), 2);
+
+        let custom = Auth::oauth2(
+            OAuth2::client_credentials("https://auth.test/token", "cid", "s")
+                .refresh_on([401, 403]),
+        );
+        assert!(custom.should_refresh(StatusCode::FORBIDDEN, &HeaderMap::new(), b""));
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_failure_is_an_auth_error_with_the_status() {
+        let (env, _clock) = manual();
+        env.mock.route(
+            Method::POST,
+            "/token",
+            [
+                MockResponse::json(400, &json!({"error": "invalid_client"})),
+                token("t1", 60),
+            ],
+        );
+        let auth = oauth("k");
+        let error = bearer(&auth, &env.cx()).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Auth);
+        assert_eq!(error.status(), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            error.to_string(),
+            "oauth2 token request failed: HTTP 400. Fix: check token_url, client_id/client_secret, and scope."
+        );
+        assert!(!format!("{error:?}").contains("csecret"));
+        // The failure does not stick.
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
+
+        let (env, _clock) = manual();
+        env.mock.route(
+            Method::POST,
+            "/token",
+            [MockResponse::json(200, &json!({"nope": 1}))],
+        );
+        let error = bearer(&auth, &env.cx()).await.unwrap_err();
+        assert!(
+            error.to_string().contains("missing access_token"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refresh_token_grant_is_used_when_the_server_returned_one() {
+        let (env, clock) = manual();
+        env.mock.route(
+            Method::POST,
+            "/token",
+            [
+                MockResponse::json(
+                    200,
+                    &json!({"access_token": "t1", "expires_in": 60, "refresh_token": "r1"}),
+                ),
+                MockResponse::json(200, &json!({"access_token": "t2", "expires_in": 60})),
+            ],
+        );
+        let auth = oauth("k");
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t2");
+        let requests = env.mock.requests();
+        let body = std::str::from_utf8(&requests[1].body).unwrap();
+        assert!(
+            body.starts_with("grant_type=refresh_token&refresh_token=r1&client_id=cid"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn basic_client_auth_and_params() {
+        let (env, _clock) = manual();
+        env.mock.route(Method::POST, "/token", [token("t1", 60)]);
+        let auth = Auth::oauth2(
+            OAuth2::client_credentials("https://auth.test/token", "cid", "csecret")
+                .client_auth(ClientAuth::Basic)
+                .audience("api")
+                .param("grant_type", "custom")
+                .param("client_secret", "ignored")
+                .header("X-Tenant", "t"),
+        );
+        bearer(&auth, &env.cx()).await.unwrap();
+        let request = &env.mock.requests()[0];
+        assert_eq!(
+            request.headers["authorization"],
+            super::basic_value("cid", "csecret")
+        );
+        assert_eq!(request.headers["x-tenant"], "t");
+        assert_eq!(
+            std::str::from_utf8(&request.body).unwrap(),
+            "audience=api&grant_type=custom"
+        );
+        // Default key: the token URL.
+        assert!(
+            env.store
+                .get("vault:oauth2:https://auth.test/token")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn principal_tenancy_separates_and_fails_closed() {
+        let (env, _clock) = manual();
+        env.mock
+            .route(Method::POST, "/token", [token("ta", 60), token("tb", 60)]);
+        let auth = Auth::oauth2(
+            OAuth2::client_credentials("https://auth.test/token", "cid", "s")
+                .key("k")
+                .tenancy(Tenancy::Principal),
+        );
+        let error = bearer(&auth, &env.cx()).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Auth);
+        assert!(error.to_string().contains("requires a bound principal"));
+        assert_eq!(env.mock.request_count(), 0);
+        let alice = env.cx().with_principal(Some("alice"));
+        let bob = env.cx().with_principal(Some("bob"));
+        assert_eq!(bearer(&auth, &alice).await.unwrap(), "Bearer ta");
+        assert_eq!(bearer(&auth, &bob).await.unwrap(), "Bearer tb");
+        assert_eq!(bearer(&auth, &alice).await.unwrap(), "Bearer ta");
+        assert!(
+            env.store
+                .get("vault:oauth2:k\u{0}alice")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(auth.tenancy(), Tenancy::Principal);
+        assert_eq!(oauth("x").tenancy(), Tenancy::App);
+    }
+
+    #[tokio::test]
+    async fn the_deadline_bounds_the_token_request() {
+        let (env, clock) = manual();
+        env.mock
+            .route(Method::POST, "/token", [MockResponse::hang()]);
+        let auth = oauth("k");
+        let cx = env
+            .cx()
+            .with_deadline(Some(clock.now() + Duration::from_secs(2)));
+        let call = bearer(&auth, &cx);
+        futures_util::pin_mut!(call);
+        assert!(
+            futures_util::future::poll_immediate(&mut call)
+                .await
+                .is_none()
+        );
+        clock.advance(Duration::from_secs(2));
+        let error = call.await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Timeout);
     }
 }
