@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use stitchapi::auth::ApiKey;
+use stitchapi::testing::ManualClock;
 use stitchapi::{Auth, CookieSession, ErrorKind, Input, MemoryStore, OAuth2, Seam, Stitch};
 use support::{Answer, Upstream};
 
@@ -30,12 +31,14 @@ async fn oauth2_fetches_one_token_for_many_calls_and_refreshes_once_on_401() {
     let upstream = Upstream::start().await;
     upstream.script("/oauth/token", [token("t1"), token("t2")]);
     upstream.script("/reports", [Answer::status(200)]);
+    let clock = ManualClock::new();
     let api = Seam::builder(upstream.url())
         .auth(Auth::oauth2(OAuth2::client_credentials(
             format!("{}/oauth/token", upstream.url()),
             "demo",
             "s3cret",
         )))
+        .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();
     let reports = api.get("/reports").build().unwrap();
@@ -62,7 +65,10 @@ async fn oauth2_fetches_one_token_for_many_calls_and_refreshes_once_on_401() {
             .all(|h| bearer_of(h) == "Bearer t1")
     );
 
-    // The server revokes t1: one refresh, and the same attempt is redone with t2.
+    // A minute later the server revokes t1: one refresh, and the same attempt is redone with
+    // t2. (A credential refreshed less than a second ago is not refreshed again: that is how
+    // concurrent 401s share one refresh.)
+    clock.advance(std::time::Duration::from_secs(60));
     upstream.script("/reports", [Answer::status(401), Answer::status(200)]);
     let reply = reports.call_detailed(Input::new()).await.unwrap();
     assert_eq!(
@@ -161,7 +167,11 @@ async fn cookie_sessions_log_in_once_per_principal_and_relogin_once_on_401() {
         [Answer::status(200).header("set-cookie", "session=abc; Path=/; HttpOnly")],
     );
     upstream.script("/me", [Answer::status(200)]);
-    let api = Seam::builder(upstream.url()).build().unwrap();
+    let clock = ManualClock::new();
+    let api = Seam::builder(upstream.url())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
     let login = api.post("/login").build().unwrap();
     let session = Auth::cookie_session(CookieSession::new(login, "session"));
     let me = api.get("/me").auth(session).build().unwrap();
@@ -198,6 +208,7 @@ async fn cookie_sessions_log_in_once_per_principal_and_relogin_once_on_401() {
     me.as_principal("bob").call(Input::new()).await.unwrap();
     assert_eq!(logins(&upstream), 2, "bob has his own session");
 
+    clock.advance(std::time::Duration::from_secs(60));
     upstream.script("/me", [Answer::status(401), Answer::status(200)]);
     alice.call(Input::new()).await.unwrap();
     assert_eq!(logins(&upstream), 3, "one re-login on 401");
