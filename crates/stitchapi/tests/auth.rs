@@ -14,7 +14,8 @@ use http::Method;
 use stitchapi::auth::{
     Auth, AuthContext, CookieSession, LoginFailure, LoginOutcome, OAuth2, Secret, VAULT_PREFIX,
 };
-use stitchapi::store::{Capabilities, PrefixedStore, Scope, StoreError};
+use stitchapi::store::PrefixedStore;
+use stitchapi::testing::FleetStore;
 use stitchapi::time::{SystemClock, Timestamp};
 use stitchapi::transport::ReqwestTransport;
 use stitchapi::{ErrorKind, Input, MemoryStore, Retry, Stitch, StitchStore, Tenancy};
@@ -90,34 +91,6 @@ async fn start() -> (Arc<Server>, u16) {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (server, port)
-}
-
-/// A MemoryStore that reports fleet scope: several "processes" over one instance.
-#[derive(Debug, Clone)]
-struct FleetStore(Arc<MemoryStore>);
-
-#[async_trait::async_trait]
-impl StitchStore for FleetStore {
-    fn name(&self) -> &'static str {
-        "fleet-test"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Scope::Fleet)
-    }
-    async fn get(&self, key: &str) -> Result<Option<bytes::Bytes>, StoreError> {
-        self.0.get(key).await
-    }
-    async fn set(
-        &self,
-        key: &str,
-        value: Option<bytes::Bytes>,
-        ttl: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        self.0.set(key, value, ttl).await
-    }
-    async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
-        self.0.increment(key, ttl).await
-    }
 }
 
 /// One "process": a store view, a clock and a transport.
@@ -196,7 +169,7 @@ async fn oauth2_twenty_cold_callers_one_post_then_cached() {
 #[tokio::test]
 async fn oauth2_three_processes_on_a_fleet_store_one_post_separate_stores_three() {
     let (server, port) = start().await;
-    let shared = FleetStore(Arc::new(MemoryStore::new()));
+    let shared = FleetStore::new(stitchapi::time::SystemClock::new());
     let processes: Vec<_> = (0..3).map(|_| Process::new(shared.clone())).collect();
     let auths: Vec<_> = (0..3)
         .map(|_| Auth::oauth2(oauth(port).key("fleet")))
@@ -220,7 +193,7 @@ async fn oauth2_three_processes_on_a_fleet_store_one_post_separate_stores_three(
 
     let (server, port) = start().await;
     let processes: Vec<_> = (0..3)
-        .map(|_| Process::new(FleetStore(Arc::new(MemoryStore::new()))))
+        .map(|_| Process::new(FleetStore::new(stitchapi::time::SystemClock::new())))
         .collect();
     let auths: Vec<_> = (0..3)
         .map(|_| Auth::oauth2(oauth(port).key("fleet")))

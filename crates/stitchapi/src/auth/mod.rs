@@ -512,13 +512,9 @@ impl Auth {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use bytes::Bytes;
-
-    use crate::store::{Capabilities, MemoryStore, Scope, StitchStore, StoreError};
-    use crate::time::Timestamp;
 
     /// A transport that answers after 100 ms of tokio time, so that concurrent callers overlap
     /// (run under `start_paused`).
@@ -534,47 +530,6 @@ pub(crate) mod test_support {
         ) -> Result<http::Response<Bytes>, crate::transport::TransportError> {
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.0.send(request).await
-        }
-    }
-
-    /// A MemoryStore that claims fleet scope, to simulate several processes.
-    #[derive(Debug, Clone)]
-    pub struct FleetStore(pub Arc<MemoryStore>);
-
-    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-    impl StitchStore for FleetStore {
-        fn name(&self) -> &'static str {
-            "fleet-test"
-        }
-        fn capabilities(&self) -> Capabilities {
-            let inner = self.0.capabilities();
-            Capabilities::new(Scope::Fleet)
-                .with_reserve(inner.reserve)
-                .with_lease(inner.lease)
-        }
-        async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-            self.0.get(key).await
-        }
-        async fn set(
-            &self,
-            key: &str,
-            value: Option<Bytes>,
-            ttl: Option<Duration>,
-        ) -> Result<(), StoreError> {
-            self.0.set(key, value, ttl).await
-        }
-        async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
-            self.0.increment(key, ttl).await
-        }
-        async fn reserve(
-            &self,
-            key: &str,
-            spacing: Duration,
-            now: Timestamp,
-            ttl: Option<Duration>,
-        ) -> Result<Timestamp, StoreError> {
-            self.0.reserve(key, spacing, now, ttl).await
         }
     }
 }

@@ -484,10 +484,11 @@ mod tests {
     use serde_json::json;
     use url::Url;
 
-    use super::super::test_support::{FleetStore, SlowTransport};
+    use super::super::test_support::SlowTransport;
     use super::super::{Auth, AuthContext, VAULT_PREFIX};
     use super::*;
     use crate::store::{MemoryStore, PrefixedStore, StitchStore};
+    use crate::testing::FleetStore;
     use crate::testing::{MockResponse, MockTransport};
     use crate::time::{Clock, ManualClock, SystemClock};
 
@@ -613,7 +614,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn three_processes_on_a_fleet_store_share_one_post() {
-        let shared = FleetStore(Arc::new(MemoryStore::new()));
+        let shared = FleetStore::new(crate::time::SystemClock::new());
         let mock = MockTransport::new();
         mock.route(Method::POST, "/token", [token("t1", 3600)]);
         let envs: Vec<_> = (0..3)
@@ -640,7 +641,7 @@ mod tests {
         let envs: Vec<_> = (0..3)
             .map(|_| {
                 Env::new(
-                    FleetStore(Arc::new(MemoryStore::new())),
+                    FleetStore::new(crate::time::SystemClock::new()),
                     Arc::new(SystemClock::new()),
                     mock.clone(),
                 )

@@ -37,6 +37,93 @@ pub use self::conformance::*;
 pub use crate::time::ManualClock;
 use crate::transport::{Transport, TransportError, TransportErrorKind};
 
+/// A [`MemoryStore`](crate::MemoryStore) that declares [`Scope::Fleet`](crate::store::Scope):
+/// several seams over one `FleetStore` behave like processes sharing a Redis, so fleet-wide
+/// throttles, circuits, tokens and caches can be tested in one process, in virtual time.
+///
+/// ```
+/// use std::sync::Arc;
+/// use stitchapi::store::{Scope, StitchStore};
+/// use stitchapi::testing::{FleetStore, ManualClock};
+///
+/// let store = FleetStore::new(ManualClock::new());
+/// assert_eq!(store.capabilities().scope, Scope::Fleet);
+/// let worker_a = stitchapi::Seam::builder("https://api.example.com").store(Arc::new(store.clone())).build().unwrap();
+/// let worker_b = stitchapi::Seam::builder("https://api.example.com").store(Arc::new(store)).build().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct FleetStore {
+    inner: crate::MemoryStore,
+}
+
+impl FleetStore {
+    /// A fleet-scoped memory store whose TTLs run on `clock`.
+    pub fn new(clock: impl crate::time::Clock) -> Self {
+        FleetStore {
+            inner: crate::MemoryStore::with_clock(Arc::new(clock)),
+        }
+    }
+
+    /// The memory store underneath.
+    pub fn memory(&self) -> &crate::MemoryStore {
+        &self.inner
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl crate::store::StitchStore for FleetStore {
+    fn name(&self) -> &'static str {
+        "fleet-memory"
+    }
+    fn capabilities(&self) -> crate::store::Capabilities {
+        crate::store::Capabilities {
+            scope: crate::store::Scope::Fleet,
+            ..self.inner.capabilities()
+        }
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, crate::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn set(
+        &self,
+        key: &str,
+        value: Option<Bytes>,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.set(key, value, ttl).await
+    }
+    async fn increment(
+        &self,
+        key: &str,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<i64, crate::store::StoreError> {
+        self.inner.increment(key, ttl).await
+    }
+    async fn reserve(
+        &self,
+        key: &str,
+        spacing: std::time::Duration,
+        now: crate::time::Timestamp,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<crate::time::Timestamp, crate::store::StoreError> {
+        self.inner.reserve(key, spacing, now, ttl).await
+    }
+    async fn lease(
+        &self,
+        key: &str,
+        token: &str,
+        limit: u32,
+        ttl: std::time::Duration,
+        now: crate::time::Timestamp,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.inner.lease(key, token, limit, ttl, now).await
+    }
+    async fn release(&self, key: &str, token: &str) -> Result<(), crate::store::StoreError> {
+        self.inner.release(key, token).await
+    }
+}
+
 /// One scripted answer of a [`MockTransport`] route.
 #[derive(Clone, Debug)]
 pub struct MockResponse {
