@@ -90,8 +90,8 @@ async fn half_open_admits_exactly_one_trial_across_a_fleet() {
         .map(|_| breaker(Arc::new(store.clone()), &clock))
         .collect();
     let calls = AtomicUsize::new(0);
-    for i in 0..3 {
-        call(&fleet[i], &calls, false).await.unwrap();
+    for breaker in &fleet {
+        call(breaker, &calls, false).await.unwrap();
     }
     assert!(fleet[1].admit().await.is_err());
     clock.advance(Duration::from_secs(30));
