@@ -1,0 +1,185 @@
+//! Test stores for the throttle and circuit tests: a fleet-scope wrapper over the memory
+//! store, a store whose every verb fails, and a counter of store calls.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use stitchapi::MemoryStore;
+use stitchapi::store::{Capabilities, Scope, StitchStore, StoreError, StoreErrorKind};
+use stitchapi::time::{ManualClock, Timestamp};
+
+/// Forwards every verb to a shared memory store but reports fleet scope, with the optional
+/// verbs chosen by the test.
+#[derive(Debug, Clone)]
+pub struct FleetStore {
+    pub inner: Arc<MemoryStore>,
+    pub reserve: bool,
+    pub lease: bool,
+    pub atomic_increment: bool,
+    pub gets: Arc<AtomicUsize>,
+    pub writes: Arc<AtomicUsize>,
+}
+
+impl FleetStore {
+    pub fn new(clock: &ManualClock) -> Self {
+        FleetStore {
+            inner: Arc::new(MemoryStore::with_clock(Arc::new(clock.clone()))),
+            reserve: true,
+            lease: true,
+            atomic_increment: true,
+            gets: Arc::default(),
+            writes: Arc::default(),
+        }
+    }
+    pub fn without_reserve(mut self) -> Self {
+        self.reserve = false;
+        self
+    }
+    pub fn without_lease(mut self) -> Self {
+        self.lease = false;
+        self
+    }
+    pub fn non_atomic(mut self) -> Self {
+        self.atomic_increment = false;
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl StitchStore for FleetStore {
+    fn name(&self) -> &'static str {
+        "fleet-test"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(Scope::Fleet)
+            .with_reserve(self.reserve)
+            .with_lease(self.lease)
+            .with_atomic_increment(self.atomic_increment)
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+    async fn set(
+        &self,
+        key: &str,
+        value: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.set(key, value, ttl).await
+    }
+    async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.increment(key, ttl).await
+    }
+    async fn reserve(
+        &self,
+        key: &str,
+        spacing: Duration,
+        now: Timestamp,
+        ttl: Option<Duration>,
+    ) -> Result<Timestamp, StoreError> {
+        if !self.reserve {
+            return Err(StoreError::unsupported("fleet-test", "reserve"));
+        }
+        self.inner.reserve(key, spacing, now, ttl).await
+    }
+    async fn lease(
+        &self,
+        key: &str,
+        token: &str,
+        limit: u32,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.lease(key, token, limit, ttl, now).await
+    }
+    async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
+        self.inner.release(key, token).await
+    }
+}
+
+/// A fleet store whose backend is down: every verb fails with `Unavailable`.
+#[derive(Debug)]
+pub struct DownStore;
+
+fn down(op: &'static str) -> StoreError {
+    StoreError::new(
+        "down",
+        op,
+        StoreErrorKind::Unavailable,
+        "connection refused",
+    )
+}
+
+#[async_trait::async_trait]
+impl StitchStore for DownStore {
+    fn name(&self) -> &'static str {
+        "down"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(Scope::Fleet)
+            .with_reserve(true)
+            .with_lease(true)
+    }
+    async fn get(&self, _: &str) -> Result<Option<Bytes>, StoreError> {
+        Err(down("get"))
+    }
+    async fn set(&self, _: &str, _: Option<Bytes>, _: Option<Duration>) -> Result<(), StoreError> {
+        Err(down("set"))
+    }
+    async fn increment(&self, _: &str, _: Option<Duration>) -> Result<i64, StoreError> {
+        Err(down("increment"))
+    }
+    async fn reserve(
+        &self,
+        _: &str,
+        _: Duration,
+        _: Timestamp,
+        _: Option<Duration>,
+    ) -> Result<Timestamp, StoreError> {
+        Err(down("reserve"))
+    }
+    async fn lease(
+        &self,
+        _: &str,
+        _: &str,
+        _: u32,
+        _: Duration,
+        _: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Err(down("lease"))
+    }
+    async fn release(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Err(down("release"))
+    }
+}
+
+/// Lets every spawned task run until it blocks.
+pub async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Runs tasks and moves the manual clock to the next sleeper until `done()`.
+pub async fn drive(clock: &ManualClock, mut done: impl FnMut() -> bool) {
+    for _ in 0..100_000 {
+        settle().await;
+        if done() {
+            return;
+        }
+        if clock.advance_to_next().is_none() {
+            settle().await;
+            if done() {
+                return;
+            }
+            panic!("nothing sleeps and the test is not done");
+        }
+    }
+    panic!("drive did not finish");
+}
