@@ -49,6 +49,9 @@ pub(crate) struct FleetLimiter {
     window: Mutex<WindowState>,
 }
 
+/// The shortest life of a pacing cell.
+const CELL_MIN_TTL: Duration = Duration::from_secs(60);
+
 /// Extra TTL past the period on pacing keys.
 const TTL_SLACK: Duration = Duration::from_millis(100);
 /// The upper bound of the full-jitter poll while a lease is refused.
@@ -108,12 +111,16 @@ impl FleetLimiter {
             let now = self.clock.now();
             let at = match pacing {
                 Pacing::Reserve => {
+                    // The cell must outlive every grant already handed out: a burst can queue
+                    // grants far beyond one period, and a cell that expired under them would
+                    // let newcomers in early. A minute (or the period, if longer) covers any
+                    // queue a call deadline allows in practice.
                     self.store
                         .reserve(
                             &format!("rl:{}", self.key),
                             spacing,
                             now,
-                            Some(per + TTL_SLACK),
+                            Some(per.max(CELL_MIN_TTL) + TTL_SLACK),
                         )
                         .await?
                 }
