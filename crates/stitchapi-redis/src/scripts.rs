@@ -37,13 +37,13 @@ if stored then
   end
   if cell > at then at = cell end
 end
-local next = string.format('%.3f', at + tonumber(ARGV[1]))
+local next = string.format('%.6f', at + tonumber(ARGV[1]))
 if ARGV[3] ~= '0' then
   redis.call('SET', KEYS[1], next, 'PX', ARGV[3])
 else
   redis.call('SET', KEYS[1], next)
 end
-return string.format('%.3f', at)
+return string.format('%.6f', at)
 ";
 
 /// `lease(key, token, limit, ttl, now)`: a counting semaphore in a sorted set of token ->
