@@ -4,57 +4,13 @@
 //! `cargo bench -p stitchapi --bench overhead`. Targets: median latency ratio ≤ 1.05;
 //! throughput at 32 concurrent calls ≥ 0.95 of bare reqwest.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use serde::Deserialize;
+mod support;
+
 use stitchapi::{Input, Retry, Stitch, Timeout};
-
-const BODY: &[u8] =
-    br#"{"id":7,"name":"Ada Lovelace","email":"ada@example.com","active":true,"team":"core"}"#;
-
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct User {
-    id: u64,
-    name: String,
-    email: String,
-    active: bool,
-    team: String,
-}
-
-async fn serve() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_request| async {
-                    let mut response = hyper::Response::new(Full::new(Bytes::from_static(BODY)));
-                    response
-                        .headers_mut()
-                        .insert("content-type", "application/json".parse().unwrap());
-                    Ok::<_, Infallible>(response)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
+use support::{User, median, serve};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
