@@ -22,7 +22,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{Auth, AuthContext, AuthEvent};
-use crate::cache::{CachedResponse, KeyRequest, Outcome, ResponseCache};
+use crate::cache::{Bypass, CacheKey, CachedResponse, KeyRequest, Outcome, ResponseCache};
 use crate::circuit::Transition;
 use crate::error::RedactedUrl;
 use crate::error::{Error, ErrorKind, Result};
@@ -485,6 +485,24 @@ async fn attempts<O: MaybeSend + 'static>(
     }
 }
 
+/// The cache key of a prepared request, or why it is not cached.
+pub(crate) fn cache_key(
+    spec: &Spec,
+    cache: &ResponseCache,
+    outgoing: &Outgoing,
+    principal: Option<&str>,
+) -> std::result::Result<CacheKey, Bypass> {
+    cache.key(&KeyRequest {
+        method: &outgoing.method,
+        url: &outgoing.url,
+        headers: &outgoing.headers,
+        body: &outgoing.body,
+        principal,
+        credentialed: spec.auth.is_some(),
+        auth_headers: &[],
+    })
+}
+
 /// What a cache-filling leader learned beyond the cached response.
 struct Fetched {
     url: Url,
@@ -517,16 +535,7 @@ async fn cached<O: MaybeSend + 'static>(
             .await
             .and_then(|(received, attempts)| finish(inner, received, attempts, started))
     };
-    let key = cache.key(&KeyRequest {
-        method: &outgoing.method,
-        url: &outgoing.url,
-        headers: &outgoing.headers,
-        body: &outgoing.body,
-        principal,
-        credentialed: spec.auth.is_some(),
-        auth_headers: &[],
-    });
-    let key = match key {
+    let key = match cache_key(spec, cache, &outgoing, principal) {
         Ok(key) => key,
         Err(bypass) => {
             report(bypass.detail().to_owned());

@@ -307,15 +307,7 @@ impl<O> Stitch<O> {
             return Ok(());
         };
         let (outgoing, _) = pipeline::prepare(spec, input)?;
-        let key = cache.key(&crate::cache::KeyRequest {
-            method: &outgoing.method,
-            url: &outgoing.url,
-            headers: &outgoing.headers,
-            body: &outgoing.body,
-            principal: self.principal.as_deref(),
-            credentialed: spec.auth.is_some(),
-            auth_headers: &[],
-        });
+        let key = pipeline::cache_key(spec, cache, &outgoing, self.principal.as_deref());
         match key {
             Ok(key) => cache.invalidate(&key).await,
             Err(_) => Ok(()),

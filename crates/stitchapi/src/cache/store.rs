@@ -200,8 +200,13 @@ impl ResponseCache {
 
     /// Where `key`'s entry lives now (reads both generations).
     pub(crate) async fn slot(&self, key: &CacheKey) -> Result<Slot> {
-        let seam = self.generation(&self.seam_gen_key).await?;
-        let stitch = self.generation(&self.stitch_gen_key).await?;
+        // Both generations at once: on a networked store that is one round trip of latency.
+        let (seam, stitch) = futures_util::future::join(
+            self.generation(&self.seam_gen_key),
+            self.generation(&self.stitch_gen_key),
+        )
+        .await;
+        let (seam, stitch) = (seam?, stitch?);
         Ok(Slot {
             entry_key: format!("cache:k2:g{seam}.{stitch}.{}:{}", self.stitch_id, key.hex),
         })
