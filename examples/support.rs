@@ -2,6 +2,8 @@
 //! purpose, so the examples can show retries, validation errors and timeouts without any
 //! network access.
 
+pub mod fleet;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

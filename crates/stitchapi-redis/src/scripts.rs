@@ -20,10 +20,14 @@ return n
 /// `reserve(key, spacing, now, ttl)`: the GCRA cell. `at = max(now, cell)`, `cell = at +
 /// spacing`, TTL refreshed on every call; returns `at` as a string.
 ///
-/// KEYS[1] = cell; ARGV[1] = spacing ms, ARGV[2] = now ms, ARGV[3] = ttl ms (0 = none),
-/// ARGV[4] = "1" to take `now` from the server's clock (`TIME`) instead of the caller's.
+/// KEYS[1] = cell; ARGV[1] = spacing ms, ARGV[2] = the caller's now ms, ARGV[3] = ttl ms
+/// (0 = none), ARGV[4] = "1" to take `now` from the server's clock (`TIME`) instead of the
+/// caller's. With the server's clock the cell holds server time, and the grant comes back on
+/// the caller's clock (`caller now + (at - server now)`), so the caller waits exactly what
+/// Redis's clock says, whatever its own skew.
 pub const RESERVE: &str = r"
-local now = tonumber(ARGV[2])
+local caller = tonumber(ARGV[2])
+local now = caller
 if ARGV[4] == '1' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -43,7 +47,7 @@ if ARGV[3] ~= '0' then
 else
   redis.call('SET', KEYS[1], next)
 end
-return string.format('%.6f', at)
+return string.format('%.6f', caller + (at - now))
 ";
 
 /// `lease(key, token, limit, ttl, now)`: a counting semaphore in a sorted set of token ->

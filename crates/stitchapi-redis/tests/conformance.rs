@@ -73,29 +73,44 @@ async fn values_are_stored_as_given_and_json_round_trips() {
 }
 
 #[tokio::test]
-async fn server_time_paces_by_the_redis_clock() {
+async fn server_time_paces_callers_with_skewed_clocks_as_one() {
     let server = RedisServer::start();
     let store = RedisStore::from_url(&server.url())
         .unwrap()
         .with_server_time(true);
-    // A caller whose clock is an hour behind still gets grants at Redis's "now".
-    let skewed = Timestamp::from_unix(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            - Duration::from_secs(3600),
+    // Two callers two hours apart share one pace; each grant comes back on the caller's own
+    // clock, and the waits are measured by Redis's.
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    let (behind, ahead) = (
+        Timestamp::from_unix(host - hour),
+        Timestamp::from_unix(host + hour),
     );
-    let first = store
-        .reserve("rl:x", Duration::from_millis(100), skewed, None)
-        .await
-        .unwrap();
-    let second = store
-        .reserve("rl:x", Duration::from_millis(100), skewed, None)
-        .await
-        .unwrap();
-    assert!(first.saturating_duration_since(skewed) > Duration::from_secs(3500));
-    let gap = second.as_millis_f64() - first.as_millis_f64();
-    assert!((gap - 100.0).abs() < 0.001, "grants {gap} ms apart");
+    let spacing = Duration::from_millis(100);
+    let wait_ms = |grant: Timestamp, now: Timestamp| grant.as_millis_f64() - now.as_millis_f64();
+
+    let first = store.reserve("rl:x", spacing, behind, None).await.unwrap();
+    let second = store.reserve("rl:x", spacing, ahead, None).await.unwrap();
+    let third = store.reserve("rl:x", spacing, behind, None).await.unwrap();
+
+    // The elapsed real time between the calls comes off each later wait.
+    let first_wait = wait_ms(first, behind);
+    assert!(
+        first_wait.abs() < 0.001,
+        "the first grant waits {first_wait} ms"
+    );
+    let second_wait = wait_ms(second, ahead);
+    assert!(
+        (50.0..=100.001).contains(&second_wait),
+        "the second grant waits {second_wait} ms, not about 100"
+    );
+    let third_wait = wait_ms(third, behind);
+    assert!(
+        (150.0..=200.001).contains(&third_wait),
+        "the third grant waits {third_wait} ms, not about 200"
+    );
 }
 
 #[tokio::test]

@@ -366,8 +366,10 @@ async fn attempts<O: MaybeSend + 'static>(
             }),
             _ => sent,
         };
-        // The slot is given back before any backoff sleep.
-        drop(grant);
+        // The slot is given back before any backoff sleep, and before the call returns.
+        if let Some(grant) = grant {
+            grant.permit.release().await;
+        }
         let setback = match sent {
             Some(Ok(received)) => {
                 let status = received.response.status();

@@ -188,3 +188,28 @@ async fn a_fleet_queue_longer_than_a_period_is_not_jumped() {
         "{finished:?}"
     );
 }
+
+#[tokio::test]
+async fn a_fleet_slot_is_free_when_the_call_returns() {
+    // A process that exits right after its last call must not leave its lease behind: the
+    // release is awaited, not left to a background task.
+    use stitchapi::testing::FleetStore;
+    let upstream = Upstream::start().await;
+    upstream.script("/items", [Answer::status(200)]);
+    let clock = ManualClock::auto_advance();
+    let stitch = Stitch::get(format!("{}/items", upstream.url()))
+        .throttle(Throttle::new().concurrency(1))
+        .store(Arc::new(FleetStore::new(clock.clone())))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let start = clock.now();
+    for _ in 0..3 {
+        stitch.call(Input::new()).await.unwrap();
+    }
+    assert_eq!(
+        clock.now().saturating_duration_since(start),
+        Duration::ZERO,
+        "a call waited for the previous call's slot"
+    );
+}

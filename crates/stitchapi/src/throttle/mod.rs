@@ -393,7 +393,7 @@ impl Limiter {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Grant {
-    /// Frees the concurrency slot when dropped.
+    /// Frees the concurrency slot: [`Permit::release`], or when dropped.
     pub permit: Permit,
     /// How long the acquire waited (for the `throttled` progress event when above zero).
     pub waited: Duration,

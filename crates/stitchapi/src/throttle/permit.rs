@@ -8,9 +8,12 @@ use crate::runtime::spawn_detached;
 use crate::store::DynStore;
 
 /// Holds what a grant took (a concurrency slot, a fleet lease, or a chain of them) and gives
-/// it back when dropped, including when the call's future is cancelled. A fleet lease is
-/// released in the background through [`spawn_detached`]; a lost release costs at most one
-/// lease period, after which the slot expires on its own. A chain releases in reverse order.
+/// it back: awaited through [`release`](Self::release) on a call's normal path, so a fleet slot
+/// is free for every process by the time the call returns (and a process that exits right
+/// after its last call leaks nothing); in the background through [`spawn_detached`] when the
+/// permit is dropped instead, as when the call's future is cancelled. A lost release costs at
+/// most one lease period, after which the slot expires on its own. A chain releases in
+/// reverse order.
 #[must_use = "dropping the permit releases the throttle slot at once"]
 pub struct Permit {
     inner: Inner,
@@ -58,6 +61,26 @@ impl Permit {
             Inner::Empty => false,
             Inner::Local(_) | Inner::Lease { .. } => true,
             Inner::Chain(permits) => permits.iter().any(Permit::holds_slot),
+        }
+    }
+}
+
+impl Permit {
+    /// Gives the slot back now and waits until the store has taken it back. Store errors are
+    /// swallowed (and traced): the lease expires on its own.
+    pub async fn release(self) {
+        let mut pending = vec![self];
+        while let Some(mut permit) = pending.pop() {
+            match std::mem::replace(&mut permit.inner, Inner::Empty) {
+                Inner::Empty | Inner::Local(_) => {}
+                Inner::Lease { store, key, token } => {
+                    if let Err(error) = store.release(&key, &token).await {
+                        tracing::debug!(%error, key, "lease release failed; it expires on its own");
+                    }
+                }
+                // Popped last first: the chain releases in reverse order.
+                Inner::Chain(permits) => pending.extend(permits),
+            }
         }
     }
 }

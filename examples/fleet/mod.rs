@@ -1,0 +1,21 @@
+//! A fleet of worker processes sharing one Redis and one upstream: the pieces behind the
+//! `fleet` example, the fleet tests and the fleet benchmark.
+//!
+//! - [`WorkerPlan`]: what one worker declares (rate, concurrency, auth, cache, circuit, ...) and
+//!   how it calls (callers, calls, duration), passed to the process as JSON;
+//! - [`run_worker`]: the worker itself (the `fleet-worker` binary): builds its seam on a
+//!   [`RedisStore`](stitchapi_redis::RedisStore), waits for `go` on stdin, calls, prints one JSON
+//!   [`Report`] per line;
+//! - [`Worker`]: a handle on a running worker process, from the parent's side;
+//! - [`FleetUpstream`]: a loopback API that records when each request arrived, from which
+//!   worker, and how many were in flight.
+
+mod plan;
+mod process;
+mod upstream;
+mod worker;
+
+pub use plan::{AuthPlan, CallReport, Report, WorkerPlan};
+pub use process::Worker;
+pub use upstream::{Arrival, FleetUpstream};
+pub use worker::run_worker;

@@ -1,0 +1,231 @@
+//! What a worker is asked to do, and what it reports back: both JSON.
+
+use serde::{Deserialize, Serialize};
+
+/// One worker's declaration and workload.
+///
+/// The seam is `upstream` with header `x-worker: <id>`, the Redis store at `redis`, and the
+/// options set here; every call is `GET <path>`.
+///
+/// ```
+/// use stitchapi_examples::fleet::WorkerPlan;
+///
+/// let plan = WorkerPlan::new("w1", "redis://127.0.0.1:6379/0", "http://127.0.0.1:8080", "/hit")
+///     .with_rate("20/s")
+///     .with_run_for_ms(3_000);
+/// assert_eq!(plan.callers, 1);
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerPlan {
+    /// Names the worker in the upstream's records (`x-worker`).
+    pub id: String,
+    /// The Redis URL of the shared store.
+    pub redis: String,
+    /// Take `now` from Redis `TIME` inside the scripts.
+    #[serde(default)]
+    pub server_time: bool,
+    /// Shifts this worker's clock (milliseconds, either way), as a badly synced host would.
+    #[serde(default)]
+    pub clock_skew_ms: i64,
+    /// The upstream's base URL.
+    pub upstream: String,
+    /// The path every call asks for.
+    pub path: String,
+    /// The seam's throttle rate (`"20/s"`).
+    #[serde(default)]
+    pub rate: Option<String>,
+    /// The seam's concurrency cap.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// The concurrency lease (`"2s"`).
+    #[serde(default)]
+    pub lease: Option<String>,
+    /// Fail open (fall back to the in-process limiter) when the store fails.
+    #[serde(default)]
+    pub fail_open: bool,
+    /// The total timeout of a call (`"2s"`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// How the worker authenticates.
+    #[serde(default)]
+    pub auth: Option<AuthPlan>,
+    /// Cache responses for a minute with fleet-wide coalescing.
+    #[serde(default)]
+    pub cache: bool,
+    /// A circuit breaker: consecutive failures and cooldown.
+    #[serde(default)]
+    pub circuit: Option<(u32, String)>,
+    /// Concurrent call loops.
+    pub callers: usize,
+    /// Calls per loop; unbounded when `None` (then `run_for_ms` or `stop` ends the run).
+    #[serde(default)]
+    pub calls: Option<usize>,
+    /// Stop this long after `go`.
+    #[serde(default)]
+    pub run_for_ms: Option<u64>,
+    /// Pause between two calls of one loop.
+    #[serde(default)]
+    pub pause_ms: u64,
+}
+
+/// How a worker authenticates to the upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthPlan {
+    /// OAuth2 client credentials against `POST /oauth/token`.
+    OAuth2,
+    /// A cookie session seeded by `POST /login`, for principal `fleet-user`.
+    Cookie,
+}
+
+impl WorkerPlan {
+    /// One caller, unbounded calls, no throttle, auth, cache or circuit.
+    pub fn new(
+        id: impl Into<String>,
+        redis: impl Into<String>,
+        upstream: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Self {
+        WorkerPlan {
+            id: id.into(),
+            redis: redis.into(),
+            server_time: false,
+            clock_skew_ms: 0,
+            upstream: upstream.into(),
+            path: path.into(),
+            rate: None,
+            concurrency: None,
+            lease: None,
+            fail_open: false,
+            timeout: None,
+            auth: None,
+            cache: false,
+            circuit: None,
+            callers: 1,
+            calls: None,
+            run_for_ms: None,
+            pause_ms: 0,
+        }
+    }
+
+    /// The same plan under another worker id.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// Takes `now` from Redis `TIME`.
+    pub fn with_server_time(mut self, server_time: bool) -> Self {
+        self.server_time = server_time;
+        self
+    }
+
+    /// Runs the worker on a clock `ms` ahead (or behind, when negative) of the host's.
+    pub fn with_clock_skew_ms(mut self, ms: i64) -> Self {
+        self.clock_skew_ms = ms;
+        self
+    }
+
+    /// Throttles the seam to `rate`.
+    pub fn with_rate(mut self, rate: impl Into<String>) -> Self {
+        self.rate = Some(rate.into());
+        self
+    }
+
+    /// Caps the seam's concurrency, with a lease (`"2s"`).
+    pub fn with_concurrency(mut self, limit: u32, lease: impl Into<String>) -> Self {
+        self.concurrency = Some(limit);
+        self.lease = Some(lease.into());
+        self
+    }
+
+    /// Falls back to the in-process limiter when Redis fails.
+    pub fn with_fail_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
+    }
+
+    /// Bounds every call (`"2s"`).
+    pub fn with_timeout(mut self, total: impl Into<String>) -> Self {
+        self.timeout = Some(total.into());
+        self
+    }
+
+    /// Authenticates every call.
+    pub fn with_auth(mut self, auth: AuthPlan) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Caches responses with fleet-wide coalescing.
+    pub fn with_cache(mut self) -> Self {
+        self.cache = true;
+        self
+    }
+
+    /// Adds a circuit breaker.
+    pub fn with_circuit(mut self, failures: u32, cooldown: impl Into<String>) -> Self {
+        self.circuit = Some((failures, cooldown.into()));
+        self
+    }
+
+    /// Runs `callers` concurrent loops.
+    pub fn with_callers(mut self, callers: usize) -> Self {
+        self.callers = callers;
+        self
+    }
+
+    /// Makes `calls` calls per loop.
+    pub fn with_calls(mut self, calls: usize) -> Self {
+        self.calls = Some(calls);
+        self
+    }
+
+    /// Stops `ms` after `go`.
+    pub fn with_run_for_ms(mut self, ms: u64) -> Self {
+        self.run_for_ms = Some(ms);
+        self
+    }
+
+    /// Pauses `ms` between two calls of one loop.
+    pub fn with_pause_ms(mut self, ms: u64) -> Self {
+        self.pause_ms = ms;
+        self
+    }
+}
+
+/// One line of a worker's output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum Report {
+    /// The seam is built; the worker waits for `go`.
+    Ready,
+    /// One call finished.
+    Call(CallReport),
+    /// The run is over; the process exits next.
+    Done,
+}
+
+/// How one call went.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CallReport {
+    /// Which loop made it.
+    pub caller: usize,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The final status, when there was one.
+    pub status: Option<u16>,
+    /// Attempts made (0 when served from the cache).
+    pub attempts: u32,
+    /// Time from start to finish, measured by the worker.
+    pub elapsed_ms: f64,
+    /// The error's kind (`"Store"`, `"CircuitOpen"`, ...), when it failed.
+    pub kind: Option<String>,
+    /// The error's message, when it failed.
+    pub error: Option<String>,
+    /// The cache's progress details (`"miss"`, `"hit (fleet filled)"`, ...).
+    pub cache: Vec<String>,
+    /// The throttle's progress details (`"store failed ..."` when it fell back).
+    pub throttle: Vec<String>,
+}

@@ -1,0 +1,107 @@
+//! A running worker process, seen from the parent.
+
+use std::ffi::OsStr;
+use std::io;
+use std::process::{ExitStatus, Stdio};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use super::plan::{CallReport, Report, WorkerPlan};
+
+/// A worker process: spawned with its plan, told `go` and `stop` on stdin, read line by line.
+/// It is killed when the handle drops.
+pub struct Worker {
+    /// The plan's id.
+    pub id: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Lines<BufReader<ChildStdout>>,
+    calls: Vec<CallReport>,
+}
+
+impl Worker {
+    /// Starts `program [args..] <plan as JSON>` and waits until it reports
+    /// [`Report::Ready`].
+    pub async fn spawn(
+        program: impl AsRef<OsStr>,
+        args: &[&str],
+        plan: &WorkerPlan,
+    ) -> io::Result<Worker> {
+        let plan_json = serde_json::to_string(plan).map_err(io::Error::other)?;
+        let mut child = Command::new(program)
+            .args(args)
+            .arg(plan_json)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let mut worker = Worker {
+            id: plan.id.clone(),
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            calls: Vec::new(),
+        };
+        match worker.next_report().await? {
+            Some(Report::Ready) => Ok(worker),
+            other => Err(io::Error::other(format!(
+                "worker {} did not get ready: {other:?} (exit: {:?})",
+                worker.id,
+                worker.child.try_wait()
+            ))),
+        }
+    }
+
+    /// Tells the worker to start calling.
+    pub async fn go(&mut self) -> io::Result<()> {
+        self.say("go").await
+    }
+
+    /// Tells the worker to stop calling and exit.
+    pub async fn stop(&mut self) -> io::Result<()> {
+        self.say("stop").await
+    }
+
+    async fn say(&mut self, line: &str) -> io::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::other("stdin closed"))?;
+        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        stdin.flush().await
+    }
+
+    /// The next report, or `None` once the worker closed its output. Call reports are also
+    /// kept for [`finish`](Self::finish).
+    pub async fn next_report(&mut self) -> io::Result<Option<Report>> {
+        let Some(line) = self.lines.next_line().await? else {
+            return Ok(None);
+        };
+        let report: Report = serde_json::from_str(&line)
+            .map_err(|error| io::Error::other(format!("bad report {line:?}: {error}")))?;
+        if let Report::Call(call) = &report {
+            self.calls.push(call.clone());
+        }
+        Ok(Some(report))
+    }
+
+    /// Waits for the worker to finish its run; returns every call it reported and how it
+    /// exited.
+    pub async fn finish(mut self) -> io::Result<(Vec<CallReport>, ExitStatus)> {
+        while self.next_report().await?.is_some() {}
+        let status = self.child.wait().await?;
+        Ok((self.calls, status))
+    }
+
+    /// Kills the worker at once (SIGKILL), as a crash would.
+    pub async fn kill(mut self) -> io::Result<()> {
+        self.child.kill().await
+    }
+}
