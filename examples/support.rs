@@ -2,6 +2,7 @@
 //! purpose, so the examples can show retries, validation errors and timeouts without any
 //! network access.
 
+#[path = "fleet/mod.rs"]
 pub mod fleet;
 
 use std::net::SocketAddr;
