@@ -38,8 +38,6 @@
 //! - entries: `cache:k2:g<seamGen>.<stitchGen>.<stitchId>:<32-hex>`;
 //! - fleet lock: `cache:lock:g<seamGen>.<stitchGen>.<stitchId>:<32-hex>`.
 
-// Wired into the call pipeline by the lead; until then parts are only used by tests.
-
 mod coalesce;
 mod entry;
 mod key;
@@ -58,12 +56,9 @@ use crate::duration::DurationSpec;
 use crate::error::{Error, Result};
 use crate::tenancy::Tenancy;
 
-#[allow(unused_imports)] // wired into the pipeline by the lead
 pub(crate) use entry::CachedResponse;
-#[allow(unused_imports)]
 pub(crate) use key::{Bypass, CacheKey, KeyRequest, NEVER_KEY_HEADERS};
-#[allow(unused_imports)]
-pub(crate) use store::{CacheIds, Outcome, ResponseCache, Served, invalidate_seam};
+pub(crate) use store::{CacheIds, Outcome, ResponseCache, invalidate_seam};
 
 /// The default in-process LRU cap (`entries`).
 pub const DEFAULT_ENTRIES: usize = 1000;
