@@ -42,7 +42,10 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     );
     for i in 0..WORKERS {
         let id = format!("w{i}");
-        let share = arrivals.iter().filter(|a| a.worker.as_deref() == Some(&id)).count();
+        let share = arrivals
+            .iter()
+            .filter(|a| a.worker.as_deref() == Some(&id))
+            .count();
         println!("   worker {id}: {share}");
     }
 
@@ -52,10 +55,16 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
         .with_cache()
         .with_calls(1);
     for (id, calls) in run(&plan).await? {
-        let how = calls.first().map(|call| call.cache.join(", ")).unwrap_or_default();
+        let how = calls
+            .first()
+            .map(|call| call.cache.join(", "))
+            .unwrap_or_default();
         println!("   worker {id}: {how}");
     }
-    println!("   the API was asked {} time(s)", upstream.count("GET", "/data"));
+    println!(
+        "   the API was asked {} time(s)",
+        upstream.count("GET", "/data")
+    );
 
     println!("\n== one token: {WORKERS} cold workers call an OAuth2-protected endpoint");
     let upstream = FleetUpstream::start().await?;
@@ -74,8 +83,7 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// Starts the workers, tells them all to go, and collects their calls.
 async fn run(
     plan: &WorkerPlan,
-) -> Result<Vec<(String, Vec<stitchapi_examples::fleet::CallReport>)>, Box<dyn std::error::Error>>
-{
+) -> Result<Vec<(String, Vec<stitchapi_examples::fleet::CallReport>)>, Box<dyn std::error::Error>> {
     let program = std::env::current_exe()?;
     let mut workers = Vec::new();
     for i in 0..WORKERS {

@@ -67,19 +67,27 @@ impl Permit {
 
 impl Permit {
     /// Gives the slot back now and waits until the store has taken it back. Store errors are
-    /// swallowed (and traced): the lease expires on its own.
+    /// swallowed (and traced): the lease expires on its own. If this future is dropped
+    /// half-way, what it has not released yet is released in the background.
     pub async fn release(self) {
         let mut pending = vec![self];
         while let Some(mut permit) = pending.pop() {
-            match std::mem::replace(&mut permit.inner, Inner::Empty) {
-                Inner::Empty | Inner::Local(_) => {}
+            match &permit.inner {
                 Inner::Lease { store, key, token } => {
-                    if let Err(error) = store.release(&key, &token).await {
+                    if let Err(error) = store.release(key, token).await {
                         tracing::debug!(%error, key, "lease release failed; it expires on its own");
                     }
+                    permit.inner = Inner::Empty;
                 }
-                // Popped last first: the chain releases in reverse order.
-                Inner::Chain(permits) => pending.extend(permits),
+                Inner::Chain(_) => {
+                    if let Inner::Chain(permits) =
+                        std::mem::replace(&mut permit.inner, Inner::Empty)
+                    {
+                        // Popped last first: the chain releases in reverse order.
+                        pending.extend(permits);
+                    }
+                }
+                Inner::Empty | Inner::Local(_) => {}
             }
         }
     }
