@@ -204,6 +204,33 @@ async fn a_cancelled_call_releases_its_fleet_lease() {
 }
 
 #[tokio::test]
+async fn a_release_cut_short_finishes_in_the_background() {
+    use futures_util::FutureExt;
+    let clock = ManualClock::new();
+    let store = FleetStore::new(&clock);
+    let limiter = build(
+        Throttle::new().concurrency(1),
+        "k",
+        Arc::new(store.clone()),
+        &clock,
+    );
+    let grant = limiter.acquire(None).await.unwrap();
+    store.stall_release.store(true, Ordering::SeqCst);
+    // The awaited release stalls, and its caller gives up on it.
+    assert!(grant.permit.release().now_or_never().is_none());
+    settle().await;
+    assert_eq!(
+        store.releases.load(Ordering::SeqCst),
+        1,
+        "released in the background"
+    );
+    assert!(
+        limiter.acquire(Some(clock.now())).await.is_ok(),
+        "the slot is free"
+    );
+}
+
+#[tokio::test]
 async fn waits_are_bounded_by_the_deadline() {
     let clock = ManualClock::new();
     for store in [

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +21,9 @@ pub struct FleetStore {
     pub atomic_increment: bool,
     pub gets: Arc<AtomicUsize>,
     pub writes: Arc<AtomicUsize>,
+    /// When set, the next `release` never answers (and clears the flag).
+    pub stall_release: Arc<AtomicBool>,
+    pub releases: Arc<AtomicUsize>,
 }
 
 impl FleetStore {
@@ -32,6 +35,8 @@ impl FleetStore {
             atomic_increment: true,
             gets: Arc::default(),
             writes: Arc::default(),
+            stall_release: Arc::default(),
+            releases: Arc::default(),
         }
     }
     pub fn without_reserve(mut self) -> Self {
@@ -99,6 +104,10 @@ impl StitchStore for FleetStore {
         self.inner.lease(key, token, limit, ttl, now).await
     }
     async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
+        if self.stall_release.swap(false, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.releases.fetch_add(1, Ordering::SeqCst);
         self.inner.release(key, token).await
     }
 }
