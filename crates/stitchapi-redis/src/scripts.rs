@@ -7,7 +7,7 @@
 /// `increment(key, ttl)`: INCR, then PEXPIRE only when the counter was just created, so a
 /// window is fixed (never sliding) and a crash cannot leave an immortal counter.
 ///
-/// KEYS[1] = counter; ARGV[1] = ttl in ms (0 = no expiry). Returns the count.
+/// `KEYS[1]` = counter; `ARGV[1]` = ttl in ms (0 = no expiry). Returns the count.
 pub const INCREMENT: &str = r"
 local n = redis.call('INCR', KEYS[1])
 local ttl = tonumber(ARGV[1])
@@ -20,8 +20,8 @@ return n
 /// `reserve(key, spacing, now, ttl)`: the GCRA cell. `at = max(now, cell)`, `cell = at +
 /// spacing`, TTL refreshed on every call; returns `at` as a string.
 ///
-/// KEYS[1] = cell; ARGV[1] = spacing ms, ARGV[2] = the caller's now ms, ARGV[3] = ttl ms
-/// (0 = none), ARGV[4] = "1" to take `now` from the server's clock (`TIME`) instead of the
+/// `KEYS[1]` = cell; `ARGV[1]` = spacing ms, `ARGV[2]` = the caller's now ms, `ARGV[3]` = ttl ms
+/// (0 = none), `ARGV[4]` = "1" to take `now` from the server's clock (`TIME`) instead of the
 /// caller's. With the server's clock the cell holds server time, and the grant comes back on
 /// the caller's clock (`caller now + (at - server now)`), so the caller waits exactly what
 /// Redis's clock says, whatever its own skew.
@@ -56,8 +56,8 @@ return string.format('%.6f', caller + (at - now))
 /// slot while fewer than `limit` are held. The key lives twice the lease, so an abandoned
 /// semaphore disappears by itself.
 ///
-/// KEYS[1] = semaphore; ARGV[1] = token, ARGV[2] = limit, ARGV[3] = ttl µs, ARGV[4] = now µs,
-/// ARGV[5] = "1" for the server's clock. Returns 1 when the token holds a slot, else 0.
+/// `KEYS[1]` = semaphore; `ARGV[1]` = token, `ARGV[2]` = limit, `ARGV[3]` = ttl µs, `ARGV[4]` = now µs,
+/// `ARGV[5]` = "1" for the server's clock. Returns 1 when the token holds a slot, else 0.
 pub const LEASE: &str = r"
 local now = tonumber(ARGV[4])
 if ARGV[5] == '1' then
@@ -77,7 +77,7 @@ return 0
 /// `release(key, token)`: drops the token; a token that holds nothing is a no-op. Redis
 /// deletes an emptied sorted set by itself.
 ///
-/// KEYS[1] = semaphore; ARGV[1] = token.
+/// `KEYS[1]` = semaphore; `ARGV[1]` = token.
 pub const RELEASE: &str = r"
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1

@@ -258,7 +258,7 @@
 //!
 //! ## Testing
 //!
-//! With the `testing` feature, [`testing`] provides the store conformance kit, a scripted
+//! With the `testing` feature, the `testing` module provides the store conformance kit, a scripted
 //! `MockTransport` and re-exports [`time::ManualClock`], so retries, backoff and deadlines
 //! are checked in virtual time.
 //!

@@ -10,7 +10,7 @@ use crate::store::DynStore;
 /// Holds what a grant took (a concurrency slot, a fleet lease, or a chain of them) and gives
 /// it back: awaited through [`release`](Self::release) on a call's normal path, so a fleet slot
 /// is free for every process by the time the call returns (and a process that exits right
-/// after its last call leaks nothing); in the background through [`spawn_detached`] when the
+/// after its last call leaks nothing); in the background (a detached task) when the
 /// permit is dropped instead, as when the call's future is cancelled. A lost release costs at
 /// most one lease period, after which the slot expires on its own. A chain releases in
 /// reverse order.
