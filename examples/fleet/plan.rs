@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// One worker's declaration and workload.
 ///
-/// The seam is `upstream` with header `x-worker: <id>`, the Redis store at `redis`, and the
-/// options set here; every call is `GET <path>`.
+/// The seam is `upstream` with header `x-worker: <id>`, the Redis store at `redis`, no retries
+/// (so every request the upstream sees is one call), and the options set here; every call is
+/// `GET <path>`.
 ///
 /// ```
 /// use stitchapi_examples::fleet::WorkerPlan;
