@@ -4,6 +4,10 @@
 //! travel as decimal strings of milliseconds, so fractional spacings (`"3/s"` is 333.33… ms)
 //! survive: Lua numbers are doubles, RESP integers would truncate them.
 
+use std::time::Duration;
+
+use stitchapi::time::Timestamp;
+
 /// `increment(key, ttl)`: INCR, then PEXPIRE only when the counter was just created, so a
 /// window is fixed (never sliding) and a crash cannot leave an immortal counter.
 ///
@@ -85,19 +89,73 @@ return 1
 
 /// A TTL as whole milliseconds for Redis (rounded up, so a TTL never ends early; zero means
 /// none).
-pub(crate) fn ttl_millis(ttl: Option<std::time::Duration>) -> u64 {
+pub(crate) fn ttl_millis(ttl: Option<Duration>) -> u64 {
     match stitchapi::store::normalize_ttl(ttl) {
         Some(ttl) => u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
         None => 0,
     }
 }
 
+/// The `ARGV` of [`INCREMENT`], as Redis receives it.
+pub(crate) fn increment_args(ttl: Option<Duration>) -> [String; 1] {
+    [ttl_millis(ttl).to_string()]
+}
+
+/// The `ARGV` of [`RESERVE`], as Redis receives it.
+pub(crate) fn reserve_args(
+    spacing: Duration,
+    now: Timestamp,
+    ttl: Option<Duration>,
+    server_time: bool,
+) -> [String; 4] {
+    [
+        millis_arg(spacing.as_secs_f64() * 1000.0),
+        millis_arg(now.as_millis_f64()),
+        ttl_millis(ttl).to_string(),
+        flag(server_time),
+    ]
+}
+
+/// The grant [`RESERVE`] returned, or what is wrong with the reply.
+pub(crate) fn parse_grant(reply: &str) -> Result<Timestamp, String> {
+    reply
+        .parse::<f64>()
+        .map(Timestamp::from_millis_f64)
+        .map_err(|_| format!("the script returned {reply:?}, not a time"))
+}
+
+/// The `ARGV` of [`LEASE`], as Redis receives it.
+pub(crate) fn lease_args(
+    token: &str,
+    limit: u32,
+    ttl: Duration,
+    now: Timestamp,
+    server_time: bool,
+) -> [String; 5] {
+    [
+        token.to_owned(),
+        limit.to_string(),
+        micros_arg(ttl).max(1).to_string(),
+        micros_arg(now.since_unix()).to_string(),
+        flag(server_time),
+    ]
+}
+
+/// The `ARGV` of [`RELEASE`], as Redis receives it.
+pub(crate) fn release_args(token: &str) -> [String; 1] {
+    [token.to_owned()]
+}
+
+fn flag(on: bool) -> String {
+    if on { "1" } else { "0" }.to_owned()
+}
+
 /// Whole microseconds (since the epoch, or of a duration), as the scripts' integer argument.
-pub(crate) fn micros_arg(duration: std::time::Duration) -> u64 {
+fn micros_arg(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A duration or instant in milliseconds, as the decimal the scripts parse.
-pub(crate) fn millis_arg(millis: f64) -> String {
+fn millis_arg(millis: f64) -> String {
     format!("{millis:.6}")
 }

@@ -10,7 +10,7 @@ use redis::{RedisError, Script};
 use stitchapi::store::{Capabilities, Scope, StitchStore, StoreError, StoreErrorKind};
 use stitchapi::time::Timestamp;
 
-use crate::scripts::{self, micros_arg, millis_arg, ttl_millis};
+use crate::scripts::{self, ttl_millis};
 
 const NAME: &str = "redis";
 
@@ -237,13 +237,19 @@ impl RedisStore {
     async fn run<T: redis::FromRedisValue>(
         &self,
         operation: &'static str,
-        invocation: redis::ScriptInvocation<'_>,
+        script: &Script,
+        key: &str,
+        args: impl IntoIterator<Item = String>,
     ) -> Result<T, StoreError> {
         async fn invoke<T: redis::FromRedisValue>(
             invocation: &redis::ScriptInvocation<'_>,
             connection: &mut impl ConnectionLike,
         ) -> redis::RedisResult<T> {
             invocation.invoke_async(connection).await
+        }
+        let mut invocation = script.key(self.key(key));
+        for arg in args {
+            invocation.arg(arg);
         }
         match self.connection.clone() {
             Connection::Single(mut connection) => invoke(&invocation, &mut connection).await,
@@ -311,9 +317,13 @@ impl StitchStore for RedisStore {
     }
 
     async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
-        let mut invocation = self.scripts.increment.key(self.key(key));
-        invocation.arg(ttl_millis(ttl));
-        self.run("increment", invocation).await
+        self.run(
+            "increment",
+            &self.scripts.increment,
+            key,
+            scripts::increment_args(ttl),
+        )
+        .await
     }
 
     async fn reserve(
@@ -323,23 +333,12 @@ impl StitchStore for RedisStore {
         now: Timestamp,
         ttl: Option<Duration>,
     ) -> Result<Timestamp, StoreError> {
-        let mut invocation = self.scripts.reserve.key(self.key(key));
-        invocation
-            .arg(millis_arg(spacing.as_secs_f64() * 1000.0))
-            .arg(millis_arg(now.as_millis_f64()))
-            .arg(ttl_millis(ttl))
-            .arg(if self.server_time { "1" } else { "0" });
-        let at: String = self.run("reserve", invocation).await?;
-        at.parse::<f64>()
-            .map(Timestamp::from_millis_f64)
-            .map_err(|_| {
-                StoreError::new(
-                    NAME,
-                    "reserve",
-                    StoreErrorKind::InvalidData,
-                    format!("the script returned {at:?}, not a time"),
-                )
-            })
+        let args = scripts::reserve_args(spacing, now, ttl, self.server_time);
+        let at: String = self
+            .run("reserve", &self.scripts.reserve, key, args)
+            .await?;
+        scripts::parse_grant(&at)
+            .map_err(|m| StoreError::new(NAME, "reserve", StoreErrorKind::InvalidData, m))
     }
 
     async fn lease(
@@ -350,20 +349,15 @@ impl StitchStore for RedisStore {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut invocation = self.scripts.lease.key(self.key(key));
-        invocation
-            .arg(token)
-            .arg(limit)
-            .arg(micros_arg(ttl).max(1))
-            .arg(micros_arg(now.since_unix()))
-            .arg(if self.server_time { "1" } else { "0" });
-        let held: i64 = self.run("lease", invocation).await?;
+        let args = scripts::lease_args(token, limit, ttl, now, self.server_time);
+        let held: i64 = self.run("lease", &self.scripts.lease, key, args).await?;
         Ok(held == 1)
     }
 
     async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
-        let mut invocation = self.scripts.release.key(self.key(key));
-        invocation.arg(token);
-        self.run::<i64>("release", invocation).await.map(drop)
+        let args = scripts::release_args(token);
+        self.run::<i64>("release", &self.scripts.release, key, args)
+            .await
+            .map(drop)
     }
 }

@@ -19,7 +19,7 @@ use stitchapi::store::{Capabilities, Scope, StitchStore, StoreError, StoreErrorK
 use stitchapi::time::{Clock, SystemClock, Timestamp};
 use stitchapi::transport::DynTransport;
 
-use crate::scripts::{self, micros_arg, millis_arg, ttl_millis};
+use crate::scripts::{self, ttl_millis};
 
 const NAME: &str = "upstash";
 
@@ -237,7 +237,7 @@ impl UpstashStore {
         operation: &'static str,
         script: &LuaScript,
         key: &str,
-        args: Vec<Value>,
+        args: impl IntoIterator<Item = String>,
     ) -> Result<Value, StoreError> {
         let mut command = vec![
             json!("EVALSHA"),
@@ -245,7 +245,7 @@ impl UpstashStore {
             json!(1),
             json!(self.key(key)),
         ];
-        command.extend(args);
+        command.extend(args.into_iter().map(Value::String));
         match self.command(operation, &command).await {
             Err(error) if error.to_string().to_ascii_uppercase().contains("NOSCRIPT") => {
                 command[0] = json!("EVAL");
@@ -370,14 +370,8 @@ impl StitchStore for UpstashStore {
     }
 
     async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
-        let result = self
-            .script(
-                "increment",
-                &self.increment,
-                key,
-                vec![json!(ttl_millis(ttl))],
-            )
-            .await?;
+        let args = scripts::increment_args(ttl);
+        let result = self.script("increment", &self.increment, key, args).await?;
         number("increment", &result)
     }
 
@@ -388,24 +382,13 @@ impl StitchStore for UpstashStore {
         now: Timestamp,
         ttl: Option<Duration>,
     ) -> Result<Timestamp, StoreError> {
-        let args = vec![
-            json!(millis_arg(spacing.as_secs_f64() * 1000.0)),
-            json!(millis_arg(now.as_millis_f64())),
-            json!(ttl_millis(ttl)),
-            json!(if self.server_time { "1" } else { "0" }),
-        ];
+        let args = scripts::reserve_args(spacing, now, ttl, self.server_time);
         let result = self.script("reserve", &self.reserve, key, args).await?;
         result
             .as_str()
-            .and_then(|at| at.parse::<f64>().ok())
-            .map(Timestamp::from_millis_f64)
-            .ok_or_else(|| {
-                Self::error(
-                    "reserve",
-                    StoreErrorKind::InvalidData,
-                    format!("the script returned {result}, not a time"),
-                )
-            })
+            .ok_or_else(|| format!("the script returned {result}, not a time"))
+            .and_then(scripts::parse_grant)
+            .map_err(|m| Self::error("reserve", StoreErrorKind::InvalidData, m))
     }
 
     async fn lease(
@@ -416,19 +399,14 @@ impl StitchStore for UpstashStore {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let args = vec![
-            json!(token),
-            json!(limit),
-            json!(micros_arg(ttl).max(1)),
-            json!(micros_arg(now.since_unix())),
-            json!(if self.server_time { "1" } else { "0" }),
-        ];
+        let args = scripts::lease_args(token, limit, ttl, now, self.server_time);
         let result = self.script("lease", &self.lease, key, args).await?;
         Ok(number("lease", &result)? == 1)
     }
 
     async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
-        self.script("release", &self.release, key, vec![json!(token)])
+        let args = scripts::release_args(token);
+        self.script("release", &self.release, key, args)
             .await
             .map(drop)
     }
