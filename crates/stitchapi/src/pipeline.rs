@@ -241,9 +241,7 @@ pub(crate) async fn run<O: MaybeSend + 'static>(
     // level they are moved through.
     let result = match &spec.cache {
         Some(cache) => cached(inner, cache, principal, outgoing, keyed, started, emitter).await,
-        None => Box::pin(guarded(inner, principal, outgoing, keyed, started, emitter))
-            .await
-            .and_then(|(received, attempts)| finish(inner, received, attempts, started)),
+        None => fetch(inner, principal, outgoing, keyed, started, emitter).await,
     };
     match &result {
         Ok(reply) => {
@@ -505,8 +503,25 @@ pub(crate) fn cache_key(
     })
 }
 
-/// What a cache-filling leader learned beyond the cached response.
-struct Fetched {
+/// Fetches and decodes a call without the cache. Boxed: the fetching path's future is large,
+/// and a call that does not take it must not pay for moving it.
+async fn fetch<O: MaybeSend + 'static>(
+    inner: &StitchInner<O>,
+    principal: Option<&str>,
+    outgoing: Outgoing,
+    keyed: bool,
+    started: Timestamp,
+    emitter: &Emitter<O>,
+) -> Result<Reply<O>> {
+    Box::pin(guarded(inner, principal, outgoing, keyed, started, emitter))
+        .await
+        .and_then(|(received, attempts)| finish(inner, received, attempts, started))
+}
+
+/// What a cache-filling leader learned beyond the cached response, including its decoded
+/// output, so the leader decodes once.
+struct Fetched<O> {
+    data: O,
     url: Url,
     headers: http::HeaderMap,
     attempts: u32,
@@ -531,12 +546,7 @@ async fn cached<O: MaybeSend + 'static>(
         tracing::debug!(cache = %detail, "cache");
         emitter.progress(Phase::Cache, 0, clock.now(), || detail, None);
     };
-    // The fetching paths are boxed: a hit must not pay for moving their large futures.
-    let uncached = |outgoing: Outgoing| async move {
-        Box::pin(guarded(inner, principal, outgoing, keyed, started, emitter))
-            .await
-            .and_then(|(received, attempts)| finish(inner, received, attempts, started))
-    };
+    let uncached = |outgoing: Outgoing| fetch(inner, principal, outgoing, keyed, started, emitter);
     let key = match cache_key(spec, cache, &outgoing, principal) {
         Ok(key) => key,
         Err(bypass) => {
@@ -574,21 +584,16 @@ async fn cached<O: MaybeSend + 'static>(
         report("miss".to_owned());
     }
     let request_url = outgoing.url.clone();
-    let leader: std::sync::Mutex<Option<Fetched>> = std::sync::Mutex::new(None);
+    let leader: std::sync::Mutex<Option<Fetched<O>>> = std::sync::Mutex::new(None);
     let served = Box::pin(cache.fill(&lookup.slot, || async {
         let (received, attempts) =
             guarded(inner, principal, outgoing, keyed, started, emitter).await?;
         let (parts, body) = received.response.into_parts();
         // Only a response that decodes and validates is stored.
-        inner.output.decode(&body).map_err(|error| {
-            error
-                .with_status(parts.status)
-                .with_url(received.url.clone())
-                .with_body(body.clone())
-                .with_attempts(attempts)
-        })?;
+        let data = decode_received(inner, &parts, &body, &received.url, attempts)?;
         let response = CachedResponse::new(parts.status, &parts.headers, body);
         *leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
+            data,
             url: received.url,
             headers: parts.headers,
             attempts,
@@ -602,11 +607,16 @@ async fn cached<O: MaybeSend + 'static>(
     if let Some(error) = &served.store_error {
         report(format!("not stored: {error}"));
     }
-    let data = inner.output.decode(&served.response.body)?;
     let fetched = leader.into_inner().unwrap_or_else(|e| e.into_inner());
-    let (url, headers, attempts) = match fetched {
-        Some(fetched) => (fetched.url, fetched.headers, fetched.attempts),
-        None => (request_url, served.response.headers, 0),
+    let (data, url, headers, attempts) = match fetched {
+        Some(fetched) => (fetched.data, fetched.url, fetched.headers, fetched.attempts),
+        // Served by another caller's fetch (in this process or the fleet).
+        None => (
+            inner.output.decode(&served.response.body)?,
+            request_url,
+            served.response.headers,
+            0,
+        ),
     };
     Ok(Reply {
         data,
@@ -642,8 +652,7 @@ async fn throttle<O>(
     if spec.limiters.is_empty() {
         return Ok(None);
     }
-    let gates: Vec<&Limiter> = spec.limiters.iter().collect();
-    let grant = Limiter::acquire_chain(&gates, deadline, false).await?;
+    let grant = Limiter::acquire_chain(&spec.limiters, deadline, false).await?;
     let now = spec.runtime.clock.now();
     if !grant.waited.is_zero() {
         tracing::debug!(
@@ -734,6 +743,24 @@ async fn guarded<O: MaybeSend + 'static>(
     fetched
 }
 
+/// Decodes and validates a received body; a failure carries the status, URL, body and
+/// attempts.
+fn decode_received<O: 'static>(
+    inner: &StitchInner<O>,
+    parts: &http::response::Parts,
+    body: &bytes::Bytes,
+    url: &Url,
+    attempts: u32,
+) -> Result<O> {
+    inner.output.decode(body).map_err(|error| {
+        error
+            .with_status(parts.status)
+            .with_url(url.clone())
+            .with_body(body.clone())
+            .with_attempts(attempts)
+    })
+}
+
 fn finish<O: 'static>(
     inner: &StitchInner<O>,
     received: Received,
@@ -741,13 +768,7 @@ fn finish<O: 'static>(
     started: Timestamp,
 ) -> Result<Reply<O>> {
     let (parts, body) = received.response.into_parts();
-    let data = inner.output.decode(&body).map_err(|error| {
-        error
-            .with_status(parts.status)
-            .with_url(received.url.clone())
-            .with_body(body.clone())
-            .with_attempts(attempts)
-    })?;
+    let data = decode_received(inner, &parts, &body, &received.url, attempts)?;
     Ok(Reply {
         data,
         status: parts.status,

@@ -208,3 +208,25 @@ async fn the_stream_reports_miss_then_hit() {
         ["hit"]
     );
 }
+
+#[tokio::test]
+async fn a_miss_decodes_and_validates_once_and_a_hit_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let upstream = Upstream::start().await;
+    upstream.script("/prices", [Answer::json(200, json!({"eur": 1.08}))]);
+    let validations = Arc::new(AtomicUsize::new(0));
+    let counted = validations.clone();
+    let stitch = Stitch::get(format!("{}/prices", upstream.url()))
+        .output::<Price>()
+        .validate(move |_: &Price| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .cache("5m")
+        .build()
+        .unwrap();
+    stitch.call(Input::new()).await.unwrap();
+    assert_eq!(validations.load(Ordering::SeqCst), 1, "the miss");
+    stitch.call(Input::new()).await.unwrap();
+    assert_eq!(validations.load(Ordering::SeqCst), 2, "the hit");
+}

@@ -451,7 +451,7 @@ async fn a_member_throttle_chained_after_the_seam_bucket_can_only_tighten() {
         let (seam, member, clock) = (seam.clone(), member.clone(), clock.clone());
         let (in_flight, max, done) = (in_flight.clone(), max.clone(), done.clone());
         tokio::spawn(async move {
-            let grant = Limiter::acquire_chain(&[&seam, &member], None, false)
+            let grant = Limiter::acquire_chain([&seam, &member], None, false)
                 .await
                 .unwrap();
             let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -478,7 +478,7 @@ async fn a_member_throttle_chained_after_the_seam_bucket_can_only_tighten() {
         let (seam, member, clock2, times) =
             (seam.clone(), member.clone(), clock.clone(), times.clone());
         tokio::spawn(async move {
-            let _grant = Limiter::acquire_chain(&[&seam, &member], None, false)
+            let _grant = Limiter::acquire_chain([&seam, &member], None, false)
                 .await
                 .unwrap();
             times

@@ -360,12 +360,13 @@ impl Limiter {
     /// Acquires every limiter in order (a seam's bucket, then the member's own throttle), so
     /// each gate must pass and the waits add up. The permit releases in reverse order; if a
     /// later gate fails, the earlier grants are released at once.
-    pub async fn acquire_chain(
-        limiters: &[&Limiter],
+    pub async fn acquire_chain<'a>(
+        limiters: impl IntoIterator<Item = &'a Limiter>,
         deadline: Option<Timestamp>,
         rate_only: bool,
     ) -> Result<Grant, AcquireError> {
-        let mut permits = Vec::with_capacity(limiters.len());
+        let limiters = limiters.into_iter();
+        let mut permits = Vec::with_capacity(limiters.size_hint().0);
         let mut waited = Duration::ZERO;
         let mut fell_back = None;
         for limiter in limiters {
