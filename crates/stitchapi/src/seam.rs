@@ -123,7 +123,7 @@ impl Seam {
     /// Drops every cached response of every member of this seam (one store write: the seam's
     /// cache generation moves on; entries expire by their TTL).
     pub async fn invalidate(&self) -> Result<()> {
-        crate::cache::invalidate_seam(&**self.store(), Some(&format!("seam:{}", self.id()))).await
+        crate::cache::invalidate_seam(&**self.store(), Some(&state_id(self.id()))).await
     }
 
     /// Closes the seam's store (the memory store clears itself).
@@ -227,7 +227,7 @@ impl SeamBuilder {
             Some(throttle) => {
                 let key = match throttle.pool_kind() {
                     Pool::Host => host_key(&parsed),
-                    Pool::Stitch => format!("seam:{id}"),
+                    Pool::Stitch => state_id(&id),
                 };
                 throttle.build(&key, runtime.store.clone(), runtime.clock.clone())?
             }
@@ -255,6 +255,12 @@ impl fmt::Debug for SeamBuilder {
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
     }
+}
+
+/// The id a seam's shared state is stored under (its throttle bucket and its cache
+/// generation): `seam:<name or base URL>`, the same in every process that declares the seam.
+pub(crate) fn state_id(seam_id: &str) -> String {
+    format!("seam:{seam_id}")
 }
 
 /// The throttle key of a host pool: the host, with its port when it is not the default.

@@ -615,7 +615,10 @@ impl<O: 'static> StitchBuilder<O> {
             }
             None => None,
         };
-        let vault: DynStore = Arc::new(PrefixedStore::new(runtime.store.clone(), "vault:"));
+        let vault: DynStore = Arc::new(PrefixedStore::new(
+            runtime.store.clone(),
+            crate::auth::VAULT_PREFIX,
+        ));
         let cache = match &settings.cache {
             Some(cache) if !self.sensitive => Some(ResponseCache::new(
                 cache.resolve("cache")?,
@@ -623,7 +626,10 @@ impl<O: 'static> StitchBuilder<O> {
                 runtime.clock.clone(),
                 CacheIds {
                     stitch_id: name.to_string(),
-                    seam_id: self.seam.as_ref().map(|seam| format!("seam:{}", seam.id())),
+                    seam_id: self
+                        .seam
+                        .as_ref()
+                        .map(|seam| crate::seam::state_id(seam.id())),
                 },
             )?),
             _ => None,

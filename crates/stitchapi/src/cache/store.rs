@@ -167,14 +167,10 @@ impl ResponseCache {
                 "use coalesce = \"process\", or a store with atomic counters (Redis, memory)",
             ));
         }
-        let seam_gen_key = match &ids.seam_id {
-            Some(seam) => format!("cache:gen:{seam}"),
-            None => "cache:gen".to_owned(),
-        };
         Ok(ResponseCache {
             stitch_gen_key: format!("cache:gen:{}", ids.stitch_id),
+            seam_gen_key: seam_gen_key(ids.seam_id.as_deref()),
             stitch_id: ids.stitch_id,
-            seam_gen_key,
             policy,
             store,
             clock,
@@ -422,10 +418,16 @@ impl ResponseCache {
 /// Bumps a seam's generation (`cache:gen:<seam-id>`, or `cache:gen` without an id): every
 /// entry of every stitch in the seam becomes unreachable. No key is scanned.
 pub(crate) async fn invalidate_seam(store: &dyn StitchStore, seam_id: Option<&str>) -> Result<()> {
-    let key = match seam_id {
+    store
+        .increment(&seam_gen_key(seam_id), Some(GENERATION_TTL))
+        .await?;
+    Ok(())
+}
+
+/// The key of a seam's cache generation, which every member's entries name.
+fn seam_gen_key(seam_id: Option<&str>) -> String {
+    match seam_id {
         Some(seam) => format!("cache:gen:{seam}"),
         None => "cache:gen".to_owned(),
-    };
-    store.increment(&key, Some(GENERATION_TTL)).await?;
-    Ok(())
+    }
 }

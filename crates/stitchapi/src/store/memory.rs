@@ -419,8 +419,8 @@ impl StitchStore for MemoryStore {
             })?),
             None => None,
         };
-        let at = cell.map_or(now, |cell| cell.max(now));
-        state.insert(key, Value::Cell(at + spacing), deadline(store_now, ttl));
+        let (at, cell) = crate::throttle::gcra_step(cell, now, spacing);
+        state.insert(key, Value::Cell(cell), deadline(store_now, ttl));
         Ok(at)
     }
 

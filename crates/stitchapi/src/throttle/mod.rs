@@ -59,6 +59,7 @@ use fleet::{FleetLimiter, Pacing};
 use local::LocalLimiter;
 pub use permit::Permit;
 pub use rate::Rate;
+pub(crate) use rate::gcra_step;
 
 /// The default fleet lease: how long a crashed holder keeps its concurrency slot.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
