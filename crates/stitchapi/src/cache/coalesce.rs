@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_channel::oneshot;
 use futures_util::FutureExt as _;
@@ -15,8 +14,7 @@ type Waiter<T> = Shared<oneshot::Receiver<T>>;
 
 /// The flights in progress, by key.
 pub(crate) struct Flights<T: Clone> {
-    map: Mutex<HashMap<String, (u64, Waiter<T>)>>,
-    next: AtomicU64,
+    map: Mutex<HashMap<String, Waiter<T>>>,
 }
 
 impl<T: Clone> std::fmt::Debug for Flights<T> {
@@ -36,18 +34,17 @@ pub(crate) enum Role {
     Followed,
 }
 
+/// Ends the leader's flight, also when its fetch is cancelled. Only the leader that inserted
+/// the key removes it, so the entry it removes is its own.
 struct Guard<'a, T: Clone> {
     flights: &'a Flights<T>,
     key: &'a str,
-    id: u64,
 }
 
 impl<T: Clone> Drop for Guard<'_, T> {
     fn drop(&mut self) {
         let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(self.key).is_some_and(|(id, _)| *id == self.id) {
-            map.remove(self.key);
-        }
+        map.remove(self.key);
     }
 }
 
@@ -55,7 +52,6 @@ impl<T: Clone> Flights<T> {
     pub(crate) fn new() -> Self {
         Flights {
             map: Mutex::new(HashMap::new()),
-            next: AtomicU64::new(0),
         }
     }
 
@@ -79,22 +75,17 @@ impl<T: Clone> Flights<T> {
         let leader = {
             let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
             match map.get(key) {
-                Some((_, waiter)) => Err(waiter.clone()),
+                Some(waiter) => Err(waiter.clone()),
                 None => {
                     let (tx, rx) = oneshot::channel();
-                    let id = self.next.fetch_add(1, Ordering::Relaxed);
-                    map.insert(key.to_owned(), (id, rx.shared()));
-                    Ok((tx, id))
+                    map.insert(key.to_owned(), rx.shared());
+                    Ok(tx)
                 }
             }
         };
         match leader {
-            Ok((tx, id)) => {
-                let guard = Guard {
-                    flights: self,
-                    key,
-                    id,
-                };
+            Ok(tx) => {
+                let guard = Guard { flights: self, key };
                 let result = fetch().await;
                 drop(guard);
                 match result {
@@ -121,7 +112,7 @@ impl<T: Clone> Flights<T> {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test(flavor = "current_thread")]
     async fn one_thousand_identical_calls_fetch_once() {
