@@ -71,18 +71,38 @@ async fn a_wrong_token_is_a_clear_store_error() {
 }
 
 #[tokio::test]
-async fn an_unreachable_endpoint_times_out_instead_of_hanging() {
-    let store = UpstashStore::new("http://127.0.0.1:9", "t")
+async fn a_refused_connection_is_unavailable_at_once() {
+    let store = UpstashStore::new("http://127.0.0.1:9", "t").unwrap();
+    let started = std::time::Instant::now();
+    let error = store.increment("k", None).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
+}
+
+#[tokio::test]
+async fn a_silent_endpoint_times_out_instead_of_hanging() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let store = UpstashStore::new(&format!("http://{addr}"), "t")
         .unwrap()
         .with_timeout(Duration::from_millis(500));
     let started = std::time::Instant::now();
     let error = store.increment("k", None).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let took = started.elapsed();
+    assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
     assert!(
-        matches!(
-            error.kind(),
-            StoreErrorKind::Unavailable | StoreErrorKind::Timeout
-        ),
+        error.to_string().contains("no answer within 500ms"),
         "{error}"
+    );
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+        "{took:?}"
     );
 }

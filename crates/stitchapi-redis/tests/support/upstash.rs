@@ -1,7 +1,7 @@
 //! A faithful Upstash REST front in front of a real redis-server, for the tests (no hosted
-//! Upstash is reachable here). It implements the documented shapes:
-//! - `POST /` with a JSON array command, `POST /pipeline` with an array of commands, and
-//!   `POST /multi-exec` (atomic) with an array of commands;
+//! Upstash is reachable here). It implements the documented shapes the store uses:
+//! - `POST /` with a JSON array command (the store sends nothing else: no `/pipeline` or
+//!   `/multi-exec`, since every verb is one command or one script);
 //! - `Authorization: Bearer <token>` on every route (401 `{"error": "Unauthorized"}` otherwise);
 //! - replies `{"result": ...}`, or `{"error": "..."}` with status 400 for a command error;
 //! - with `Upstash-Encoding: base64`, every string in a result is base64-encoded (integers,
@@ -41,11 +41,7 @@ impl UpstashFront {
             token: token.to_owned(),
             redis,
         });
-        let app = Router::new()
-            .route("/", post(single))
-            .route("/pipeline", post(pipeline))
-            .route("/multi-exec", post(multi_exec))
-            .with_state(state);
+        let app = Router::new().route("/", post(single)).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -160,62 +156,5 @@ async fn single(
     match run(&front, &command, base64_wanted(&headers)).await {
         Ok(result) => Json(json!({ "result": result })).into_response(),
         Err(error) => (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response(),
-    }
-}
-
-async fn pipeline(
-    State(front): State<Arc<Front>>,
-    headers: HeaderMap,
-    Json(commands): Json<Vec<Value>>,
-) -> Response {
-    if !authorized(&front, &headers) {
-        return unauthorized();
-    }
-    let base64 = base64_wanted(&headers);
-    let mut replies = Vec::with_capacity(commands.len());
-    for command in &commands {
-        replies.push(match run(&front, command, base64).await {
-            Ok(result) => json!({ "result": result }),
-            Err(error) => json!({ "error": error }),
-        });
-    }
-    Json(Value::Array(replies)).into_response()
-}
-
-async fn multi_exec(
-    State(front): State<Arc<Front>>,
-    headers: HeaderMap,
-    Json(commands): Json<Vec<Value>>,
-) -> Response {
-    if !authorized(&front, &headers) {
-        return unauthorized();
-    }
-    let base64 = base64_wanted(&headers);
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for command in &commands {
-        match to_command(command) {
-            Ok(cmd) => {
-                pipe.add_command(cmd);
-            }
-            Err(error) => {
-                return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
-            }
-        }
-    }
-    let mut connection = front.redis.clone();
-    match pipe.query_async::<Vec<redis::Value>>(&mut connection).await {
-        Ok(results) => Json(Value::Array(
-            results
-                .into_iter()
-                .map(|value| json!({ "result": to_json(value, base64) }))
-                .collect(),
-        ))
-        .into_response(),
-        Err(error) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": redis_error_text(&error) })),
-        )
-            .into_response(),
     }
 }
