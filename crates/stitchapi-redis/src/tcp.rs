@@ -16,7 +16,9 @@ const NAME: &str = "redis";
 
 /// A [`StitchStore`] on Redis: every verb, fleet-wide.
 ///
-/// - Values are stored as they are given (stitchapi stores JSON), under an optional key prefix.
+/// - Values are stored as they are given (stitchapi stores JSON). To share one Redis with other
+///   data, namespace the keys with the core's [`StitchStoreExt::prefixed`](stitchapi::StitchStoreExt::prefixed)
+///   (`RedisStore::from_url(url)?.prefixed("myapp:")`).
 /// - `increment`, `reserve`, `lease` and `release` are one Lua script each: one round trip
 ///   per decision.
 /// - The connection is a redis-rs `ConnectionManager`: multiplexed, and it reconnects by
@@ -29,17 +31,16 @@ const NAME: &str = "redis";
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
-/// use stitchapi::Seam;
+/// use stitchapi::{Seam, StitchStoreExt};
 /// use stitchapi_redis::RedisStore;
 ///
-/// let store = RedisStore::from_url("redis://127.0.0.1:6379/0")?.with_key_prefix("myapp:");
+/// let store = RedisStore::from_url("redis://127.0.0.1:6379/0")?.prefixed("myapp:");
 /// let api = Seam::builder("https://api.example.com").store(Arc::new(store)).build()?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
-    prefix: String,
     server_time: bool,
     scripts: Scripts,
 }
@@ -155,7 +156,6 @@ impl RedisStore {
     pub fn from_manager(manager: ConnectionManager) -> RedisStore {
         RedisStore {
             connection: Connection::Single(manager),
-            prefix: String::new(),
             server_time: false,
             scripts: Scripts::new(),
         }
@@ -181,16 +181,9 @@ impl RedisStore {
     ) -> RedisStore {
         RedisStore {
             connection: Connection::Cluster(connection),
-            prefix: String::new(),
             server_time: false,
             scripts: Scripts::new(),
         }
-    }
-
-    /// Prefixes every key (`"myapp:"`), to share one Redis with other data.
-    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
     }
 
     /// Takes `now` for `reserve` and `lease` from Redis's clock (`TIME`) instead of the
@@ -198,13 +191,6 @@ impl RedisStore {
     pub fn with_server_time(mut self, server_time: bool) -> Self {
         self.server_time = server_time;
         self
-    }
-
-    fn key(&self, key: &str) -> String {
-        let mut full = String::with_capacity(self.prefix.len() + key.len());
-        full.push_str(&self.prefix);
-        full.push_str(key);
-        full
     }
 
     fn fail(operation: &'static str, error: RedisError) -> StoreError {
@@ -247,7 +233,7 @@ impl RedisStore {
         ) -> redis::RedisResult<T> {
             invocation.invoke_async(connection).await
         }
-        let mut invocation = script.key(self.key(key));
+        let mut invocation = script.key(key);
         for arg in args {
             invocation.arg(arg);
         }
@@ -263,7 +249,6 @@ impl RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.prefix)
             .field("server_time", &self.server_time)
             .field(
                 "connection",
@@ -291,7 +276,7 @@ impl StitchStore for RedisStore {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let value: Option<Vec<u8>> = self
-            .query("get", redis::cmd("GET").arg(self.key(key)).clone())
+            .query("get", redis::cmd("GET").arg(key).clone())
             .await?;
         Ok(value.map(Bytes::from))
     }
@@ -302,7 +287,7 @@ impl StitchStore for RedisStore {
         value: Option<Bytes>,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let key = self.key(key);
+        let key = key;
         let command = match (value, ttl_millis(ttl)) {
             (None, _) => redis::cmd("DEL").arg(key).clone(),
             (Some(value), 0) => redis::cmd("SET").arg(key).arg(value.as_ref()).clone(),

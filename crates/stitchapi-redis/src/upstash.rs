@@ -62,7 +62,6 @@ pub struct UpstashStore {
     transport: DynTransport,
     clock: Arc<dyn Clock>,
     timeout: Duration,
-    prefix: String,
     server_time: bool,
     increment: LuaScript,
     reserve: LuaScript,
@@ -98,7 +97,6 @@ impl UpstashStore {
             transport,
             clock: Arc::new(SystemClock::new()),
             timeout: Duration::from_secs(2),
-            prefix: String::new(),
             server_time: false,
             increment: LuaScript::new(scripts::INCREMENT),
             reserve: LuaScript::new(scripts::RESERVE),
@@ -125,20 +123,10 @@ impl UpstashStore {
         self
     }
 
-    /// Prefixes every key (`"myapp:"`).
-    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
     /// Takes `now` for `reserve` and `lease` from Redis's clock instead of the caller's.
     pub fn with_server_time(mut self, server_time: bool) -> Self {
         self.server_time = server_time;
         self
-    }
-
-    fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
     }
 
     fn error(
@@ -239,12 +227,7 @@ impl UpstashStore {
         key: &str,
         args: impl IntoIterator<Item = String>,
     ) -> Result<Value, StoreError> {
-        let mut command = vec![
-            json!("EVALSHA"),
-            json!(script.sha),
-            json!(1),
-            json!(self.key(key)),
-        ];
+        let mut command = vec![json!("EVALSHA"), json!(script.sha), json!(1), json!(key)];
         command.extend(args.into_iter().map(Value::String));
         match self.command(operation, &command).await {
             Err(error) if error.to_string().to_ascii_uppercase().contains("NOSCRIPT") => {
@@ -316,7 +299,6 @@ impl fmt::Debug for UpstashStore {
         f.debug_struct("UpstashStore")
             .field("endpoint", &self.endpoint.to_string())
             .field("token", &"<redacted>")
-            .field("prefix", &self.prefix)
             .field("server_time", &self.server_time)
             .finish()
     }
@@ -336,10 +318,7 @@ impl StitchStore for UpstashStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        match self
-            .command("get", &[json!("GET"), json!(self.key(key))])
-            .await?
-        {
+        match self.command("get", &[json!("GET"), json!(key)]).await? {
             Value::Null => Ok(None),
             Value::String(text) => value_bytes(&text)
                 .map(Some)
@@ -354,7 +333,7 @@ impl StitchStore for UpstashStore {
         value: Option<Bytes>,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let key = self.key(key);
+        let key = key;
         let command = match (value, ttl_millis(ttl)) {
             (None, _) => vec![json!("DEL"), json!(key)],
             (Some(value), 0) => vec![json!("SET"), json!(key), json!(stored_text(&value))],

@@ -3,7 +3,7 @@
 
 mod support;
 
-use stitchapi::store::StitchStore;
+use stitchapi::store::{StitchStore, StitchStoreExt};
 use stitchapi::testing::{ConformanceOptions, store_conformance};
 use stitchapi_redis::RedisStore;
 use support::RedisCluster;
@@ -17,10 +17,7 @@ async fn a_cluster_passes_the_conformance_kit_with_and_without_a_prefix() {
     store_conformance(&store, ConformanceOptions::new())
         .await
         .assert_ok();
-    let prefixed = RedisStore::cluster(&nodes)
-        .await
-        .unwrap()
-        .with_key_prefix("app:");
+    let prefixed = RedisStore::cluster(&nodes).await.unwrap().prefixed("app:");
     store_conformance(&prefixed, ConformanceOptions::new())
         .await
         .assert_ok();

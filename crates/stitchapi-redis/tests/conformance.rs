@@ -25,7 +25,7 @@ async fn redis_with_a_key_prefix_passes_and_prefixes_every_key() {
     let server = RedisServer::start();
     let store = RedisStore::from_url(&server.url())
         .unwrap()
-        .with_key_prefix("app:");
+        .prefixed("app:");
     store_conformance(&store, ConformanceOptions::new())
         .await
         .assert_ok();

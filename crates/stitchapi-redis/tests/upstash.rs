@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use stitchapi::store::{StitchStore, StoreErrorKind};
+use stitchapi::store::{StitchStore, StitchStoreExt, StoreErrorKind};
 use stitchapi::testing::{ConformanceOptions, store_conformance};
 use stitchapi_redis::UpstashStore;
 use support::RedisServer;
@@ -20,7 +20,7 @@ async fn upstash_passes_the_conformance_kit_with_and_without_a_prefix() {
         .assert_ok();
     let prefixed = UpstashStore::new(&front.url(), front.token.clone())
         .unwrap()
-        .with_key_prefix("edge:");
+        .prefixed("edge:");
     store_conformance(&prefixed, ConformanceOptions::new())
         .await
         .assert_ok();
