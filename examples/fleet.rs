@@ -10,7 +10,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stitchapi_examples::fleet::{AuthPlan, FleetUpstream, Worker, WorkerPlan, run_worker};
+use stitchapi_examples::fleet::{
+    AuthPlan, CallReport, FleetUpstream, WorkerPlan, finish_fleet, run_worker, start_fleet,
+};
 
 const WORKERS: usize = 4;
 
@@ -80,30 +82,18 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Starts the workers, tells them all to go, and collects their calls.
+/// Runs `plan` on the fleet (copies of this program) and collects each worker's calls; any
+/// failed call is an error.
 async fn run(
     plan: &WorkerPlan,
-) -> Result<Vec<(String, Vec<stitchapi_examples::fleet::CallReport>)>, Box<dyn std::error::Error>> {
+) -> Result<Vec<(String, Vec<CallReport>)>, Box<dyn std::error::Error>> {
     let program = std::env::current_exe()?;
-    let mut workers = Vec::new();
-    for i in 0..WORKERS {
-        let plan = plan.clone().with_id(format!("w{i}"));
-        workers.push(Worker::spawn(&program, &["worker"], &plan).await?);
-    }
-    for worker in &mut workers {
-        worker.go().await?;
-    }
-    let mut reports = Vec::new();
-    for worker in workers {
-        let id = worker.id.clone();
-        let (calls, status) = worker.finish().await?;
-        if !status.success() {
-            return Err(format!("worker {id} exited with {status}").into());
-        }
+    let workers = start_fleet(&program, &["worker"], plan, WORKERS).await?;
+    let reports = finish_fleet(workers).await?;
+    for (id, calls) in &reports {
         if let Some(failed) = calls.iter().find(|call| !call.ok) {
             return Err(format!("worker {id}: {:?}", failed.error).into());
         }
-        reports.push((id, calls));
     }
     Ok(reports)
 }

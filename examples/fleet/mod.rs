@@ -6,7 +6,8 @@
 //! - [`run_worker`]: the worker itself (the `fleet-worker` binary): builds its seam on a
 //!   [`RedisStore`](stitchapi_redis::RedisStore), waits for `go` on stdin, calls, prints one JSON
 //!   [`Report`] per line;
-//! - [`Worker`]: a handle on a running worker process, from the parent's side;
+//! - [`Worker`]: a handle on a running worker process, from the parent's side, and
+//!   [`start_fleet`] / [`finish_fleet`] for N of them;
 //! - [`FleetUpstream`]: a loopback API that records when each request arrived, from which
 //!   worker, and how many were in flight.
 
@@ -16,6 +17,6 @@ mod upstream;
 mod worker;
 
 pub use plan::{AuthPlan, CallReport, Report, WorkerPlan};
-pub use process::Worker;
+pub use process::{Worker, finish_fleet, start_fleet};
 pub use upstream::{Arrival, FleetUpstream};
 pub use worker::run_worker;

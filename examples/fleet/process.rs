@@ -105,3 +105,38 @@ impl Worker {
         self.child.kill().await
     }
 }
+
+/// Starts `n` workers of `plan` (ids `w0`, `w1`, ...) and, once all are ready, tells them all
+/// to go.
+pub async fn start_fleet(
+    program: impl AsRef<OsStr>,
+    args: &[&str],
+    plan: &WorkerPlan,
+    n: usize,
+) -> io::Result<Vec<Worker>> {
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        workers.push(Worker::spawn(&program, args, &plan.clone().with_id(format!("w{i}"))).await?);
+    }
+    for worker in &mut workers {
+        worker.go().await?;
+    }
+    Ok(workers)
+}
+
+/// Waits for every worker to finish its run; fails when one exits unsuccessfully. Returns each
+/// worker's id and calls, in order.
+pub async fn finish_fleet(workers: Vec<Worker>) -> io::Result<Vec<(String, Vec<CallReport>)>> {
+    let mut reports = Vec::with_capacity(workers.len());
+    for worker in workers {
+        let id = worker.id.clone();
+        let (calls, status) = worker.finish().await?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "worker {id} exited with {status}"
+            )));
+        }
+        reports.push((id, calls));
+    }
+    Ok(reports)
+}

@@ -119,8 +119,13 @@ impl FleetUpstream {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Arrival>> {
-        self.record
-            .arrivals
+        self.record.arrivals()
+    }
+}
+
+impl Record {
+    fn arrivals(&self) -> MutexGuard<'_, Vec<Arrival>> {
+        self.arrivals
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -154,11 +159,7 @@ async fn arrive(State(record): State<Arc<Record>>, request: Request, next: Next)
             .map(str::to_owned),
         at: Instant::now(),
     };
-    record
-        .arrivals
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .push(arrival);
+    record.arrivals().push(arrival);
     let _in_flight = InFlight::enter(record);
     next.run(request).await
 }

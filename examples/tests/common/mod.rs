@@ -6,7 +6,7 @@ pub mod redis_server;
 
 use std::time::Duration;
 
-use stitchapi_examples::fleet::{CallReport, Worker, WorkerPlan};
+use stitchapi_examples::fleet::{CallReport, Worker, WorkerPlan, finish_fleet, start_fleet};
 
 pub use redis_server::RedisServer;
 
@@ -22,28 +22,19 @@ pub async fn worker(plan: &WorkerPlan, id: &str) -> Worker {
 
 /// Starts `n` workers (`w0`, `w1`, ...) and, once all are ready, tells them all to go.
 pub async fn fleet(plan: &WorkerPlan, n: usize) -> Vec<Worker> {
-    let mut workers = Vec::with_capacity(n);
-    for i in 0..n {
-        workers.push(worker(plan, &format!("w{i}")).await);
-    }
-    for worker in &mut workers {
-        worker.go().await.expect("go");
-    }
-    workers
+    start_fleet(WORKER, &[], plan, n)
+        .await
+        .unwrap_or_else(|error| panic!("starting the fleet: {error}"))
 }
 
 /// Waits (at most 60 s) for every worker to finish; each must exit cleanly. Returns each
 /// worker's call reports.
 pub async fn finish(workers: Vec<Worker>) -> Vec<Vec<CallReport>> {
-    let mut reports = Vec::with_capacity(workers.len());
-    for worker in workers {
-        let id = worker.id.clone();
-        let (calls, status) = tokio::time::timeout(Duration::from_secs(60), worker.finish())
-            .await
-            .unwrap_or_else(|_| panic!("worker {id} still running after 60 s"))
-            .unwrap_or_else(|error| panic!("worker {id}: {error}"));
-        assert!(status.success(), "worker {id} exited with {status}");
-        reports.push(calls);
-    }
-    reports
+    tokio::time::timeout(Duration::from_secs(60), finish_fleet(workers))
+        .await
+        .expect("workers still running after 60 s")
+        .unwrap_or_else(|error| panic!("{error}"))
+        .into_iter()
+        .map(|(_, calls)| calls)
+        .collect()
 }
