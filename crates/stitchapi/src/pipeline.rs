@@ -46,7 +46,7 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
     let mut params = input.params;
     let mut query_params = input.query;
     for (name, value) in input.fields {
-        if spec.template_variables.contains(&name) {
+        if spec.template.variables().any(|variable| variable == name) {
             params.push((name, value));
         } else {
             query_params.push((name, value));
@@ -499,7 +499,6 @@ pub(crate) fn cache_key(
         body: &outgoing.body,
         principal,
         credentialed: spec.auth.is_some(),
-        auth_headers: &[],
     })
 }
 

@@ -79,7 +79,6 @@ pub(crate) struct Spec {
     pub name: Arc<str>,
     pub method: Method,
     pub template: UrlTemplate,
-    pub template_variables: Vec<String>,
     pub origin: Option<FixedOrigin>,
     pub headers: HeaderMap,
     pub retry: RetryPolicy,
@@ -189,6 +188,19 @@ pub struct Reply<O> {
     pub elapsed: Duration,
 }
 
+/// The `stitch.call` span of one call; the engine fills in the empty fields.
+fn call_span(spec: &Spec) -> tracing::Span {
+    tracing::info_span!(
+        "stitch.call",
+        stitch = %spec.name,
+        method = %spec.method,
+        url = tracing::field::Empty,
+        status = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+        error = tracing::field::Empty,
+    )
+}
+
 impl Stitch<Value> {
     /// Declares an endpoint with any method. `url` is an RFC 6570 template
     /// (`https://api.example.com/users/{id}{?fields}`).
@@ -240,15 +252,7 @@ impl<O: MaybeSend + 'static> Stitch<O> {
     /// attempt count.
     pub async fn call_detailed(&self, input: Input) -> Result<Reply<O>> {
         let spec = &self.inner.spec;
-        let span = tracing::info_span!(
-            "stitch.call",
-            stitch = %spec.name,
-            method = %spec.method,
-            url = tracing::field::Empty,
-            status = tracing::field::Empty,
-            attempts = tracing::field::Empty,
-            error = tracing::field::Empty,
-        );
+        let span = call_span(spec);
         // Boxed once here so the large engine future is not moved through the caller's awaits.
         Box::pin(
             pipeline::run(
@@ -271,15 +275,7 @@ impl<O: MaybeSend + 'static> Stitch<O> {
             Box::pin(async move {
                 let clock = inner.spec.runtime.clock.clone();
                 let started = clock.now();
-                let span = tracing::info_span!(
-                    "stitch.call",
-                    stitch = %inner.spec.name,
-                    method = %inner.spec.method,
-                    url = tracing::field::Empty,
-                    status = tracing::field::Empty,
-                    attempts = tracing::field::Empty,
-                    error = tracing::field::Empty,
-                );
+                let span = call_span(&inner.spec);
                 let outcome = pipeline::run(&inner, principal.as_deref(), input, &emitter)
                     .instrument(span)
                     .await;
@@ -634,13 +630,11 @@ impl<O: 'static> StitchBuilder<O> {
             )?),
             _ => None,
         };
-        let template_variables = template.variables().map(str::to_owned).collect();
         let spec = Spec {
             name,
             method: self.method,
             origin,
             template,
-            template_variables,
             headers,
             retry,
             timeout,

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderMap, Method};
 use url::Url;
 use xxhash_rust::xxh64::xxh64;
 
@@ -54,10 +54,9 @@ pub(crate) struct KeyRequest<'a> {
     pub(crate) body: &'a [u8],
     /// The principal bound with `seam.as_principal(..)`, if any.
     pub(crate) principal: Option<&'a str>,
-    /// Whether an auth strategy applies to this call (it may add credentials later).
+    /// Whether an auth strategy applies to this call. The key is derived before auth is
+    /// applied (auth works on a per-attempt copy), so what a strategy adds never enters it.
     pub(crate) credentialed: bool,
-    /// Headers the auth strategy adds (never enter the key, and count as credentials).
-    pub(crate) auth_headers: &'a [HeaderName],
 }
 
 /// Why a request is not cached.
@@ -127,7 +126,6 @@ fn is_credentialed(req: &KeyRequest<'_>) -> bool {
         || CREDENTIAL_HEADERS
             .iter()
             .any(|h| req.headers.contains_key(*h))
-        || req.auth_headers.iter().any(|h| req.headers.contains_key(h))
 }
 
 /// The canonical string (sorted keys: b, h, m, p, u, x).
@@ -145,9 +143,6 @@ pub(crate) fn canonical(
     }
     let mut first = true;
     for name in &policy.vary {
-        if req.auth_headers.contains(name) {
-            continue;
-        }
         let mut values = req.headers.get_all(name).iter().peekable();
         if values.peek().is_none() {
             continue;
@@ -278,7 +273,6 @@ mod tests {
         body: Vec<u8>,
         principal: Option<&'static str>,
         credentialed: bool,
-        auth: Vec<HeaderName>,
     }
 
     fn req(url: &str) -> Req {
@@ -289,7 +283,6 @@ mod tests {
             body: Vec::new(),
             principal: None,
             credentialed: false,
-            auth: Vec::new(),
         }
     }
 
@@ -303,7 +296,6 @@ mod tests {
                 body: &r.body,
                 principal: r.principal,
                 credentialed: r.credentialed,
-                auth_headers: &r.auth,
             },
         )
     }
@@ -335,7 +327,6 @@ mod tests {
             body: &r.body,
             principal: None,
             credentialed: false,
-            auth_headers: &[],
         };
         assert_eq!(
             canonical(&p, &k, Some("alice")),
@@ -349,7 +340,6 @@ mod tests {
             body: &[],
             principal: None,
             credentialed: false,
-            auth_headers: &[],
         };
         let canon = canonical(&p, &k, None);
         assert_eq!(canon, r#"{"m":"GET","u":"http://h/","x":"k2"}"#);
@@ -438,17 +428,6 @@ mod tests {
         let mut r = req("https://h/x");
         r.credentialed = true;
         assert_eq!(key(&p, &r), Err(Bypass::Credentialed));
-        // An auth-added header counts as a credential and never enters the key.
-        let mut r = req("https://h/x");
-        r.headers.insert("x-token", "secret".parse().unwrap());
-        r.auth = vec![HeaderName::from_static("x-token")];
-        assert_eq!(key(&p, &r), Err(Bypass::Credentialed));
-        r.principal = Some("alice");
-        let mut r2 = req("https://h/x");
-        r2.headers.insert("x-token", "other".parse().unwrap());
-        r2.auth = vec![HeaderName::from_static("x-token")];
-        r2.principal = Some("alice");
-        assert_eq!(key(&p, &r).unwrap(), key(&p, &r2).unwrap());
         // Principals are kept apart; credentials do not change the key.
         let mut alice = req("https://h/x");
         alice.principal = Some("alice");

@@ -484,7 +484,6 @@ pub mod bench_support {
             body: b"",
             principal: None,
             credentialed: false,
-            auth_headers: &[],
         }
     }
 }
