@@ -404,39 +404,31 @@ async fn attempts<O: MaybeSend + 'static>(
                         .with_attempts(attempt));
                 }
                 let retry_status = policy.retries_status(status) && attempt < policy.attempts;
-                if !retry_status {
-                    if status.is_success() || spec.accept.matches(status) {
-                        return Ok((received, attempt));
-                    }
-                    let (parts, body) = received.response.into_parts();
-                    return Err(Error::http(status, received.url, body)
-                        .with_attempts(attempt)
-                        .with_retry_after(parse_retry_after(&parts.headers, clock.now())));
+                if !retry_status && (status.is_success() || spec.accept.matches(status)) {
+                    return Ok((received, attempt));
                 }
-                let retry_after = parse_retry_after(received.response.headers(), clock.now());
-                Setback::Status {
+                let setback = Setback::Status {
+                    retry_after: parse_retry_after(received.response.headers(), clock.now()),
                     received: Box::new(received),
-                    retry_after,
+                };
+                if !retry_status {
+                    return Err(setback.into_error(attempt));
                 }
+                setback
             }
-            Some(Err(error)) => {
-                let error = error.in_call(&outgoing.url, attempt);
-                if !retry_failures || attempt >= policy.attempts {
-                    return Err(error);
-                }
-                Setback::Failed(error)
-            }
+            Some(Err(error)) => Setback::Failed(error.in_call(&outgoing.url, attempt)),
             None if limit_is_total => {
                 return Err(total_timeout().in_call(&outgoing.url, attempt));
             }
-            None => {
-                let error =
-                    Error::timeout(limit.unwrap_or_default()).in_call(&outgoing.url, attempt);
-                if !retry_failures || attempt >= policy.attempts {
-                    return Err(error);
-                }
-                Setback::Failed(error)
+            None => Setback::Failed(
+                Error::timeout(limit.unwrap_or_default()).in_call(&outgoing.url, attempt),
+            ),
+        };
+        let setback = match setback {
+            Setback::Failed(error) if !retry_failures || attempt >= policy.attempts => {
+                return Err(error);
             }
+            setback => setback,
         };
         let wait = match &setback {
             Setback::Status {

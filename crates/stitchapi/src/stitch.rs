@@ -103,9 +103,8 @@ pub(crate) struct Spec {
 /// The origin a template fixes in its literal text; expansion may never change it.
 #[derive(Clone, Debug)]
 pub(crate) struct FixedOrigin {
-    scheme: String,
-    host: String,
-    port: Option<u16>,
+    /// The literal origin (it has a host).
+    url: Url,
     /// Set when the literal text spells `scheme://authority/`: expansion then only writes the
     /// path and query, and the call need not parse the origin again.
     pub(crate) parsed: Option<ParsedOrigin>,
@@ -155,18 +154,12 @@ impl FixedOrigin {
                     url,
                 })
             });
-        Some(FixedOrigin {
-            scheme: url.scheme().to_owned(),
-            host: url.host_str()?.to_owned(),
-            port: url.port_or_known_default(),
-            parsed,
-        })
+        url.host_str()?;
+        Some(FixedOrigin { url, parsed })
     }
 
     pub(crate) fn matches(&self, url: &Url) -> bool {
-        url.scheme() == self.scheme
-            && url.host_str() == Some(self.host.as_str())
-            && url.port_or_known_default() == self.port
+        crate::transport::redirect::same_origin(&self.url, url)
     }
 }
 

@@ -33,7 +33,8 @@ pub(crate) struct Received {
     pub url: Url,
 }
 
-fn same_origin(a: &Url, b: &Url) -> bool {
+/// Whether two URLs share scheme, host and port (default ports included).
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
