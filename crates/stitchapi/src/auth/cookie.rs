@@ -57,6 +57,13 @@ struct SessionRecord {
     jar: serde_json::Value,
 }
 
+/// A [`SessionRecord`] read for replay: the jar stays raw JSON text.
+#[derive(serde::Deserialize)]
+struct StoredJar<'a> {
+    #[serde(borrow)]
+    jar: &'a serde_json::value::RawValue,
+}
+
 /// What the login stitch answered.
 struct LoginReply {
     status: StatusCode,
@@ -401,11 +408,10 @@ impl CookieSession {
                 ),
             )
         };
-        let record: SessionRecord = serde_json::from_slice(record).map_err(|e| invalid(&e))?;
-        let jar_json = serde_json::to_vec(&record.jar).map_err(|e| invalid(&e))?;
-        let jar = cookie_store::serde::json::load(&jar_json[..]).map_err(|e| {
-            Error::new(ErrorKind::Auth, format!("the stored cookie session does not load ({e}). Fix: clear the vault entry or log in again"))
-        })?;
+        // The jar is handed to `cookie_store` as the raw text it was stored as: parsed once.
+        let stored: StoredJar<'_> = serde_json::from_slice(record).map_err(|e| invalid(&e))?;
+        let jar = cookie_store::serde::json::load(stored.jar.get().as_bytes())
+            .map_err(|e| invalid(&e))?;
         let url = request.url().clone();
         let pairs: Vec<(String, String)> = jar
             .get_request_values(&url)
