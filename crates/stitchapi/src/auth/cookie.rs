@@ -545,6 +545,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stored_session_that_does_not_load_is_a_clear_auth_error() {
+        let env = Env::new();
+        let session = CookieSession::new(env.login(), "session");
+        let cx = env.cx().with_principal(Some("alice"));
+        let key = session.vault_key(&cx).unwrap();
+        for stored in [&br#"{"at":1,"jar":42}"#[..], b"not json"] {
+            env.vault
+                .set(&key, Some(Bytes::copy_from_slice(stored)), None)
+                .await
+                .unwrap();
+            let auth = Auth::cookie_session(session.clone());
+            let error = cookie_for(&auth, &cx, "https://a.test/api")
+                .await
+                .unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Auth);
+            assert!(
+                error
+                    .to_string()
+                    .contains("the stored cookie session does not load"),
+                "{error}"
+            );
+        }
+        assert_eq!(env.logins(), 0);
+    }
+
+    #[tokio::test]
     async fn logs_in_once_and_replays_the_cookie() {
         let env = Env::new();
         env.mock.route(
