@@ -221,22 +221,14 @@ impl Breaker {
     /// failure counts, and opens the breaker at the threshold or when the trial failed.
     pub async fn record(&self, admission: Admission, success: bool) -> Result<Transition, Error> {
         if success {
-            if admission.seen == State::default() && !admission.trial {
+            // A clean breaker stays clean without a write (a trial always saw it open).
+            if admission.seen == State::default() {
                 return Ok(Transition::None);
             }
             self.store
                 .set_json(&self.key, &State::default(), None)
                 .await?;
-            return Ok(
-                if admission.trial
-                    || admission.seen.opened_at_ms != 0
-                    || admission.seen.failures > 0
-                {
-                    Transition::Closed
-                } else {
-                    Transition::None
-                },
-            );
+            return Ok(Transition::Closed);
         }
         let mut state = self.read().await?;
         state.failures = state.failures.saturating_add(1);

@@ -1,6 +1,6 @@
 //! Tests of the runtime cache over the memory store, in virtual time.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,11 +15,13 @@ use crate::store::{Capabilities, DynStore, MemoryStore, Scope, StitchStore, Stor
 use crate::tenancy::Tenancy;
 use crate::time::{Clock, ManualClock, Timestamp};
 
-/// Forwards to a shared memory store, reports `Scope::Fleet`, and records the verbs used.
+/// Forwards to a shared memory store, reports `Scope::Fleet`, and records the verbs used;
+/// `get` fails while `down` is set.
 #[derive(Debug, Clone)]
 struct FleetStore {
     inner: MemoryStore,
     log: Arc<Mutex<Vec<String>>>,
+    down: Arc<AtomicBool>,
 }
 
 impl FleetStore {
@@ -27,6 +29,7 @@ impl FleetStore {
         FleetStore {
             inner: MemoryStore::with_clock(Arc::new(clock.clone())),
             log: Arc::default(),
+            down: Arc::default(),
         }
     }
     fn take_log(&self) -> Vec<String> {
@@ -44,6 +47,14 @@ impl StitchStore for FleetStore {
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.log.lock().unwrap().push(format!("get {key}"));
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::new(
+                "fleet-test",
+                "get",
+                crate::store::StoreErrorKind::Unavailable,
+                "down",
+            ));
+        }
         self.inner.get(key).await
     }
     async fn set(
@@ -275,7 +286,7 @@ async fn a_corrupt_entry_is_a_miss_and_is_evicted() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn read_through_hits_and_fails_open() {
-    let (_clock, _store, cache) = setup(Cache::ttl("5m"));
+    let (_clock, store, cache) = setup(Cache::ttl("5m"));
     let key = key_of(&cache, "https://h/x");
     let first = cache
         .read_through(&key, || async { Ok(json("[1]")) })
@@ -288,6 +299,16 @@ async fn read_through_hits_and_fails_open() {
         .unwrap();
     assert_eq!(second.outcome, Outcome::Hit);
     assert_eq!(&second.response.body[..], b"[1]");
+
+    // A store that cannot be read is a miss served by the fetch, with the error reported.
+    store.down.store(true, Ordering::SeqCst);
+    let third = cache
+        .read_through(&key, || async { Ok(json("[2]")) })
+        .await
+        .unwrap();
+    assert_eq!(third.outcome, Outcome::Fetched { waited: false });
+    assert_eq!(&third.response.body[..], b"[2]");
+    assert!(third.store_error.is_some());
 }
 
 async fn settle() {
