@@ -210,7 +210,7 @@ impl RedisStore {
     async fn query<T: redis::FromRedisValue>(
         &self,
         operation: &'static str,
-        command: redis::Cmd,
+        command: &redis::Cmd,
     ) -> Result<T, StoreError> {
         match self.connection.clone() {
             Connection::Single(mut connection) => command.query_async(&mut connection).await,
@@ -275,9 +275,7 @@ impl StitchStore for RedisStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let value: Option<Vec<u8>> = self
-            .query("get", redis::cmd("GET").arg(key).clone())
-            .await?;
+        let value: Option<Vec<u8>> = self.query("get", redis::cmd("GET").arg(key)).await?;
         Ok(value.map(Bytes::from))
     }
 
@@ -287,18 +285,16 @@ impl StitchStore for RedisStore {
         value: Option<Bytes>,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let key = key;
-        let command = match (value, ttl_millis(ttl)) {
-            (None, _) => redis::cmd("DEL").arg(key).clone(),
-            (Some(value), 0) => redis::cmd("SET").arg(key).arg(value.as_ref()).clone(),
-            (Some(value), ttl) => redis::cmd("SET")
-                .arg(key)
-                .arg(value.as_ref())
-                .arg("PX")
-                .arg(ttl)
-                .clone(),
-        };
-        self.query::<redis::Value>("set", command).await.map(drop)
+        let mut command = redis::cmd(if value.is_some() { "SET" } else { "DEL" });
+        command.arg(key);
+        if let Some(value) = &value {
+            command.arg(value.as_ref());
+            let ttl = ttl_millis(ttl);
+            if ttl > 0 {
+                command.arg("PX").arg(ttl);
+            }
+        }
+        self.query::<redis::Value>("set", &command).await.map(drop)
     }
 
     async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {

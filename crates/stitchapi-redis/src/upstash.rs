@@ -58,7 +58,8 @@ impl LuaScript {
 #[derive(Clone)]
 pub struct UpstashStore {
     endpoint: http::Uri,
-    token: Arc<str>,
+    /// `Bearer <token>`, marked sensitive.
+    bearer: http::HeaderValue,
     transport: DynTransport,
     clock: Arc<dyn Clock>,
     timeout: Duration,
@@ -90,10 +91,13 @@ impl UpstashStore {
                 "the REST token is empty: pass the database's REST token".to_owned(),
             ));
         }
+        let mut bearer = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| invalid("the REST token is not a valid header value".to_owned()))?;
+        bearer.set_sensitive(true);
         let transport: DynTransport = Arc::new(stitchapi::transport::ReqwestTransport::new());
         Ok(UpstashStore {
             endpoint,
-            token: Arc::from(token),
+            bearer,
             transport,
             clock: Arc::new(SystemClock::new()),
             timeout: Duration::from_secs(2),
@@ -149,15 +153,7 @@ impl UpstashStore {
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = self.endpoint.clone();
         let headers = request.headers_mut();
-        let bearer =
-            http::HeaderValue::from_str(&format!("Bearer {}", self.token)).map_err(|_| {
-                Self::error(
-                    operation,
-                    StoreErrorKind::Backend,
-                    "the REST token is not a valid header value",
-                )
-            })?;
-        headers.insert(http::header::AUTHORIZATION, bearer);
+        headers.insert(http::header::AUTHORIZATION, self.bearer.clone());
         headers.insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
@@ -183,7 +179,7 @@ impl UpstashStore {
             }
         };
         let status = response.status();
-        let reply: Value = serde_json::from_slice(response.body()).map_err(|_| {
+        let mut reply: Value = serde_json::from_slice(response.body()).map_err(|_| {
             Self::error(
                 operation,
                 StoreErrorKind::Backend,
@@ -208,7 +204,7 @@ impl UpstashStore {
                 format!("HTTP {}", status.as_u16()),
             ));
         }
-        let result = reply.get("result").cloned().ok_or_else(|| {
+        let result = reply.get_mut("result").map(Value::take).ok_or_else(|| {
             Self::error(
                 operation,
                 StoreErrorKind::Backend,

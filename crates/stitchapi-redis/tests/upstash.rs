@@ -106,3 +106,16 @@ async fn a_silent_endpoint_times_out_instead_of_hanging() {
         "{took:?}"
     );
 }
+
+#[test]
+fn a_token_that_cannot_be_a_header_fails_at_construction() {
+    let error = UpstashStore::new("https://example.upstash.io", "bad\ntoken").unwrap_err();
+    assert!(
+        error.to_string().contains("not a valid header value"),
+        "{error}"
+    );
+    assert!(
+        !error.to_string().contains("bad"),
+        "the token never reaches errors"
+    );
+}
