@@ -13,10 +13,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use futures_util::future::{Either, select};
 use serde_json::{Value, json};
 use stitchapi::store::{Capabilities, Scope, StitchStore, StoreError, StoreErrorKind};
-use stitchapi::time::{Clock, SystemClock, Timestamp};
+use stitchapi::time::{Clock, SystemClock, Timestamp, timeout};
 use stitchapi::transport::DynTransport;
 
 use crate::scripts::{self, ttl_millis};
@@ -160,9 +159,8 @@ impl UpstashStore {
         );
         headers.insert("upstash-encoding", http::HeaderValue::from_static("base64"));
         let send = self.transport.send(request);
-        let sleep = self.clock.sleep(self.timeout);
-        let response = match select(send, sleep).await {
-            Either::Left((result, _)) => result.map_err(|e| {
+        let response = match timeout(&*self.clock, self.timeout, send).await {
+            Some(result) => result.map_err(|e| {
                 Self::error(
                     operation,
                     StoreErrorKind::Unavailable,
@@ -170,7 +168,7 @@ impl UpstashStore {
                 )
                 .with_source(e)
             })?,
-            Either::Right(_) => {
+            None => {
                 return Err(Self::error(
                     operation,
                     StoreErrorKind::Timeout,

@@ -12,10 +12,8 @@
 //! ```
 
 use std::future::Future;
-use std::pin::pin;
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
 use http::header::{self, HeaderValue};
 use serde_json::Value;
 use tracing::Instrument;
@@ -167,14 +165,9 @@ async fn within<F: Future>(
     limit: Option<Duration>,
     future: F,
 ) -> Option<F::Output> {
-    let Some(limit) = limit else {
-        return Some(future.await);
-    };
-    let future = pin!(future);
-    let sleep = clock.sleep(limit);
-    match select(future, sleep).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(((), _)) => None,
+    match limit {
+        Some(limit) => crate::time::timeout(clock, limit, future).await,
+        None => Some(future.await),
     }
 }
 

@@ -119,6 +119,32 @@ pub trait Clock: MaybeSend + MaybeSync + fmt::Debug + 'static {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
 }
 
+/// Runs `future` for at most `limit` on `clock`: `None` when the limit ran out first (the
+/// future is then dropped, which cancels it).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use stitchapi::time::{ManualClock, timeout};
+///
+/// let clock = ManualClock::auto_advance();
+/// let never = std::future::pending::<()>();
+/// assert_eq!(timeout(&clock, Duration::from_secs(2), never).await, None);
+/// assert_eq!(timeout(&clock, Duration::from_secs(2), async { 7 }).await, Some(7));
+/// # }
+/// ```
+pub async fn timeout<F: Future>(
+    clock: &dyn Clock,
+    limit: Duration,
+    future: F,
+) -> Option<F::Output> {
+    let future = std::pin::pin!(future);
+    match futures_util::future::select(future, clock.sleep(limit)).await {
+        futures_util::future::Either::Left((output, _)) => Some(output),
+        futures_util::future::Either::Right(((), _)) => None,
+    }
+}
+
 /// The real clock: wall-clock time, with tokio timers on native targets and JavaScript timers
 /// (`setTimeout`) on wasm32.
 ///

@@ -394,12 +394,9 @@ impl<'a> AuthContext<'a> {
         if left.is_zero() {
             return Err(Error::timeout(std::time::Duration::ZERO));
         }
-        let sleep = self.clock.sleep(left);
-        futures_util::pin_mut!(future);
-        match futures_util::future::select(future, sleep).await {
-            futures_util::future::Either::Left((result, _)) => result,
-            futures_util::future::Either::Right(_) => Err(Error::timeout(left)),
-        }
+        crate::time::timeout(self.clock, left, future)
+            .await
+            .unwrap_or_else(|| Err(Error::timeout(left)))
     }
 
     /// The vault key for `base`, with `\u{0}<principal>` appended under principal tenancy.

@@ -4,12 +4,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
 use tokio::sync::Semaphore;
 
 use super::rate::gcra_step;
 use super::{AcquireError, Grant, Permit};
-use crate::time::{Clock, Timestamp};
+use crate::time::{Clock, Timestamp, timeout};
 
 /// State that several limiters may share (the `pool: host` registry).
 #[derive(Debug)]
@@ -91,9 +90,9 @@ impl LocalLimiter {
                             if left.is_zero() {
                                 return Err(AcquireError::deadline(Duration::ZERO));
                             }
-                            match select(wait, self.clock.sleep(left)).await {
-                                Either::Left((slot, _)) => slot,
-                                Either::Right(_) => {
+                            match timeout(&*self.clock, left, wait).await {
+                                Some(slot) => slot,
+                                None => {
                                     return Err(AcquireError::deadline(
                                         self.clock.now().saturating_duration_since(start),
                                     ));
