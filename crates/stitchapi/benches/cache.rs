@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p stitchapi --bench cache`. Target: a hit under 5 µs.
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,24 +17,8 @@ use stitchapi::Cache;
 use stitchapi::cache::bench_support::BenchCache;
 use stitchapi::store::MemoryStore;
 use stitchapi::time::SystemClock;
+use support::per_call;
 use url::Url;
-
-fn per_call(iterations: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let mut rounds: Vec<f64> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(iterations)
-        })
-        .collect();
-    rounds.sort_by(f64::total_cmp);
-    rounds[rounds.len() / 2]
-}
 
 const BODY: &str = r#"{"id":12345,"name":"Ada Lovelace","email":"ada@example.com","roles":["admin","dev"],"active":true}"#;
 

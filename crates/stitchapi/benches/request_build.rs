@@ -3,29 +3,14 @@
 //! `cargo bench -p stitchapi --bench request_build`. Target: under 2 µs for a 3-parameter
 //! template, whole request included.
 
+mod support;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use serde_json::Value;
 use stitchapi::template::UrlTemplate;
 use stitchapi::{Input, Stitch};
-
-fn per_call(iterations: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let mut rounds: Vec<f64> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(iterations)
-        })
-        .collect();
-    rounds.sort_by(f64::total_cmp);
-    rounds[rounds.len() / 2]
-}
+use support::per_call;
 
 fn main() {
     let template =
