@@ -26,7 +26,7 @@ async fn a_rate_only_throttled_call_is_one_round_trip() {
         .build()
         .unwrap();
     let items = api.get("/items").build().unwrap();
-    items.call(Input::new()).await.unwrap(); // loads the script (EVALSHA, NOSCRIPT, EVAL)
+    items.call(Input::new()).await.unwrap(); // the first call also loads the script
 
     let mut monitor = Command::new("redis-cli")
         .args(["-p", &server.port.to_string(), "monitor"])
