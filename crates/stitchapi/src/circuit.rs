@@ -1,20 +1,25 @@
 //! The circuit breaker: fail fast after repeated failures, then let one trial call through.
 //!
-//! State lives in the store under `circuit:<key>` as `{"failures": n, "opened_at_ms": t}`
-//! (no TTL), so a shared store means a shared breaker. Phases:
+//! State lives in the store (keys in the [store docs](crate::store)), so a shared store
+//! means a shared breaker:
 //!
-//! - **closed** (`opened_at_ms == 0`): calls pass; the healthy path costs one store read and
-//!   no write;
+//! - `circuit:<key>:failures` counts consecutive failures with the store's atomic
+//!   `increment`, so concurrent failures across a fleet are all counted; the breaker opens at
+//!   the declared threshold, give or take the calls already in flight;
+//! - `circuit:<key>:opened` holds when it opened (milliseconds since the epoch).
+//!
+//! Phases:
+//!
+//! - **closed** (fewer failures than the threshold): calls pass; the healthy path costs one
+//!   store read and no write;
 //! - **open** (less than `cooldown` since it opened): calls fail with
 //!   [`ErrorKind::CircuitOpen`] (status 503, "circuit open") without touching the network;
-//! - **half-open** (`cooldown` elapsed): exactly one trial call at a time, fleet-wide. The
-//!   trial holds an `increment` lock at `circuit:<key>:trial:<opened_at_ms>` whose TTL is the
-//!   cooldown, so a crashed or cancelled trial frees it after one cooldown. A successful trial
-//!   closes the breaker; a failed one re-opens it with a fresh cooldown (a new epoch, so a new
-//!   lock).
-//!
-//! Failure counting is a read-modify-write, so across a fleet it is best-effort: concurrent
-//! failures may be counted once; the breaker then opens a failure or two later.
+//! - **half-open** (`cooldown` elapsed): exactly one trial call at a time. The trial holds an
+//!   owned lock at `circuit:<key>:trial` for as long as it runs (renewed every third of its
+//!   5 s TTL, so a trial longer than the cooldown is still alone; a crashed one frees it within
+//!   the TTL). A successful trial closes the breaker; a failed one re-opens it with a fresh
+//!   cooldown. On a fleet store without owned locks, the trial is exclusive within each
+//!   process only, which the build reports as a `warn` trace.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -33,16 +38,21 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::StatusCode;
+use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
 
 use crate::duration::DurationSpec;
 use crate::error::{Error, ErrorKind};
-use crate::store::{DynStore, Scope, StitchStoreExt, StoreError};
+use crate::flight::{DEFAULT_LOCK_TTL, FleetLock, HeldLock};
+use crate::store::keys::{self, CircuitKeys};
+use crate::store::{DynStore, Scope, StoreError, StoreErrorKind};
 use crate::time::Clock;
 
 /// A circuit breaker declaration: open after `failures` failed calls in a row, for `cooldown`.
@@ -67,7 +77,7 @@ impl Circuit {
         }
     }
 
-    /// Checks the declaration and binds it to `circuit:<key>` in `store`.
+    /// Checks the declaration and binds it to the `circuit:<key>:*` keys in `store`.
     pub fn build(
         &self,
         key: &str,
@@ -94,18 +104,37 @@ impl Circuit {
             return Err(Error::config(
                 "circuit",
                 format!(
-                    "the {} store is shared by a fleet but its `increment` is not atomic, so the half-open trial cannot be limited to one call",
+                    "the {} store is shared by a fleet but its `increment` is not atomic, so concurrent failures would be lost",
                     store.name()
                 ),
                 "use a store with an atomic increment, or a process-scoped store",
             ));
         }
+        let keys = keys::circuit(key);
+        let trial = if caps.owned_locks() {
+            Trial::Store(FleetLock::new(
+                store.clone(),
+                keys.trial.clone(),
+                DEFAULT_LOCK_TTL,
+            ))
+        } else {
+            if caps.scope == Scope::Fleet {
+                tracing::warn!(
+                    circuit = key,
+                    store = store.name(),
+                    "the {} store has no owned locks (conditional writes on a strongly consistent store): the circuit's half-open trial is exclusive within each process, not across the fleet",
+                    store.name()
+                );
+            }
+            Trial::Local(Arc::new(AtomicBool::new(false)))
+        };
         Ok(Breaker {
-            threshold: self.failures,
+            threshold: i64::from(self.failures),
             cooldown,
-            key: format!("circuit:{key}"),
+            keys,
             store,
             clock,
+            trial,
         })
     }
 }
@@ -147,34 +176,68 @@ impl<'de> Deserialize<'de> for Circuit {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct State {
-    failures: u32,
-    opened_at_ms: u64,
-}
-
-/// A circuit breaker bound to its store key. Cheap to clone.
+/// A circuit breaker bound to its store keys. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Breaker {
-    threshold: u32,
+    threshold: i64,
     cooldown: Duration,
-    key: String,
+    keys: CircuitKeys,
     store: DynStore,
     clock: Arc<dyn Clock>,
+    trial: Trial,
 }
 
-/// Leave to make one call; hand it back to [`Breaker::record`].
+/// Where the half-open trial's exclusivity lives.
+#[derive(Clone, Debug)]
+enum Trial {
+    /// An owned lock in the store: one trial across everything sharing it.
+    Store(FleetLock),
+    /// A flag in this process (a fleet store without owned locks).
+    Local(Arc<AtomicBool>),
+}
+
+/// Leave to make one call; run the call through [`hold`](Admission::hold) and hand the
+/// admission back to [`Breaker::record`].
 #[derive(Debug)]
 #[must_use = "record the call's outcome with Breaker::record"]
 pub struct Admission {
-    seen: State,
-    trial: bool,
+    /// The failures counted when the call was admitted.
+    seen: i64,
+    trial: Option<TrialHold>,
+}
+
+/// A held half-open trial; dropped (a cancelled call), it frees the trial.
+#[derive(Debug)]
+enum TrialHold {
+    Store(HeldLock),
+    Local {
+        /// Frees the trial when dropped.
+        _frees: LocalTrial,
+    },
+}
+
+#[derive(Debug)]
+struct LocalTrial(Arc<AtomicBool>);
+
+impl Drop for LocalTrial {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Admission {
     /// Whether this call is the half-open trial.
     pub fn is_trial(&self) -> bool {
-        self.trial
+        self.trial.is_some()
+    }
+
+    /// Runs the admitted call. A trial keeps its lock alive while `call` runs, so no second
+    /// trial starts however long it takes.
+    pub async fn hold<F: Future>(&self, clock: &dyn Clock, call: F) -> F::Output {
+        match &self.trial {
+            Some(TrialHold::Store(held)) => held.hold(clock, call).await,
+            _ => call.await,
+        }
     }
 }
 
@@ -191,63 +254,108 @@ pub enum Transition {
 }
 
 impl Breaker {
-    fn now_ms(&self) -> u64 {
-        self.clock.now().as_millis()
-    }
-
-    async fn read(&self) -> Result<State, StoreError> {
-        Ok(self.store.get_json(&self.key).await?.unwrap_or_default())
+    async fn read_number(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        let Some(bytes) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                StoreError::new(
+                    self.store.name(),
+                    "get",
+                    StoreErrorKind::InvalidData,
+                    format!("the circuit state at {key:?} is not a number"),
+                )
+            })
     }
 
     /// Before a call: one store read when closed. Open fails with `CircuitOpen` (status
     /// 503, "circuit open"); half-open admits exactly one trial at a time. A store failure is
     /// an error of kind `Store`.
     pub async fn admit(&self) -> Result<Admission, Error> {
-        let seen = self.read().await?;
-        if seen.opened_at_ms == 0 {
-            return Ok(Admission { seen, trial: false });
+        let seen = self.read_number(&self.keys.failures).await?.unwrap_or(0);
+        if seen < self.threshold {
+            return Ok(Admission { seen, trial: None });
         }
-        let since = Duration::from_millis(self.now_ms().saturating_sub(seen.opened_at_ms));
-        if since >= self.cooldown {
-            let lock = format!("{}:trial:{}", self.key, seen.opened_at_ms);
-            if self.store.increment(&lock, Some(self.cooldown)).await? == 1 {
-                return Ok(Admission { seen, trial: true });
-            }
+        // Open since `opened`; a breaker whose opener died before writing it is half-open.
+        let opened = self.read_number(&self.keys.opened).await?;
+        let now = self.clock.now().as_millis();
+        let cooled = opened.is_none_or(|opened| {
+            Duration::from_millis(now.saturating_sub(u64::try_from(opened).unwrap_or(0)))
+                >= self.cooldown
+        });
+        if cooled && let Some(trial) = self.take_trial().await? {
+            return Ok(Admission {
+                seen,
+                trial: Some(trial),
+            });
         }
         Err(circuit_open())
     }
 
-    /// After a call: a success closes the breaker (no write when it was already clean); a
-    /// failure counts, and opens the breaker at the threshold or when the trial failed.
-    pub async fn record(&self, admission: Admission, success: bool) -> Result<Transition, Error> {
-        if success {
-            // A clean breaker stays clean without a write (a trial always saw it open).
-            if admission.seen == State::default() {
-                return Ok(Transition::None);
-            }
-            self.store
-                .set_json(&self.key, &State::default(), None)
-                .await?;
-            return Ok(Transition::Closed);
-        }
-        let mut state = self.read().await?;
-        state.failures = state.failures.saturating_add(1);
-        let opened =
-            admission.trial || (state.opened_at_ms == 0 && state.failures >= self.threshold);
-        if opened {
-            state.opened_at_ms = self.now_ms().max(1);
-        }
-        self.store.set_json(&self.key, &state, None).await?;
-        Ok(if opened {
-            Transition::Opened
-        } else {
-            Transition::None
+    async fn take_trial(&self) -> Result<Option<TrialHold>, StoreError> {
+        Ok(match &self.trial {
+            Trial::Store(lock) => lock.try_acquire().await?.map(TrialHold::Store),
+            Trial::Local(flag) => flag
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+                .then(|| TrialHold::Local {
+                    _frees: LocalTrial(flag.clone()),
+                }),
         })
     }
 
-    /// The store key of the breaker (`circuit:<key>`).
+    /// After a call: a success closes the breaker (no write when it was already clean); a
+    /// failure is counted, and opens the breaker when it reaches the threshold or when the
+    /// trial failed.
+    pub async fn record(&self, admission: Admission, success: bool) -> Result<Transition, Error> {
+        let Admission { seen, trial } = admission;
+        let result = self.record_outcome(seen, trial.is_some(), success).await;
+        if let Some(TrialHold::Store(held)) = trial {
+            held.release().await;
+        }
+        result
+    }
+
+    async fn record_outcome(
+        &self,
+        seen: i64,
+        trial: bool,
+        success: bool,
+    ) -> Result<Transition, Error> {
+        if success {
+            // A clean breaker stays clean without a write.
+            if seen == 0 && !trial {
+                return Ok(Transition::None);
+            }
+            self.store.set(&self.keys.failures, None, None).await?;
+            if trial {
+                self.store.set(&self.keys.opened, None, None).await?;
+            }
+            return Ok(Transition::Closed);
+        }
+        let opened = if trial {
+            true
+        } else {
+            self.store.increment(&self.keys.failures, None).await? == self.threshold
+        };
+        if !opened {
+            return Ok(Transition::None);
+        }
+        let now = self.clock.now().as_millis().max(1);
+        self.store
+            .set(&self.keys.opened, Some(Bytes::from(now.to_string())), None)
+            .await?;
+        Ok(Transition::Opened)
+    }
+
+    /// The store key that counts the breaker's consecutive failures
+    /// (`circuit:<key>:failures`).
     pub fn key(&self) -> &str {
-        &self.key
+        &self.keys.failures
     }
 }
 

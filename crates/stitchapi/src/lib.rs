@@ -60,7 +60,7 @@
 //!   HTTP-date), optionally capped by `max_retry_after`, and never slept past the total
 //!   deadline: a wait that would cross it fails at once with a timeout error.
 //! - **Only safe retries of failures**: transport errors and per-attempt timeouts are retried
-//!   only for idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE), or when the stitch
+//!   only for idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE, QUERY), or when the stitch
 //!   carries an idempotency key or opts in with `retry_non_idempotent(true)`. A blind POST
 //!   retry could duplicate a write.
 //! - **Idempotency keys** ([`Idempotency`]): `idempotency()` adds a UUID v4
@@ -309,6 +309,7 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod event;
+mod flight;
 mod input;
 mod output;
 mod pipeline;

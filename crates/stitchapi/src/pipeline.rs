@@ -19,7 +19,7 @@ use serde_json::Value;
 use tracing::Instrument;
 use url::Url;
 
-use crate::auth::{Auth, AuthContext, AuthEvent};
+use crate::auth::{Auth, AuthContext, AuthEvent, CredentialId};
 use crate::cache::{Bypass, CacheKey, CachedResponse, KeyRequest, Outcome, ResponseCache};
 use crate::circuit::Transition;
 use crate::error::RedactedUrl;
@@ -317,8 +317,8 @@ async fn attempts<O: MaybeSend + 'static>(
             );
         };
         let auth_cx = AuthContext::new(
-            &*spec.vault,
-            &*spec.runtime.store,
+            &spec.vault,
+            &spec.runtime.store,
             clock,
             &*spec.runtime.transport,
         )
@@ -332,6 +332,10 @@ async fn attempts<O: MaybeSend + 'static>(
                     .map_err(|error| error.in_call(&outgoing.url, attempt - 1))?,
             ),
             None => None,
+        };
+        let (authed, credential) = match authed {
+            Some((authed, credential)) => (Some(authed), credential),
+            None => (None, None),
         };
         let request = authed.as_ref().unwrap_or(&outgoing);
         let sent = Box::pin(
@@ -382,7 +386,7 @@ async fn attempts<O: MaybeSend + 'static>(
                         || "refresh".to_owned(),
                         None,
                     );
-                    auth.refresh(&auth_cx)
+                    auth.refresh(credential, &auth_cx)
                         .await
                         .map_err(|error| error.in_call(&outgoing.url, attempt))?;
                     attempt -= 1;
@@ -538,7 +542,7 @@ async fn cached<O: MaybeSend + 'static>(
             return uncached(outgoing).await;
         }
     };
-    let lookup = match cache.get(&key).await {
+    let lookup = match cache.get(&key, &outgoing.headers).await {
         Ok(lookup) => lookup,
         Err(error) => {
             // The cache is an optimisation: a failing store serves the call uncached.
@@ -568,8 +572,10 @@ async fn cached<O: MaybeSend + 'static>(
         report("miss".to_owned());
     }
     let request_url = outgoing.url.clone();
+    // The response's `Vary` is matched against the request's headers after the fetch.
+    let request_headers = outgoing.headers.clone();
     let leader: std::sync::Mutex<Option<Fetched<O>>> = std::sync::Mutex::new(None);
-    let served = Box::pin(cache.fill(&lookup.slot, || async {
+    let served = Box::pin(cache.fill(&lookup.slot, &request_headers, || async {
         let (received, attempts) =
             guarded(inner, principal, outgoing, keyed, started, emitter).await?;
         let (parts, body) = received.response.into_parts();
@@ -588,8 +594,8 @@ async fn cached<O: MaybeSend + 'static>(
     if !matches!(served.outcome, Outcome::Fetched { waited: false }) {
         report(served.outcome.detail().to_owned());
     }
-    if let Some(error) = &served.store_error {
-        report(format!("not stored: {error}"));
+    if let Some(why) = &served.not_stored {
+        report(format!("not stored: {why}"));
     }
     let fetched = leader.into_inner().unwrap_or_else(|e| e.into_inner());
     let (data, url, headers, attempts) = match fetched {
@@ -612,9 +618,13 @@ async fn cached<O: MaybeSend + 'static>(
     })
 }
 
-/// A copy of `outgoing` with the credential applied; the headers the strategy added are
-/// recorded so a cross-origin redirect drops them.
-async fn authenticate(auth: &Auth, outgoing: &Outgoing, cx: &AuthContext<'_>) -> Result<Outgoing> {
+/// A copy of `outgoing` with the credential applied, and which credential it carries; the
+/// headers the strategy added are recorded so a cross-origin redirect drops them.
+async fn authenticate(
+    auth: &Auth,
+    outgoing: &Outgoing,
+    cx: &AuthContext<'_>,
+) -> Result<(Outgoing, Option<CredentialId>)> {
     let mut request = outgoing.clone();
     let applied = auth
         .apply(&request.method, &mut request.url, &mut request.headers, cx)
@@ -623,7 +633,7 @@ async fn authenticate(auth: &Auth, outgoing: &Outgoing, cx: &AuthContext<'_>) ->
         request.uri = redirect::uri_of(&request.url)?;
     }
     request.credential_headers = applied.credential_headers;
-    Ok(request)
+    Ok((request, applied.credential))
 }
 
 /// Acquires the stitch's throttle gates, reporting waits and fail-open fallbacks as events.
@@ -709,7 +719,12 @@ async fn guarded<O: MaybeSend + 'static>(
             None,
         );
     }
-    let fetched = attempts(inner, principal, outgoing, keyed, started, emitter).await;
+    let fetched = admission
+        .hold(
+            clock,
+            attempts(inner, principal, outgoing, keyed, started, emitter),
+        )
+        .await;
     let success = match &fetched {
         Ok(_) => true,
         Err(error) => !is_service_failure(error),

@@ -7,10 +7,11 @@ use http::Method;
 use serde_json::Value;
 use url::Url;
 
+use crate::cache::Fills;
 use crate::error::{Error, Result};
 use crate::settings::{Settings, settings_setters};
 use crate::stitch::StitchBuilder;
-use crate::store::StitchStore;
+use crate::store::{StitchStore, keys};
 use crate::throttle::{Limiter, Pool};
 
 /// Stitches that share a base URL, headers, retry and timeout defaults, and one transport,
@@ -46,6 +47,8 @@ struct SeamInner {
     store: Arc<dyn StitchStore>,
     /// The seam's throttle bucket, shared by every member.
     limiter: Option<Limiter>,
+    /// Cache fills in flight, shared by every member, however and whenever it was built.
+    fills: Arc<Fills>,
 }
 
 impl Seam {
@@ -91,7 +94,9 @@ impl Seam {
 
     /// A handle on this seam for `principal` (an end user): members declared through it keep
     /// their auth sessions and cache entries apart from other principals'; the store, clock,
-    /// transport and throttle budget stay shared.
+    /// transport, throttle budget and in-flight coalescing stay shared, so members built per
+    /// request (`seam.as_principal(who).get(..).build()` in a handler) coalesce identical
+    /// calls like long-lived ones.
     ///
     /// ```
     /// let api = stitchapi::Seam::builder("https://api.example.com").build().unwrap();
@@ -123,7 +128,7 @@ impl Seam {
     /// Drops every cached response of every member of this seam (one store write: the seam's
     /// cache generation moves on; entries expire by their TTL).
     pub async fn invalidate(&self) -> Result<()> {
-        crate::cache::invalidate_seam(&**self.store(), Some(&state_id(self.id()))).await
+        crate::cache::invalidate_seam(&**self.store(), Some(&keys::seam_state(self.id()))).await
     }
 
     /// Closes the seam's store (the memory store clears itself).
@@ -142,6 +147,10 @@ impl Seam {
 
     pub(crate) fn limiter(&self) -> Option<&Limiter> {
         self.inner.limiter.as_ref()
+    }
+
+    pub(crate) fn fills(&self) -> &Arc<Fills> {
+        &self.inner.fills
     }
 
     /// `base` + `/` + `path`, with exactly one slash between them.
@@ -227,7 +236,7 @@ impl SeamBuilder {
             Some(throttle) => {
                 let key = match throttle.pool_kind() {
                     Pool::Host => host_key(&parsed),
-                    Pool::Stitch => state_id(&id),
+                    Pool::Stitch => keys::seam_state(&id),
                 };
                 throttle.build(&key, runtime.store.clone(), runtime.clock.clone())?
             }
@@ -244,6 +253,7 @@ impl SeamBuilder {
                 settings: self.settings,
                 store: runtime.store,
                 limiter,
+                fills: Arc::default(),
             }),
         })
     }
@@ -255,12 +265,6 @@ impl fmt::Debug for SeamBuilder {
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
     }
-}
-
-/// The id a seam's shared state is stored under (its throttle bucket and its cache
-/// generation): `seam:<name or base URL>`, the same in every process that declares the seam.
-pub(crate) fn state_id(seam_id: &str) -> String {
-    format!("seam:{seam_id}")
 }
 
 /// The throttle key of a host pool: the host, with its port when it is not the default.

@@ -29,7 +29,7 @@ use crate::query::ArrayFormat;
 use crate::runtime::MaybeSend;
 use crate::seam::Seam;
 use crate::settings::{DEFAULT_MAX_RESPONSE_BYTES, Runtime, Settings, settings_setters};
-use crate::store::{DynStore, PrefixedStore};
+use crate::store::{DynStore, PrefixedStore, Scope, keys};
 use crate::template::UrlTemplate;
 use crate::throttle::{Limiter, Pool, Throttle};
 
@@ -606,8 +606,11 @@ impl<O: 'static> StitchBuilder<O> {
         };
         let vault: DynStore = Arc::new(PrefixedStore::new(
             runtime.store.clone(),
-            crate::auth::VAULT_PREFIX,
+            keys::VAULT_PREFIX,
         ));
+        if settings.auth.is_some() {
+            report_local_single_flight(&name, &runtime.store);
+        }
         let cache = match &settings.cache {
             Some(cache) if !self.sensitive => Some(ResponseCache::new(
                 cache.resolve("cache")?,
@@ -615,12 +618,12 @@ impl<O: 'static> StitchBuilder<O> {
                 runtime.clock.clone(),
                 CacheIds {
                     stitch_id: name.to_string(),
-                    seam_id: self
-                        .seam
-                        .as_ref()
-                        .map(|seam| crate::seam::state_id(seam.id())),
+                    seam_id: self.seam.as_ref().map(|seam| keys::seam_state(seam.id())),
                 },
-            )?),
+                self.seam
+                    .as_ref()
+                    .map_or_else(Arc::default, |seam| seam.fills().clone()),
+            )),
             _ => None,
         };
         let spec = Spec {
@@ -651,6 +654,21 @@ impl<O: 'static> StitchBuilder<O> {
                 .and_then(|seam| seam.principal().cloned()),
             inner: Arc::new(StitchInner { spec, output }),
         })
+    }
+}
+
+/// Token refreshes and logins are single-flight across a fleet only over a store with owned
+/// locks; over a fleet store without them they are single-flight in each process, said here
+/// once, when the stitch is built.
+fn report_local_single_flight(stitch: &str, store: &DynStore) {
+    let caps = store.capabilities();
+    if caps.scope == Scope::Fleet && !caps.owned_locks() {
+        tracing::warn!(
+            stitch,
+            store = store.name(),
+            "the {} store has no owned locks (conditional writes on a strongly consistent store): token refreshes and logins are single-flight within each process, not across the fleet",
+            store.name()
+        );
     }
 }
 

@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::Method;
 use stitchapi::auth::{
-    Auth, AuthContext, CookieSession, LoginFailure, LoginOutcome, OAuth2, Secret, VAULT_PREFIX,
+    Auth, AuthContext, CookieSession, CredentialId, LoginFailure, LoginOutcome, OAuth2, Secret,
+    VAULT_PREFIX,
 };
-use stitchapi::store::PrefixedStore;
+use stitchapi::store::{DynStore, PrefixedStore};
 use stitchapi::testing::FleetStore;
 use stitchapi::time::{SystemClock, Timestamp};
 use stitchapi::transport::ReqwestTransport;
@@ -94,17 +95,18 @@ async fn start() -> (Arc<Server>, u16) {
 }
 
 /// One "process": a store view, a clock and a transport.
-struct Process<S: StitchStore + Clone> {
-    store: S,
-    vault: PrefixedStore<S>,
+struct Process {
+    store: DynStore,
+    vault: DynStore,
     clock: SystemClock,
     transport: ReqwestTransport,
 }
 
-impl<S: StitchStore + Clone> Process<S> {
-    fn new(store: S) -> Self {
+impl Process {
+    fn new(store: impl StitchStore) -> Self {
+        let store: DynStore = Arc::new(store);
         Process {
-            vault: PrefixedStore::new(store.clone(), VAULT_PREFIX),
+            vault: Arc::new(PrefixedStore::new(store.clone(), VAULT_PREFIX)),
             store,
             clock: SystemClock::new(),
             transport: ReqwestTransport::new(),
@@ -221,8 +223,9 @@ async fn oauth2_forced_refresh_refresh_token_grant_and_failure() {
         Some("Bearer tok-1")
     );
     assert!(auth.should_refresh(StatusCode::UNAUTHORIZED, &HeaderMap::new(), b""));
-    tokio::time::sleep(Duration::from_millis(1100)).await; // past the refresh grace
-    auth.refresh(&cx).await.unwrap();
+    auth.refresh(Some(CredentialId::of(b"tok-1")), &cx)
+        .await
+        .unwrap();
     assert_eq!(
         header(&auth, &cx, "https://api.test/", "authorization")
             .await
@@ -309,8 +312,15 @@ async fn cookie_session_login_replay_relogin_principals_and_scoping() {
 
     // 401: one re-login, even with concurrent refreshers.
     assert!(auth.should_refresh(StatusCode::UNAUTHORIZED, &HeaderMap::new(), b""));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let refreshed = futures_util::future::join_all((0..5).map(|_| auth.refresh(&alice))).await;
+    let stored = alice
+        .vault
+        .get("cookie:session\u{0}alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let rejected = Some(CredentialId::of(&stored));
+    let refreshed =
+        futures_util::future::join_all((0..5).map(|_| auth.refresh(rejected, &alice))).await;
     assert!(refreshed.iter().all(Result::is_ok));
     assert_eq!(server.logins.load(Ordering::SeqCst), 3);
     assert_eq!(

@@ -59,7 +59,7 @@ async fn the_memory_store_passes_in_virtual_time() {
     let report = store_conformance(&store, in_virtual_time(&clock)).await;
     report.assert_ok();
     assert_every_rule_ran(&report);
-    assert_eq!(report.passed.len(), 24);
+    assert_eq!(report.passed.len(), 32);
     // The kit waited on the manual clock, not for real.
     assert!(clock.now().saturating_duration_since(started) >= Duration::from_millis(110));
 }
@@ -141,19 +141,19 @@ async fn the_key_prefix_option_namespaces_every_key() {
         store_conformance(&store, in_virtual_time(&clock).with_key_prefix("ci/run-9/")).await;
     report.assert_ok();
     let keys = store.keys.lock().unwrap();
-    assert!(keys.len() > 20);
+    assert!(keys.len() > 10);
     for key in keys.iter() {
         assert!(key.starts_with("ci/run-9/stitch-conformance:"), "{key}");
     }
     assert!(keys.iter().any(|k| k.contains(":set-a-ttl-entry-expires:")));
     // Without the optional verbs, their rules are skipped and named with the capability.
-    assert_eq!(report.skipped.len(), 10);
-    assert!(
-        report
-            .skipped
-            .iter()
-            .all(|(_, cap)| *cap == "reserve" || *cap == "lease")
-    );
+    assert_eq!(report.skipped.len(), 19);
+    for capability in ["atomic_increment", "reserve", "lease", "conditional_writes"] {
+        assert!(
+            report.skipped.iter().any(|(_, cap)| *cap == capability),
+            "{capability}"
+        );
+    }
     assert!(
         report
             .skipped
@@ -186,6 +186,14 @@ enum Flaw {
     LeaseOffByOne,
     /// `release` of a token that holds nothing is an error.
     ReleaseUnknownFails,
+    /// `reserve` commits the cell even when the grant is past `latest`.
+    ReserveChargesRefused,
+    /// `create` writes whether or not the key is there.
+    CreateOverwrites,
+    /// `renew_if` renews whatever the key holds.
+    RenewIfAnyValue,
+    /// `delete_if` deletes whatever the key holds.
+    DeleteIfAnyValue,
     /// `increment` panics.
     PanickingIncrement,
 }
@@ -317,20 +325,65 @@ impl StitchStore for Broken {
         key: &str,
         spacing: Duration,
         now: Timestamp,
+        latest: Option<Timestamp>,
         ttl: Option<Duration>,
-    ) -> Result<Timestamp, StoreError> {
+    ) -> Result<Reservation, StoreError> {
         match self.flaw {
             Flaw::MillisecondCells => {
                 let spacing =
                     Duration::from_millis(u64::try_from(spacing.as_millis()).unwrap_or(u64::MAX));
-                self.inner.reserve(key, spacing, now, ttl).await
+                self.inner.reserve(key, spacing, now, latest, ttl).await
             }
             Flaw::ReserveTtlNotRefreshed => {
                 let ttl = self.remaining(key, ttl).or(ttl);
-                self.inner.reserve(key, spacing, now, ttl).await
+                self.inner.reserve(key, spacing, now, latest, ttl).await
             }
-            _ => self.inner.reserve(key, spacing, now, ttl).await,
+            Flaw::ReserveChargesRefused => {
+                let at = self.inner.reserve(key, spacing, now, None, ttl).await?.at();
+                Ok(match latest {
+                    Some(latest) if at > latest => Reservation::Refused(at),
+                    _ => Reservation::Granted(at),
+                })
+            }
+            _ => self.inner.reserve(key, spacing, now, latest, ttl).await,
         }
+    }
+
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        if self.flaw == Flaw::CreateOverwrites {
+            self.inner.set(key, Some(value), ttl).await?;
+            return Ok(true);
+        }
+        self.inner.create(key, value, ttl).await
+    }
+
+    async fn renew_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        if self.flaw == Flaw::RenewIfAnyValue {
+            let Some(held) = self.inner.get(key).await? else {
+                return Ok(false);
+            };
+            return self.inner.renew_if(key, &held, ttl).await;
+        }
+        self.inner.renew_if(key, expected, ttl).await
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        if self.flaw == Flaw::DeleteIfAnyValue {
+            let held = self.inner.get(key).await?.is_some();
+            self.inner.set(key, None, None).await?;
+            return Ok(held);
+        }
+        self.inner.delete_if(key, expected).await
     }
 
     async fn lease(
@@ -411,7 +464,7 @@ async fn a_store_that_ignores_set_ttls_fails_the_expiry_rule() {
     assert_violates_exactly(&report, &["set: a ttl entry expires"]);
     let text = report.to_string();
     assert!(
-        text.starts_with("StitchAPI store contract: 1 violation(s), 23 rule(s) passed\n  - set: a ttl entry expires: get 110ms after a set with ttl 60ms"),
+        text.starts_with("StitchAPI store contract: 1 violation(s), 31 rule(s) passed\n  - set: a ttl entry expires: get 110ms after a set with ttl 60ms"),
         "{text}"
     );
 }
@@ -469,16 +522,36 @@ async fn a_store_without_atomic_increment_skips_the_concurrency_rule() {
             key: &str,
             spacing: Duration,
             now: Timestamp,
+            latest: Option<Timestamp>,
             ttl: Option<Duration>,
-        ) -> Result<Timestamp, StoreError> {
-            self.0.reserve(key, spacing, now, ttl).await
+        ) -> Result<Reservation, StoreError> {
+            self.0.reserve(key, spacing, now, latest, ttl).await
+        }
+        async fn create(
+            &self,
+            key: &str,
+            value: Bytes,
+            ttl: Option<Duration>,
+        ) -> Result<bool, StoreError> {
+            self.0.create(key, value, ttl).await
+        }
+        async fn renew_if(
+            &self,
+            key: &str,
+            expected: &[u8],
+            ttl: Duration,
+        ) -> Result<bool, StoreError> {
+            self.0.renew_if(key, expected, ttl).await
+        }
+        async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+            self.0.delete_if(key, expected).await
         }
     }
 
     let (broken, clock) = Broken::new(Flaw::RacyIncrement);
     let report = store_conformance(&Honest(broken), in_virtual_time(&clock)).await;
     report.assert_ok();
-    assert_eq!(report.passed.len(), 24 - 1 - 5);
+    assert_eq!(report.passed.len(), 32 - 1 - 5);
     assert_eq!(
         report.skipped[0],
         (
@@ -553,6 +626,65 @@ async fn failing_release_of_an_unknown_token_fails_the_no_op_rule() {
     );
 }
 
+/// The old `reserve`, which charged a caller it then refused.
+#[tokio::test]
+async fn a_reserve_that_charges_refused_callers_fails_the_latest_rule() {
+    let report = check(Flaw::ReserveChargesRefused).await;
+    assert_violates_exactly(
+        &report,
+        &["reserve: a grant past `latest` is refused and changes nothing"],
+    );
+    assert!(
+        report.violations[0]
+            .detail
+            .contains("a refusal must not move the cell"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_create_that_overwrites_fails_the_create_rules() {
+    let report = check(Flaw::CreateOverwrites).await;
+    assert_violates_exactly(
+        &report,
+        &[
+            "create: writes a missing key and refuses a present one",
+            "create: of 20 concurrent creates exactly one wins",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_renewal_that_ignores_the_owner_fails_the_ownership_rules() {
+    let report = check(Flaw::RenewIfAnyValue).await;
+    assert_violates_exactly(
+        &report,
+        &[
+            "renew_if: only the expected value's ttl is renewed",
+            "owned lock: a stale owner's release and renewal leave the new owner's lock alone",
+        ],
+    );
+}
+
+/// The old lock release: an unconditional delete.
+#[tokio::test]
+async fn a_release_that_ignores_the_owner_fails_the_ownership_rules() {
+    let report = check(Flaw::DeleteIfAnyValue).await;
+    assert_violates_exactly(
+        &report,
+        &[
+            "delete_if: only the expected value is deleted",
+            "owned lock: a stale owner's release and renewal leave the new owner's lock alone",
+        ],
+    );
+    let stale = report
+        .violations
+        .iter()
+        .find(|v| v.rule.starts_with("owned lock"))
+        .unwrap();
+    assert!(stale.detail.contains("a's late release"), "{report}");
+}
+
 #[tokio::test]
 async fn a_panicking_store_is_reported_not_fatal() {
     let report = check(Flaw::PanickingIncrement).await;
@@ -577,7 +709,7 @@ async fn a_panicking_store_is_reported_not_fatal() {
 
 #[tokio::test]
 #[should_panic(
-    expected = "StitchAPI store contract: 1 violation(s), 23 rule(s) passed\n  - \
+    expected = "StitchAPI store contract: 1 violation(s), 31 rule(s) passed\n  - \
                            set: a zero ttl means no expiry: "
 )]
 async fn assert_ok_panics_with_the_report() {

@@ -120,7 +120,7 @@ async fn concurrency_cap_is_never_exceeded_fleet_wide() {
         &clock,
     );
     let b = build(Throttle::new().concurrency(3), "k", Arc::new(store), &clock);
-    assert!(a.is_fleet());
+    assert!(a.is_store_backed());
     // Half the tasks on each "process".
     let in_flight = Arc::new(AtomicUsize::new(0));
     let max = Arc::new(AtomicUsize::new(0));
@@ -244,12 +244,8 @@ async fn waits_are_bounded_by_the_deadline() {
         let error = limiter.acquire(Some(t0 + MS * 500)).await.unwrap_err();
         assert!(matches!(error, AcquireError::DeadlineExceeded { waited } if waited.is_zero()));
         assert_eq!(clock.now(), t0, "no time passed");
-        if limiter.is_fleet() {
-            // The store's `reserve` cannot be undone: the refused grant still took its slot.
-            clock.advance(Duration::from_secs(5));
-            continue;
-        }
-        // A deadline at the grant is met.
+        // A deadline at the grant is met: the refused acquire cost nothing, in the process
+        // and in the store alike.
         let task = {
             let limiter = limiter.clone();
             tokio::spawn(async move { limiter.acquire(Some(t0 + Duration::from_secs(1))).await })
@@ -494,46 +490,70 @@ async fn a_member_throttle_chained_after_the_seam_bucket_can_only_tighten() {
 }
 
 #[tokio::test]
-async fn a_host_pool_shares_one_budget_across_stitches() {
+async fn a_host_pool_shares_one_budget_across_stitches_over_one_store() {
     let clock = ManualClock::new();
     let host = "pool-test.example.com:8443";
-    let a = build(
-        Throttle::rate("5/s").pool(Pool::Host),
-        host,
-        memory(&clock),
-        &clock,
-    );
-    let b = build(
-        Throttle::rate("5/s").pool(Pool::Host),
-        host,
-        memory(&clock),
-        &clock,
-    );
+    let host_pool = || Throttle::rate("5/s").pool(Pool::Host);
+    // Over one store (in one process), stitches aimed at one host share its budget.
+    let store = memory(&clock);
+    let a = build(host_pool(), host, store.clone(), &clock);
+    let b = build(host_pool(), host, store, &clock);
+    assert!(a.is_store_backed());
     let times = grant_times(&clock, vec![a.clone(), b.clone(), a, b]).await;
     assert_eq!(times, spaced(4, MS * 200));
 
-    // Without the host pool, two stitches have their own budgets.
-    let a = build(Throttle::rate("5/s"), host, memory(&clock), &clock);
-    let b = build(Throttle::rate("5/s"), host, memory(&clock), &clock);
+    // Over another store, the same host has its own budget.
+    let a = build(host_pool(), host, memory(&clock), &clock);
+    let b = build(host_pool(), host, memory(&clock), &clock);
+    let times = grant_times(&clock, vec![a, b]).await;
+    assert_eq!(times, vec![Duration::ZERO; 2]);
+
+    // Without the host pool, two stitches over one store have their own budgets.
+    let store = memory(&clock);
+    let a = build(Throttle::rate("5/s"), "a", store.clone(), &clock);
+    let b = build(Throttle::rate("5/s"), "b", store, &clock);
     let times = grant_times(&clock, vec![a, b]).await;
     assert_eq!(times, vec![Duration::ZERO; 2]);
 
     // Fleet-wide, the key is the host: two stitches share the store's cell.
     let store = FleetStore::new(&clock);
-    let a = build(
-        Throttle::rate("5/s").pool(Pool::Host),
-        host,
-        Arc::new(store.clone()),
-        &clock,
-    );
-    let b = build(
-        Throttle::rate("5/s").pool(Pool::Host),
-        host,
-        Arc::new(store),
-        &clock,
-    );
+    let a = build(host_pool(), host, Arc::new(store.clone()), &clock);
+    let b = build(host_pool(), host, Arc::new(store), &clock);
     let times = grant_times(&clock, vec![a, b]).await;
     assert_eq!(times, spaced(2, MS * 200));
+}
+
+/// Regression: a process-wide registry let the first host-pool limiter built for a host fix
+/// that host's cap for every seam in the process, whatever their stores.
+#[tokio::test]
+async fn two_seams_with_different_host_caps_keep_their_own_caps() {
+    let clock = ManualClock::new();
+    let host = "caps.example.com";
+    let capped = |cap| Throttle::new().concurrency(cap).pool(Pool::Host);
+    // Built first, with a cap of 1, in its own seam (its own default store).
+    let first = build(capped(1), host, memory(&clock), &clock);
+    let second = build(capped(3), host, memory(&clock), &clock);
+    check_cap(second, &clock, 3).await;
+    check_cap(first.clone(), &clock, 1).await;
+
+    // Over one shared store the holders are shared, and each limiter keeps its own cap: the
+    // cap-1 seam never runs beside anything, the cap-3 seam fills up to 3.
+    let store = memory(&clock);
+    let narrow = build(capped(1), host, store.clone(), &clock);
+    let wide = build(capped(3), host, store, &clock);
+    let _held = narrow.acquire(None).await.unwrap();
+    let t0 = clock.now();
+    assert!(matches!(
+        narrow.acquire(Some(t0)).await,
+        Err(AcquireError::DeadlineExceeded { .. })
+    ));
+    let w1 = wide.acquire(Some(t0)).await.unwrap();
+    let w2 = wide.acquire(Some(t0)).await.unwrap();
+    assert!(matches!(
+        wide.acquire(Some(t0)).await,
+        Err(AcquireError::DeadlineExceeded { .. })
+    ));
+    drop((w1, w2));
 }
 
 #[tokio::test]

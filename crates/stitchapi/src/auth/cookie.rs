@@ -9,12 +9,13 @@ use http::header::SET_COOKIE;
 use http::{HeaderMap, StatusCode};
 use url::Url;
 
-use super::flight::{FlightTiming, Flights, REFRESH_GRACE};
-use super::{AuthContext, AuthRequest, AuthStrategy};
+use super::{AuthContext, AuthRequest, AuthStrategy, CredentialId};
 use crate::error::{Error, ErrorKind};
+use crate::flight::{self, DEFAULT_LOCK_TTL, Flights, Flown};
 use crate::input::Input;
 use crate::runtime::{BoxFuture, MaybeSend, MaybeSync};
 use crate::stitch::Stitch;
+use crate::store::keys;
 use crate::tenancy::Tenancy;
 
 const NO_PRINCIPAL: &str = "cookie_session with tenancy 'principal' (the default) requires a bound principal: call through seam.as_principal(id), or set tenancy(App)";
@@ -147,7 +148,9 @@ where
 /// The cookies are kept in the vault as a serialised RFC 6265 jar under
 /// `cookie:<key or name>` (or `jar:<key or *>` in jar mode) plus `\u{0}<principal>`, and
 /// replayed on later calls only to the hosts and paths they were set for. A 401 (or the
-/// [`refresh_when`](CookieSession::refresh_when) predicate) triggers one re-login.
+/// [`refresh_when`](CookieSession::refresh_when) predicate) triggers one re-login, unless the
+/// vault already holds another session than the one the server rejected. Logins are
+/// single-flight in the process and, over a fleet store with owned locks, across the fleet.
 ///
 /// Sessions are per principal by default and fail closed without one.
 ///
@@ -178,7 +181,7 @@ pub struct CookieSession {
     refresh_on: Vec<u16>,
     refresh_when: Option<Arc<dyn RefreshWhen>>,
     hooks: Vec<Arc<dyn OutcomeHook>>,
-    timing: FlightTiming,
+    lock_ttl: Duration,
     flights: Arc<Flights<Bytes>>,
 }
 
@@ -223,7 +226,7 @@ impl CookieSession {
             refresh_on: vec![401],
             refresh_when: None,
             hooks: Vec::new(),
-            timing: FlightTiming::default(),
+            lock_ttl: DEFAULT_LOCK_TTL,
             flights: Arc::default(),
         }
     }
@@ -272,46 +275,55 @@ impl CookieSession {
         self
     }
 
-    /// The fleet login lock's TTL, also the longest another process waits (default 10 s).
+    /// The TTL of the fleet login lock (default 5 s): how long a process that died while
+    /// logging in blocks the others. A live one renews it; the others wait for its session
+    /// within their call's timeout.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
-        self.timing.lock_ttl = ttl;
+        self.lock_ttl = ttl;
         self
     }
 
     fn vault_key(&self, cx: &AuthContext<'_>) -> Result<String, Error> {
-        let base = match (&self.cookie, &self.key) {
-            (Some(name), key) => format!("cookie:{}", key.as_deref().unwrap_or(name)),
-            (None, key) => format!("jar:{}", key.as_deref().unwrap_or("*")),
-        };
+        let base = keys::cookie_session(self.cookie.as_deref(), self.key.as_deref());
         cx.scoped_key(base, self.tenancy, NO_PRINCIPAL)
     }
 
-    /// The stored session, single-flight logging in when there is none (or it is `stale`).
+    /// The stored session, single-flight logging in when there is none, or (`replacing`)
+    /// when it is still the one the server rejected (`Some(None)`: unknown, so log in).
     async fn session(
         &self,
         cx: &AuthContext<'_>,
         key: &str,
-        stale: Option<Bytes>,
+        replacing: Option<Option<CredentialId>>,
     ) -> Result<Bytes, Error> {
-        let since = cx
-            .clock
-            .now()
-            .as_millis()
-            .saturating_sub(REFRESH_GRACE.as_millis() as u64);
         let done = || async {
-            match cx.vault.get(key).await? {
-                Some(bytes) if Some(&bytes) != stale.as_ref() => Ok(Some(bytes)),
-                Some(bytes) => {
-                    let recent = serde_json::from_slice::<SessionRecord>(&bytes)
-                        .is_ok_and(|record| record.at >= since);
-                    Ok(recent.then_some(bytes))
-                }
-                None => Ok(None),
-            }
+            let stored = cx.vault.get(key).await?;
+            Ok(stored.filter(|session| match replacing {
+                None => true,
+                Some(rejected) => rejected.is_some_and(|id| CredentialId::of(session) != id),
+            }))
         };
-        self.flights
-            .run(cx, "cookie", key, self.timing, done, || self.login(cx, key))
-            .await
+        let login = || async {
+            // Another caller may have logged in since this one looked.
+            if let Some(session) = done().await? {
+                return Ok(session);
+            }
+            self.login(cx, key).await
+        };
+        let (session, flown) = self
+            .flights
+            .run(key, || async {
+                let fleet = cx.fleet_flight(key, self.lock_ttl);
+                flight::lead(fleet, done, login).await
+            })
+            .await?;
+        if matches!(
+            flown,
+            Some(Flown::FleetFilled | Flown::Led { waited: true })
+        ) {
+            cx.emit("cookie", "wait", "waited for another process's login");
+        }
+        Ok(session)
     }
 
     async fn login(&self, cx: &AuthContext<'_>, key: &str) -> Result<Bytes, Error> {
@@ -450,6 +462,7 @@ impl AuthStrategy for CookieSession {
                 }
             })
             .await?;
+        request.set_credential_id(CredentialId::of(&jar));
         self.replay(&jar, request)
     }
 
@@ -461,13 +474,15 @@ impl AuthStrategy for CookieSession {
                 .is_some_and(|p| p.check(status, headers, body))
     }
 
-    async fn refresh(&self, cx: &AuthContext<'_>) -> Result<(), Error> {
+    async fn refresh(
+        &self,
+        rejected: Option<CredentialId>,
+        cx: &AuthContext<'_>,
+    ) -> Result<(), Error> {
         let key = self.vault_key(cx)?;
-        cx.within(async {
-            let stale = cx.vault.get(&key).await?;
-            self.session(cx, &key, stale).await.map(drop)
-        })
-        .await
+        cx.within(self.session(cx, &key, Some(rejected)))
+            .await
+            .map(drop)
     }
 }
 
@@ -482,13 +497,13 @@ mod tests {
     use super::super::{Auth, VAULT_PREFIX};
     use super::*;
     use crate::Retry;
-    use crate::store::{MemoryStore, PrefixedStore, StitchStore};
+    use crate::store::{DynStore, MemoryStore, PrefixedStore};
     use crate::testing::{MockResponse, MockTransport};
     use crate::time::ManualClock;
 
     struct Env {
-        store: Arc<MemoryStore>,
-        vault: PrefixedStore<Arc<MemoryStore>>,
+        store: DynStore,
+        vault: DynStore,
         clock: Arc<ManualClock>,
         mock: MockTransport,
     }
@@ -497,9 +512,9 @@ mod tests {
         fn new() -> Env {
             let clock = Arc::new(ManualClock::new());
             clock.advance(Duration::from_secs(1_000));
-            let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+            let store: DynStore = Arc::new(MemoryStore::with_clock(clock.clone()));
             Env {
-                vault: PrefixedStore::new(store.clone(), VAULT_PREFIX),
+                vault: Arc::new(PrefixedStore::new(store.clone(), VAULT_PREFIX)),
                 store,
                 clock,
                 mock: MockTransport::new(),
@@ -688,8 +703,10 @@ mod tests {
         assert!(auth.should_refresh(StatusCode::OK, &none, b"<form id=login>"));
         assert!(!auth.should_refresh(StatusCode::OK, &none, b"{\"ok\":true}"));
         assert!(!auth.should_refresh(StatusCode::FORBIDDEN, &none, b""));
-        env.clock.advance(Duration::from_secs(5));
-        let results = futures_util::future::join_all((0..5).map(|_| auth.refresh(&cx))).await;
+        let stored = env.vault.get("cookie:session").await.unwrap().unwrap();
+        let rejected = Some(CredentialId::of(&stored));
+        let results =
+            futures_util::future::join_all((0..5).map(|_| auth.refresh(rejected, &cx))).await;
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(
             cookie_for(&auth, &cx, "https://a.test/")

@@ -187,7 +187,7 @@ mod tests {
         url: &str,
         headers: &mut HeaderMap,
     ) -> (Url, super::super::Applied) {
-        let store = MemoryStore::new();
+        let store: crate::store::DynStore = std::sync::Arc::new(MemoryStore::new());
         let clock = ManualClock::new();
         let transport = MockTransport::new();
         let cx = AuthContext::new(&store, &store, &clock, &transport);
@@ -274,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_secret_value_is_an_auth_error_without_the_value() {
-        let store = MemoryStore::new();
+        let store: crate::store::DynStore = std::sync::Arc::new(MemoryStore::new());
         let clock = ManualClock::new();
         let transport = MockTransport::new();
         let cx = AuthContext::new(&store, &store, &clock, &transport);

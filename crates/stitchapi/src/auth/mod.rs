@@ -4,7 +4,7 @@
 //! - [`Auth::bearer`], [`Auth::api_key`] (header, query or cookie), [`Auth::basic`];
 //! - [`Auth::oauth2`]: client-credentials tokens (with the refresh-token grant when the server
 //!   returns one), cached in the store's vault, refreshed early, fetched single-flight across
-//!   the process and, over a fleet-scope store, across the fleet;
+//!   the process and, over a fleet store with owned locks, across the fleet;
 //! - [`Auth::cookie_session`]: a login stitch whose `Set-Cookie` seeds a session that is
 //!   replayed on later calls, per principal by default;
 //! - [`Auth::custom`]: anything implementing [`AuthStrategy`].
@@ -29,7 +29,6 @@
 //! ```
 
 mod cookie;
-mod flight;
 mod header;
 mod oauth2;
 mod secret;
@@ -43,8 +42,9 @@ use http::{HeaderMap, Method, StatusCode};
 use url::Url;
 
 use crate::error::{Error, ErrorKind};
+use crate::flight::{FleetFlight, FleetTiming};
 use crate::runtime::{MaybeSend, MaybeSync};
-use crate::store::StitchStore;
+use crate::store::{DynStore, Scope, keys};
 use crate::tenancy::Tenancy;
 use crate::time::{Clock, Timestamp};
 use crate::transport::Transport;
@@ -55,14 +55,44 @@ pub use oauth2::{ClientAuth, OAuth2};
 pub use secret::{Secret, SecretSource};
 
 /// The vault prefix: tokens and sessions live under `vault:` in the store.
-pub const VAULT_PREFIX: &str = "vault:";
+pub const VAULT_PREFIX: &str = keys::VAULT_PREFIX;
+
+/// Which credential a request carried, without the credential itself: a fingerprint a
+/// strategy records in [`apply`](AuthStrategy::apply) with
+/// [`AuthRequest::set_credential_id`] and gets back in [`refresh`](AuthStrategy::refresh), to
+/// tell whether the credential in the store is still the one the server rejected. `Debug`
+/// never shows it.
+///
+/// ```
+/// use stitchapi::auth::CredentialId;
+///
+/// assert_eq!(CredentialId::of(b"token-1"), CredentialId::of(b"token-1"));
+/// assert_ne!(CredentialId::of(b"token-1"), CredentialId::of(b"token-2"));
+/// assert_eq!(format!("{:?}", CredentialId::of(b"token-1")), "CredentialId(..)");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CredentialId(u64);
+
+impl CredentialId {
+    /// The fingerprint of `credential` (a token, a stored session).
+    pub fn of(credential: &[u8]) -> Self {
+        CredentialId(xxhash_rust::xxh64::xxh64(credential, 0x5eed_c4ed))
+    }
+}
+
+impl fmt::Debug for CredentialId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CredentialId(..)")
+    }
+}
 
 /// A way to authenticate requests. Implement it for a custom scheme and attach it with
 /// [`Auth::custom`].
 ///
 /// The engine calls [`apply`](AuthStrategy::apply) before every attempt. When a response
 /// makes [`should_refresh`](AuthStrategy::should_refresh) true, it calls
-/// [`refresh`](AuthStrategy::refresh) once and retries the attempt once.
+/// [`refresh`](AuthStrategy::refresh) once, with the [`CredentialId`] the rejected request
+/// carried, and retries the attempt once.
 ///
 /// ```
 /// use stitchapi::auth::{Auth, AuthContext, AuthRequest, AuthStrategy};
@@ -112,8 +142,14 @@ pub trait AuthStrategy: MaybeSend + MaybeSync + fmt::Debug + 'static {
     }
 
     /// Renews the credential after [`should_refresh`](AuthStrategy::should_refresh) said so.
-    async fn refresh(&self, cx: &AuthContext<'_>) -> Result<(), Error> {
-        let _ = cx;
+    /// `rejected` is what `apply` recorded for the rejected request; skip the renewal only
+    /// when the stored credential is no longer that one (another caller renewed it already).
+    async fn refresh(
+        &self,
+        rejected: Option<CredentialId>,
+        cx: &AuthContext<'_>,
+    ) -> Result<(), Error> {
+        let _ = (rejected, cx);
         Ok(())
     }
 }
@@ -139,6 +175,7 @@ pub struct AuthRequest<'a> {
     headers: &'a mut HeaderMap,
     credential_headers: Vec<HeaderName>,
     query_credential: bool,
+    credential: Option<CredentialId>,
 }
 
 impl<'a> AuthRequest<'a> {
@@ -150,6 +187,7 @@ impl<'a> AuthRequest<'a> {
             headers,
             credential_headers: Vec::new(),
             query_credential: false,
+            credential: None,
         }
     }
 
@@ -257,11 +295,19 @@ impl<'a> AuthRequest<'a> {
         self.query_credential
     }
 
-    /// What the engine needs after `apply`: the credential header names and the query flag.
+    /// Records which credential this request carries, for a later
+    /// [`refresh`](AuthStrategy::refresh).
+    pub fn set_credential_id(&mut self, id: CredentialId) {
+        self.credential = Some(id);
+    }
+
+    /// What the engine needs after `apply`: the credential header names, the query flag and
+    /// the credential's id.
     pub fn into_applied(self) -> Applied {
         Applied {
             credential_headers: self.credential_headers,
             query_credential: self.query_credential,
+            credential: self.credential,
         }
     }
 }
@@ -275,6 +321,8 @@ pub struct Applied {
     pub credential_headers: Vec<HeaderName>,
     /// Whether the query carries a credential.
     pub query_credential: bool,
+    /// Which credential the request carries, when the strategy recorded it.
+    pub credential: Option<CredentialId>,
 }
 
 /// An auth progress event. It never carries a secret.
@@ -308,9 +356,9 @@ where
 #[derive(Clone, Copy)]
 pub struct AuthContext<'a> {
     /// The vault: the store with every key under `vault:`.
-    pub vault: &'a dyn StitchStore,
+    pub vault: &'a DynStore,
     /// The store itself (for capabilities; state belongs in the vault).
-    pub store: &'a dyn StitchStore,
+    pub store: &'a DynStore,
     /// The stitch's clock: all time and waiting goes through it.
     pub clock: &'a dyn Clock,
     /// The stitch's transport (used for token requests).
@@ -336,8 +384,8 @@ impl fmt::Debug for AuthContext<'_> {
 impl<'a> AuthContext<'a> {
     /// A context with no principal, no deadline and no event sink.
     pub fn new(
-        vault: &'a dyn StitchStore,
-        store: &'a dyn StitchStore,
+        vault: &'a DynStore,
+        store: &'a DynStore,
         clock: &'a dyn Clock,
         transport: &'a dyn Transport,
     ) -> Self {
@@ -410,10 +458,30 @@ impl<'a> AuthContext<'a> {
         match tenancy {
             Tenancy::App => Ok(base),
             Tenancy::Principal => match self.principal {
-                Some(principal) => Ok(format!("{base}\u{0}{principal}")),
+                Some(principal) => Ok(keys::for_principal(&base, principal)),
                 None => Err(Error::new(ErrorKind::Auth, fail_message)),
             },
         }
+    }
+
+    /// The fleet side of the single-flight of the vault entry `vault_key`: its owned lock,
+    /// when the store is shared by a fleet and has owned locks (otherwise the flight stays in
+    /// this process).
+    pub(crate) fn fleet_flight(
+        &self,
+        vault_key: &str,
+        lock_ttl: std::time::Duration,
+    ) -> Option<FleetFlight<'a>> {
+        let caps = self.store.capabilities();
+        (caps.scope == Scope::Fleet && caps.owned_locks()).then(|| FleetFlight {
+            store: self.vault.clone(),
+            lock_key: keys::vault_lock(vault_key),
+            timing: FleetTiming {
+                lock_ttl,
+                ..FleetTiming::default()
+            },
+            clock: self.clock,
+        })
     }
 }
 
@@ -502,8 +570,12 @@ impl Auth {
     }
 
     /// See [`AuthStrategy::refresh`].
-    pub async fn refresh(&self, cx: &AuthContext<'_>) -> Result<(), Error> {
-        self.0.refresh(cx).await
+    pub async fn refresh(
+        &self,
+        rejected: Option<CredentialId>,
+        cx: &AuthContext<'_>,
+    ) -> Result<(), Error> {
+        self.0.refresh(rejected, cx).await
     }
 }
 

@@ -7,12 +7,12 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::flight::{FlightTiming, Flights, REFRESH_GRACE};
 use super::header::basic_value;
-use super::{AuthContext, AuthRequest, AuthStrategy, Secret};
+use super::{AuthContext, AuthRequest, AuthStrategy, CredentialId, Secret};
 use crate::duration::DurationSpec;
 use crate::error::{Error, ErrorKind};
-use crate::store::StitchStoreExt;
+use crate::flight::{self, DEFAULT_LOCK_TTL, Flights, Flown};
+use crate::store::{StitchStoreExt, keys};
 use crate::tenancy::Tenancy;
 use crate::transport::RequestContext;
 
@@ -35,8 +35,9 @@ pub enum ClientAuth {
 ///
 /// The token is cached in the vault under `oauth2:<key or token_url>` (with
 /// `\u{0}<principal>` under principal tenancy), refreshed `skew` (30 s) before it expires,
-/// fetched single-flight (in the process, and across the fleet over a fleet-scope store),
-/// and fetched again once when a response has a `refresh_on` status (401).
+/// fetched single-flight (in the process, and across the fleet over a fleet store with owned
+/// locks), and fetched again once when a response has a `refresh_on` status (401), unless the
+/// vault already holds another token than the one the server rejected.
 ///
 /// ```
 /// use stitchapi::auth::{Auth, ClientAuth, OAuth2, Secret};
@@ -65,7 +66,7 @@ pub struct OAuth2 {
     skew: DurationSpec,
     key: Option<String>,
     tenancy: Tenancy,
-    timing: FlightTiming,
+    lock_ttl: Duration,
     flights: Arc<Flights<String>>,
 }
 
@@ -92,9 +93,15 @@ struct TokenRecord {
     expires_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
-    /// When it was fetched (milliseconds since the epoch).
-    #[serde(default)]
-    fetched_at: u64,
+}
+
+/// Which token a caller can use.
+#[derive(Clone, Copy)]
+enum Wanted {
+    /// Any fresh token.
+    Fresh,
+    /// A fresh token other than the one the server rejected (`None`: unknown, so a new one).
+    Replacing(Option<CredentialId>),
 }
 
 impl OAuth2 {
@@ -117,7 +124,7 @@ impl OAuth2 {
             skew: DurationSpec::from(Duration::from_secs(30)),
             key: None,
             tenancy: Tenancy::App,
-            timing: FlightTiming::default(),
+            lock_ttl: DEFAULT_LOCK_TTL,
             flights: Arc::default(),
         }
     }
@@ -179,15 +186,16 @@ impl OAuth2 {
         self
     }
 
-    /// The fleet refresh lock's TTL, also the longest another process waits for the holder
-    /// (default 10 s).
+    /// The TTL of the fleet token-fetch lock (default 5 s): how long a process that died
+    /// while fetching blocks the others. A live fetcher renews it; the others wait for its
+    /// token within their call's timeout.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
-        self.timing.lock_ttl = ttl;
+        self.lock_ttl = ttl;
         self
     }
 
     fn vault_key(&self, cx: &AuthContext<'_>) -> Result<String, Error> {
-        let base = format!("oauth2:{}", self.key.as_deref().unwrap_or(&self.token_url));
+        let base = keys::oauth2_token(self.key.as_deref().unwrap_or(&self.token_url));
         cx.scoped_key(base, self.tenancy, NO_PRINCIPAL)
     }
 
@@ -200,36 +208,55 @@ impl OAuth2 {
             <= record.expires_at.saturating_sub(1))
     }
 
-    /// A token, from the vault or fetched single-flight. With `stale` (a forced refresh),
-    /// that token is accepted only if it was fetched within [`REFRESH_GRACE`].
+    /// A token from the vault that `wanted` accepts.
+    async fn stored(
+        &self,
+        cx: &AuthContext<'_>,
+        key: &str,
+        wanted: Wanted,
+    ) -> Result<Option<String>, Error> {
+        let Some(record) = cx.vault.get_json::<TokenRecord>(key).await? else {
+            return Ok(None);
+        };
+        let usable = self.is_fresh(&record, cx)?
+            && match wanted {
+                Wanted::Fresh => true,
+                Wanted::Replacing(rejected) => {
+                    rejected.is_some_and(|id| CredentialId::of(record.token.as_bytes()) != id)
+                }
+            };
+        Ok(usable.then_some(record.token))
+    }
+
+    /// A token `wanted` accepts, from the vault or fetched single-flight.
     async fn token(
         &self,
         cx: &AuthContext<'_>,
         key: &str,
-        stale: Option<String>,
+        wanted: Wanted,
     ) -> Result<String, Error> {
-        let since = cx
-            .clock
-            .now()
-            .as_millis()
-            .saturating_sub(REFRESH_GRACE.as_millis() as u64);
-        let done = || async {
-            match cx.vault.get_json::<TokenRecord>(key).await? {
-                Some(record)
-                    if self.is_fresh(&record, cx)?
-                        && (Some(&record.token) != stale.as_ref()
-                            || record.fetched_at >= since) =>
-                {
-                    Ok(Some(record.token))
-                }
-                _ => Ok(None),
+        let done = || self.stored(cx, key, wanted);
+        let fetch = || async {
+            // Another caller may have fetched since this one looked.
+            if let Some(token) = done().await? {
+                return Ok(token);
             }
+            self.fetch_and_store(cx, key).await
         };
-        self.flights
-            .run(cx, "oauth2", key, self.timing, done, || {
-                self.fetch_and_store(cx, key)
+        let (token, flown) = self
+            .flights
+            .run(key, || async {
+                let fleet = cx.fleet_flight(key, self.lock_ttl);
+                flight::lead(fleet, done, fetch).await
             })
-            .await
+            .await?;
+        if matches!(
+            flown,
+            Some(Flown::FleetFilled | Flown::Led { waited: true })
+        ) {
+            cx.emit("oauth2", "wait", "waited for another process's token fetch");
+        }
+        Ok(token)
     }
 
     async fn fetch_and_store(&self, cx: &AuthContext<'_>, key: &str) -> Result<String, Error> {
@@ -276,7 +303,6 @@ impl OAuth2 {
             token: response.access_token,
             expires_at,
             refresh_token,
-            fetched_at: now,
         };
         cx.vault.set_json(key, &record, ttl).await?;
         Ok(record.token)
@@ -446,14 +472,13 @@ impl AuthStrategy for OAuth2 {
         let key = self.vault_key(cx)?;
         let token = cx
             .within(async {
-                if let Some(record) = cx.vault.get_json::<TokenRecord>(&key).await?
-                    && self.is_fresh(&record, cx)?
-                {
-                    return Ok(record.token);
+                if let Some(token) = self.stored(cx, &key, Wanted::Fresh).await? {
+                    return Ok(token);
                 }
-                self.token(cx, &key, None).await
+                self.token(cx, &key, Wanted::Fresh).await
             })
             .await?;
+        request.set_credential_id(CredentialId::of(token.as_bytes()));
         request.set_header("authorization", &format!("Bearer {token}"))
     }
 
@@ -461,17 +486,15 @@ impl AuthStrategy for OAuth2 {
         self.refresh_on.contains(&status.as_u16())
     }
 
-    async fn refresh(&self, cx: &AuthContext<'_>) -> Result<(), Error> {
+    async fn refresh(
+        &self,
+        rejected: Option<CredentialId>,
+        cx: &AuthContext<'_>,
+    ) -> Result<(), Error> {
         let key = self.vault_key(cx)?;
-        cx.within(async {
-            let stale = cx
-                .vault
-                .get_json::<TokenRecord>(&key)
-                .await?
-                .map(|r| r.token);
-            self.token(cx, &key, stale).await.map(drop)
-        })
-        .await
+        cx.within(self.token(cx, &key, Wanted::Replacing(rejected)))
+            .await
+            .map(drop)
     }
 }
 
@@ -487,7 +510,7 @@ mod tests {
     use super::super::test_support::SlowTransport;
     use super::super::{Auth, AuthContext, VAULT_PREFIX};
     use super::*;
-    use crate::store::{MemoryStore, PrefixedStore, StitchStore};
+    use crate::store::{DynStore, MemoryStore, PrefixedStore, StitchStore};
     use crate::testing::FleetStore;
     use crate::testing::{MockResponse, MockTransport};
     use crate::time::{Clock, ManualClock, SystemClock};
@@ -514,18 +537,19 @@ mod tests {
         Ok(headers["authorization"].to_str().unwrap().to_owned())
     }
 
-    struct Env<S: StitchStore + Clone> {
-        store: S,
-        vault: PrefixedStore<S>,
+    struct Env {
+        store: DynStore,
+        vault: DynStore,
         clock: Arc<dyn Clock>,
         mock: MockTransport,
         slow: SlowTransport,
     }
 
-    impl<S: StitchStore + Clone> Env<S> {
-        fn new(store: S, clock: Arc<dyn Clock>, mock: MockTransport) -> Self {
+    impl Env {
+        fn new(store: impl StitchStore, clock: Arc<dyn Clock>, mock: MockTransport) -> Self {
+            let store: DynStore = Arc::new(store);
             Env {
-                vault: PrefixedStore::new(store.clone(), VAULT_PREFIX),
+                vault: Arc::new(PrefixedStore::new(store.clone(), VAULT_PREFIX)),
                 store,
                 clock,
                 slow: SlowTransport(mock.clone()),
@@ -541,9 +565,9 @@ mod tests {
         }
     }
 
-    fn manual() -> (Env<Arc<MemoryStore>>, Arc<ManualClock>) {
+    fn manual() -> (Env, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new());
-        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let store = MemoryStore::with_clock(clock.clone());
         (Env::new(store, clock.clone(), MockTransport::new()), clock)
     }
 
@@ -596,7 +620,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn twenty_concurrent_cold_callers_share_one_post() {
         let env = Env::new(
-            Arc::new(MemoryStore::new()),
+            MemoryStore::new(),
             Arc::new(SystemClock::new()),
             MockTransport::new(),
         );
@@ -664,14 +688,22 @@ mod tests {
         let auth = oauth("k");
         let cx = env.cx();
         assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
-        // Past the refresh grace: a token this old is really stale.
-        clock.advance(Duration::from_secs(5));
         assert!(auth.should_refresh(StatusCode::UNAUTHORIZED, &HeaderMap::new(), b""));
         assert!(!auth.should_refresh(StatusCode::FORBIDDEN, &HeaderMap::new(), b""));
-        let refreshed = futures_util::future::join_all((0..5).map(|_| auth.refresh(&cx))).await;
+        // Five callers saw t1 rejected at once, the instant it was fetched: one new token.
+        let rejected = Some(CredentialId::of(b"t1"));
+        let refreshed =
+            futures_util::future::join_all((0..5).map(|_| auth.refresh(rejected, &cx))).await;
         assert!(refreshed.iter().all(Result::is_ok));
         assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t2");
         assert_eq!(env.mock.request_count(), 2);
+        // A caller whose rejection of t1 arrives late finds t2 and fetches nothing.
+        clock.advance(Duration::from_secs(5));
+        auth.refresh(rejected, &cx).await.unwrap();
+        assert_eq!(env.mock.request_count(), 2);
+        // Without a credential id, a refresh always fetches.
+        auth.refresh(None, &cx).await.unwrap();
+        assert_eq!(env.mock.request_count(), 3);
 
         let custom = Auth::oauth2(
             OAuth2::client_credentials("https://auth.test/token", "cid", "s")

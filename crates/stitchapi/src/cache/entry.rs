@@ -1,14 +1,17 @@
 //! The stored entry: the raw response as JSON, readable by other tools.
 //!
 //! `{"s":200,"h":{"content-type":"application/json"},"v":<the JSON body>}`, or `"t":"<text>"`
-//! for a UTF-8 body that is not JSON, or `"b":"<base64>"` for other bytes. Anything else read
-//! back is corrupt: the caller treats it as a miss and evicts it.
+//! for a UTF-8 body that is not JSON, or `"b":"<base64>"` for other bytes. A response that
+//! varies on request headers (`Vary`) is stored as variants: the entry's key then holds the
+//! variant list `{"vary":["accept-language"],"id":"<32 hex>"}`, and each variant is a response
+//! entry under its own key. Anything else read back is corrupt: the caller treats it as a
+//! miss and evicts it.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -19,6 +22,7 @@ pub(crate) const KEPT_HEADERS: &[&str] = &[
     "etag",
     "last-modified",
     "link",
+    "vary",
 ];
 
 /// A response as cached: status, the kept headers, the body.
@@ -126,6 +130,111 @@ impl CachedResponse {
     }
 }
 
+/// The request headers a stored response varies on, and the id its variants are keyed by
+/// (a new list gets a new id, so variants of an invalidated entry never come back).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VariantList {
+    /// Lowercase header names, sorted, without duplicates.
+    pub(crate) names: Vec<HeaderName>,
+    /// 32 hex digits.
+    pub(crate) id: String,
+}
+
+impl VariantList {
+    /// A new list for `names` (sorted and deduplicated), with a fresh id.
+    pub(crate) fn new(mut names: Vec<HeaderName>) -> Self {
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        names.dedup();
+        VariantList {
+            names,
+            id: format!("{:032x}", fastrand::u128(..)),
+        }
+    }
+
+    /// The list's JSON bytes.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let names: Vec<&str> = self.names.iter().map(HeaderName::as_str).collect();
+        serde_json::to_vec(&serde_json::json!({ "vary": names, "id": self.id })).unwrap_or_default()
+    }
+}
+
+/// What an entry's key holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// A response.
+    Response(CachedResponse),
+    /// The variant list of a response with `Vary`.
+    Variants(VariantList),
+}
+
+impl Stored {
+    /// Reads a stored value back; `None` when it is corrupt.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wire {
+            vary: Vec<String>,
+            id: String,
+        }
+        if let Some(response) = CachedResponse::decode(bytes) {
+            return Some(Stored::Response(response));
+        }
+        let wire: Wire = serde_json::from_slice(bytes).ok()?;
+        let names = wire
+            .vary
+            .iter()
+            .map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect::<Option<Vec<_>>>()?;
+        let valid_id = wire.id.len() == 32 && wire.id.bytes().all(|b| b.is_ascii_hexdigit());
+        (valid_id && !names.is_empty())
+            .then_some(Stored::Variants(VariantList { names, id: wire.id }))
+    }
+}
+
+/// What a response's `Vary` says about storing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Vary {
+    /// No `Vary` (or only headers the tenancy already keys): one entry for every request.
+    None,
+    /// It varies on these request headers (lowercase, sorted, deduplicated).
+    On(Vec<HeaderName>),
+    /// `Vary: *`: it can never be reused, so it is not stored (RFC 9111 §4.1).
+    Any,
+}
+
+impl Vary {
+    /// Reads the response's `Vary` header lines. Credential and tracing headers are left out:
+    /// they never enter a key, and the cache's tenancy already keeps per-principal entries
+    /// apart.
+    pub(crate) fn of(headers: &HeaderMap) -> Vary {
+        let mut names = Vec::new();
+        for line in headers.get_all(http::header::VARY) {
+            let Ok(line) = line.to_str() else {
+                return Vary::Any;
+            };
+            for token in line.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if token == "*" {
+                    return Vary::Any;
+                }
+                let Ok(name) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()) else {
+                    // A line we cannot read could name anything: never reuse the response.
+                    return Vary::Any;
+                };
+                if !super::NEVER_KEY_HEADERS.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        names.dedup();
+        if names.is_empty() {
+            Vary::None
+        } else {
+            Vary::On(names)
+        }
+    }
+}
+
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
     if let Ok(quoted) = serde_json::to_vec(s) {
         out.extend_from_slice(&quoted);
@@ -177,6 +286,54 @@ mod tests {
         }
         let enc = resp("application/octet-stream", b"\xff").encode();
         assert!(std::str::from_utf8(&enc).unwrap().contains(r#""b":"/w==""#));
+    }
+
+    #[test]
+    fn variant_lists_round_trip_and_responses_win() {
+        let list = VariantList::new(vec![
+            HeaderName::from_static("x-b"),
+            HeaderName::from_static("accept-language"),
+            HeaderName::from_static("x-b"),
+        ]);
+        let names: Vec<_> = list.names.iter().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["accept-language", "x-b"]);
+        let enc = list.encode();
+        assert_eq!(Stored::decode(&enc), Some(Stored::Variants(list.clone())));
+        assert_ne!(VariantList::new(list.names.clone()).id, list.id);
+        let r = resp("application/json", b"1");
+        assert_eq!(Stored::decode(&r.encode()), Some(Stored::Response(r)));
+        for bad in [
+            &br#"{"vary":[],"id":"00000000000000000000000000000000"}"#[..],
+            br#"{"vary":["a b"],"id":"00000000000000000000000000000000"}"#,
+            br#"{"vary":["a"],"id":"short"}"#,
+            br#"{"vary":["a"]}"#,
+        ] {
+            assert_eq!(Stored::decode(bad), None, "{:?}", std::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
+    fn vary_is_read_from_every_line() {
+        let vary = |lines: &[&str]| {
+            let mut h = HeaderMap::new();
+            for line in lines {
+                h.append(http::header::VARY, line.parse().unwrap());
+            }
+            Vary::of(&h)
+        };
+        assert_eq!(vary(&[]), Vary::None);
+        assert_eq!(
+            vary(&["Accept-Language, accept-encoding", "X-B,  accept-language"]),
+            Vary::On(vec![
+                HeaderName::from_static("accept-encoding"),
+                HeaderName::from_static("accept-language"),
+                HeaderName::from_static("x-b"),
+            ])
+        );
+        assert_eq!(vary(&["accept-language, *"]), Vary::Any);
+        assert_eq!(vary(&["bad header"]), Vary::Any);
+        // Credentials are keyed by the tenancy, never by value.
+        assert_eq!(vary(&["Authorization, Cookie"]), Vary::None);
     }
 
     #[test]

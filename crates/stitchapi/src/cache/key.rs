@@ -15,6 +15,7 @@ use url::Url;
 use xxhash_rust::xxh64::xxh64;
 
 use super::CachePolicy;
+use super::entry::VariantList;
 use crate::tenancy::Tenancy;
 
 /// Headers that never enter a key: credentials and per-request tracing.
@@ -169,6 +170,34 @@ pub(crate) fn canonical(
     write_str(&mut out, &normalise_url(req.url));
     out.push_str(",\"x\":\"k2\"}");
     out
+}
+
+/// The key of one variant of a response with `Vary`: the list's id and the request's values
+/// of the listed headers (an absent header is `null`, distinct from an empty one), hashed like
+/// a request key.
+pub(crate) fn variant(list: &VariantList, headers: &HeaderMap) -> String {
+    let mut out = String::with_capacity(64);
+    out.push_str("{\"h\":{");
+    for (i, name) in list.names.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(&mut out, name.as_str());
+        out.push(':');
+        let mut values = headers.get_all(name).iter().peekable();
+        if values.peek().is_none() {
+            out.push_str("null");
+        } else {
+            let joined: Vec<String> = values
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            write_str(&mut out, &joined.join(", "));
+        }
+    }
+    out.push_str("},\"id\":");
+    write_str(&mut out, &list.id);
+    out.push('}');
+    hash32(&out)
 }
 
 /// `scheme://host[:port]/path[?query]`: lowercase host, default port and fragment dropped,
@@ -408,6 +437,31 @@ mod tests {
         let mut head = req("https://h/x");
         head.method = Method::HEAD;
         assert_eq!(key(&p, &head), Err(Bypass::Method));
+    }
+
+    #[test]
+    fn variants_are_keyed_by_the_listed_headers_only() {
+        let list = VariantList::new(vec![http::HeaderName::from_static("accept-language")]);
+        let with = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.append(
+                    http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            variant(&list, &h)
+        };
+        let en = with(&[("accept-language", "en")]);
+        assert_eq!(en, with(&[("accept-language", "en"), ("x-other", "1")]));
+        assert_ne!(en, with(&[("accept-language", "fr")]));
+        assert_ne!(with(&[]), with(&[("accept-language", "")]));
+        assert_eq!(en.len(), 32);
+        // Another list (another id) keys its variants apart.
+        let other = VariantList::new(list.names.clone());
+        let mut h = HeaderMap::new();
+        h.insert("accept-language", "en".parse().unwrap());
+        assert_ne!(variant(&other, &h), en);
     }
 
     #[test]

@@ -31,14 +31,26 @@
 //!   shared by every caller: choose it only for data that is the same for everyone.
 //! - The entry is the raw response (status, a few headers, the body) stored as JSON, with the
 //!   TTL; a result is only written once it decoded and validated.
+//! - **The response's `Vary` is learned** (RFC 9111 §4.1): a response that varies on request
+//!   headers is stored per variant, picked by the request's values of those headers, so a
+//!   response negotiated for one caller (`Accept-Language: fr`) is never served to another
+//!   (`en`). `Vary: *` is never stored. Credential headers in `Vary` are left to the tenancy
+//!   rules above, since they never enter a key.
 //!
-//! # Store keys (shared with the TypeScript reference where it has one)
+//! # Coalescing
 //!
-//! - generations: `cache:gen` (or `cache:gen:<seam-id>`) and `cache:gen:<stitch-id>`;
-//! - entries: `cache:k2:g<seamGen>.<stitchGen>.<stitchId>:<32-hex>`;
-//! - fleet lock: `cache:lock:g<seamGen>.<stitchGen>.<stitchId>:<32-hex>`.
+//! Identical concurrent misses share one fetch: every stitch of a seam (including members
+//! built per request, and principal handles) shares one in-process registry, so they coalesce
+//! however the stitch was built. The callers that waited share the fetch's outcome, its error
+//! included. With [`Coalesce::Fleet`] and a store with owned locks, the fetch is also elected
+//! across processes by an owned lock the fetcher keeps alive while it works; on a store
+//! without owned locks fleet coalescing runs in each process and the build says so in a
+//! `warn` trace.
+//!
+//! The store keys are listed in the [store docs](crate::store): generations
+//! `cache:gen[:<id>]`, entries `cache:k2:...`, variants `cache:k2:...:v<32 hex>`, fill locks
+//! `cache:lock:...`.
 
-mod coalesce;
 mod entry;
 mod key;
 #[cfg(test)]
@@ -58,14 +70,15 @@ use crate::tenancy::Tenancy;
 
 pub(crate) use entry::CachedResponse;
 pub(crate) use key::{Bypass, CacheKey, KeyRequest, NEVER_KEY_HEADERS};
-pub(crate) use store::{CacheIds, Outcome, ResponseCache, invalidate_seam};
+pub(crate) use store::{CacheIds, Fills, Outcome, ResponseCache, invalidate_seam};
+
+/// The default TTL of the fleet fill lock (`lock`), renewed while the fetch runs.
+pub use crate::flight::DEFAULT_LOCK_TTL;
+/// The default interval between two store polls of a fleet waiter (`poll`).
+pub use crate::flight::DEFAULT_POLL;
 
 /// The default in-process LRU cap (`entries`).
 pub const DEFAULT_ENTRIES: usize = 1000;
-/// The default TTL of the fleet lock (`lock`).
-pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
-/// The default interval between two store polls of a fleet waiter (`poll`).
-pub const DEFAULT_POLL: Duration = Duration::from_millis(50);
 
 /// How identical concurrent misses share one fetch.
 ///
@@ -84,8 +97,10 @@ pub enum Coalesce {
     /// Identical concurrent misses in this process share one fetch (the default).
     #[default]
     Process,
-    /// As `Process`, and across processes sharing the store: a short store lock elects one
-    /// fetcher; the others poll the store for the filled entry (bounded), then fetch.
+    /// As `Process`, and across processes sharing the store: an owned store lock elects one
+    /// fetcher, which keeps it alive while it fetches; the others poll the store for the
+    /// entry it writes, and take over if the fetcher dies. Needs a store with owned locks;
+    /// without them, this is `Process` (reported at build time).
     Fleet,
 }
 
@@ -176,14 +191,15 @@ impl Cache {
         self
     }
 
-    /// Fleet coalescing: how long the fetch lock lives if its holder dies (default 5s).
+    /// Fleet coalescing: how long the fetch lock outlives a fetcher that died (default 5s); a
+    /// live fetcher renews it every third of it.
     pub fn lock(mut self, ttl: impl Into<DurationSpec>) -> Self {
         self.lock = Some(ttl.into());
         self
     }
 
-    /// Fleet coalescing: how long a waiter polls the store before fetching itself (default:
-    /// the lock TTL).
+    /// Fleet coalescing: the longest a waiter polls the store before it fetches itself
+    /// (default: as long as another process is fetching, within the call's timeout).
     pub fn wait(mut self, wait: impl Into<DurationSpec>) -> Self {
         self.wait = Some(wait.into());
         self
@@ -278,7 +294,10 @@ impl Cache {
             Ok(d)
         };
         let lock_ttl = positive(&self.lock, "lock", DEFAULT_LOCK_TTL)?;
-        let wait = positive(&self.wait, "wait", lock_ttl)?;
+        let wait = match &self.wait {
+            Some(_) => Some(positive(&self.wait, "wait", Duration::ZERO)?),
+            None => None,
+        };
         let poll = positive(&self.poll, "poll", DEFAULT_POLL)?;
         Ok(CachePolicy {
             ttl,
@@ -322,7 +341,7 @@ pub(crate) struct CachePolicy {
     pub(crate) methods: Vec<Method>,
     pub(crate) coalesce: Coalesce,
     pub(crate) lock_ttl: Duration,
-    pub(crate) wait: Duration,
+    pub(crate) wait: Option<Duration>,
     pub(crate) poll: Duration,
 }
 
@@ -414,6 +433,7 @@ pub mod bench_support {
 
     use super::{Cache, CachedResponse, KeyRequest, Outcome, ResponseCache, store::CacheIds};
     use crate::error::{Error, Result};
+    use crate::flight::Flights;
     use crate::store::DynStore;
     use crate::time::Clock;
 
@@ -433,7 +453,8 @@ pub mod bench_support {
                 store,
                 clock,
                 ids,
-            )?))
+                Arc::new(Flights::default()),
+            )))
         }
 
         /// Key + lookup: the body length on a hit.
@@ -444,7 +465,7 @@ pub mod bench_support {
             headers: &HeaderMap,
         ) -> Option<usize> {
             let key = self.0.key(&request(method, url, headers)).ok()?;
-            let hit = self.0.get(&key).await.ok()?.hit?;
+            let hit = self.0.get(&key, headers).await.ok()?.hit?;
             Some(hit.body.len())
         }
 
@@ -467,7 +488,7 @@ pub mod bench_support {
                 .map_err(|b| Error::input(b.detail()))?;
             let served = self
                 .0
-                .read_through(&key, || async {
+                .read_through(&key, headers, || async {
                     let body = fetch().await?;
                     Ok(CachedResponse::new(StatusCode::OK, &HeaderMap::new(), body))
                 })
@@ -516,7 +537,7 @@ mod tests {
         assert_eq!(p.methods, vec![Method::GET, Method::HEAD]);
         assert_eq!(p.coalesce, Coalesce::Process);
         assert_eq!(p.lock_ttl, DEFAULT_LOCK_TTL);
-        assert_eq!(p.wait, DEFAULT_LOCK_TTL);
+        assert_eq!(p.wait, None);
     }
 
     #[test]
@@ -575,7 +596,14 @@ mod tests {
         assert_eq!(p.tenancy, Tenancy::App);
         assert_eq!(p.coalesce, Coalesce::Fleet);
         assert_eq!(p.lock_ttl, Duration::from_secs(3));
-        assert_eq!(p.wait, Duration::from_secs(3));
+        assert_eq!(p.wait, None);
+        let c: Cache = serde_json::from_str(r#"{"ttl":"5m","wait":"2s"}"#).unwrap();
+        assert_eq!(c.resolve("c").unwrap().wait, Some(Duration::from_secs(2)));
+        let e = Cache::ttl("5m").wait("0s").resolve("cache").unwrap_err();
+        assert!(
+            e.to_string().starts_with("cache.wait: must be positive"),
+            "{e}"
+        );
         assert_eq!(p.vary.len(), 1);
         let e = serde_json::from_str::<Cache>(r#"{"ttl":"5m","ttls":1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `ttls`"), "{e}");

@@ -1,11 +1,16 @@
-//! The runtime cache of one stitch: generations, entries, the LRU cap, coalescing and the
-//! fleet lock, all over the stitch's store and clock.
+//! The runtime cache of one stitch: generations, entries and their variants, the LRU cap and
+//! single-flight fills, all over the stitch's store and clock.
 //!
 //! The pipeline calls, in order: [`ResponseCache::key`] (a bypass reason, or the key),
 //! [`ResponseCache::get`] (a hit, or a miss with its [`Slot`]), then on a miss
 //! [`ResponseCache::fill`] with the fetch (which returns only validated responses); `fill`
 //! coalesces, writes the entry and tells how the response was obtained. When a hit no longer
 //! decodes, the pipeline calls [`ResponseCache::evict`] and then `fill`.
+//!
+//! A response with `Vary` is stored as variants (RFC 9111 §4.1): the entry's key holds the
+//! list of headers it varies on, and each request's values of those headers pick its own
+//! variant, so a caller never gets a response negotiated for another (another language, say).
+//! `Vary: *` is never stored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -13,13 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderMap;
 
-use super::coalesce::{Flights, Role};
-use super::entry::CachedResponse;
+use super::entry::{CachedResponse, Stored, VariantList, Vary};
 use super::key::{self, Bypass, CacheKey, KeyRequest};
 use super::{CachePolicy, Coalesce};
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{DynStore, StitchStore};
+use crate::flight::{self, FleetFlight, FleetTiming, Flights, Flown};
+use crate::store::{DynStore, StitchStore, keys};
 use crate::time::Clock;
 
 /// How long a generation counter lives (the reference's 30 days).
@@ -30,15 +36,33 @@ const GENERATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub(crate) struct CacheIds {
     /// The stitch id (`name`, else the path template, else `"stitch"`).
     pub(crate) stitch_id: String,
-    /// The seam id; `None` uses the reference's global `cache:gen`.
+    /// The seam's state id; `None` uses the reference's global `cache:gen`.
     pub(crate) seam_id: Option<String>,
 }
 
-/// Where a key's entry lives under the current generations.
+/// Where a request's entry lives under the current generations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Slot {
-    /// `cache:k2:g<seamGen>.<stitchGen>.<stitchId>:<32-hex>`.
+    /// The entry's key: `cache:k2:g<seamGen>.<stitchGen>.<stitchId>:<32-hex>`.
     pub(crate) entry_key: String,
+    /// When the entry is a variant list: the list, and this request's variant key.
+    variant: Option<(VariantList, String)>,
+}
+
+impl Slot {
+    fn primary(entry_key: String) -> Slot {
+        Slot {
+            entry_key,
+            variant: None,
+        }
+    }
+
+    /// The key this request's response is (or will be) stored under.
+    fn key(&self) -> &str {
+        self.variant
+            .as_ref()
+            .map_or(&self.entry_key, |(_, variant)| variant)
+    }
 }
 
 /// The result of a lookup.
@@ -56,8 +80,8 @@ pub(crate) enum Outcome {
     /// Served from the store by `read_through` (`hit`).
     #[cfg(any(test, feature = "testing"))]
     Hit,
-    /// This call fetched (event `cache` detail `miss`); `waited` when it first waited for a
-    /// fleet peer that did not deliver (`fleet-wait`).
+    /// This call fetched (event `cache` detail `miss`); `waited` when it first waited on
+    /// another process's fill lock.
     Fetched {
         /// Whether it waited on the fleet lock first.
         waited: bool,
@@ -75,9 +99,16 @@ impl Outcome {
             #[cfg(any(test, feature = "testing"))]
             Outcome::Hit => "hit",
             Outcome::Fetched { waited: false } => "miss",
-            Outcome::Fetched { waited: true } => "miss (fleet wait expired)",
+            Outcome::Fetched { waited: true } => "miss (after a fleet wait)",
             Outcome::Coalesced => "coalesced",
             Outcome::FleetFilled => "hit (fleet filled)",
+        }
+    }
+
+    fn of(flown: Flown) -> Outcome {
+        match flown {
+            Flown::Led { waited } => Outcome::Fetched { waited },
+            Flown::FleetFilled => Outcome::FleetFilled,
         }
     }
 }
@@ -89,9 +120,23 @@ pub(crate) struct Served {
     pub(crate) response: CachedResponse,
     /// How it was obtained.
     pub(crate) outcome: Outcome,
-    /// A store error that was swallowed while writing the entry (the call still succeeds).
-    pub(crate) store_error: Option<Error>,
+    /// Why the response was not stored, when it was not (a store error, `Vary: *`).
+    pub(crate) not_stored: Option<String>,
 }
+
+/// What a fill shares with the identical calls waiting on it.
+#[derive(Clone, Debug)]
+pub(crate) struct Filled {
+    response: CachedResponse,
+    /// The variant the response was stored as (a response with `Vary`).
+    variant: Option<(VariantList, String)>,
+    /// `Vary: *`: the response answers its own request only.
+    varies_on_everything: bool,
+}
+
+/// In-process fills in flight, by entry key. One registry serves every stitch of a seam (or
+/// one standalone stitch), so identical requests coalesce however their stitch was built.
+pub(crate) type Fills = Flights<Filled>;
 
 /// Keys this process wrote or hit, oldest first.
 #[derive(Debug, Default)]
@@ -135,7 +180,9 @@ pub(crate) struct ResponseCache {
     stitch_id: String,
     seam_gen_key: String,
     stitch_gen_key: String,
-    flights: Flights<CachedResponse>,
+    fills: Arc<Fills>,
+    /// Whether fills coalesce across processes (fleet coalescing on a store with owned locks).
+    fleet: bool,
     lru: Mutex<Lru>,
 }
 
@@ -145,38 +192,42 @@ impl std::fmt::Debug for ResponseCache {
             .field("stitch_id", &self.stitch_id)
             .field("ttl", &self.policy.ttl)
             .field("coalesce", &self.policy.coalesce)
+            .field("fleet", &self.fleet)
             .finish_non_exhaustive()
     }
 }
 
 impl ResponseCache {
-    /// A cache over `store`. Fleet coalescing needs an atomic `increment`.
+    /// A cache over `store` whose in-process fills go through `fills`. Fleet coalescing needs
+    /// owned locks; on a store without them fills coalesce within each process, which is
+    /// reported here, once, as a `warn` trace.
     pub(crate) fn new(
         policy: CachePolicy,
         store: DynStore,
         clock: Arc<dyn Clock>,
         ids: CacheIds,
-    ) -> Result<Self> {
-        if policy.coalesce == Coalesce::Fleet && !store.capabilities().atomic_increment {
-            return Err(Error::config(
-                "cache.coalesce",
-                format_args!(
-                    "fleet coalescing needs an atomic increment, which the {} store lacks",
-                    store.name()
-                ),
-                "use coalesce = \"process\", or a store with atomic counters (Redis, memory)",
-            ));
+        fills: Arc<Fills>,
+    ) -> Self {
+        let fleet = policy.coalesce == Coalesce::Fleet && store.capabilities().owned_locks();
+        if policy.coalesce == Coalesce::Fleet && !fleet {
+            tracing::warn!(
+                stitch = %ids.stitch_id,
+                store = store.name(),
+                "cache.coalesce = \"fleet\" needs owned locks (conditional writes on a strongly consistent store), which the {} store lacks: identical misses coalesce within each process only",
+                store.name()
+            );
         }
-        Ok(ResponseCache {
-            stitch_gen_key: format!("cache:gen:{}", ids.stitch_id),
-            seam_gen_key: seam_gen_key(ids.seam_id.as_deref()),
+        ResponseCache {
+            stitch_gen_key: keys::cache_generation(Some(&ids.stitch_id)),
+            seam_gen_key: keys::cache_generation(ids.seam_id.as_deref()),
             stitch_id: ids.stitch_id,
             policy,
             store,
             clock,
-            flights: Flights::new(),
+            fills,
+            fleet,
             lru: Mutex::new(Lru::default()),
-        })
+        }
     }
 
     /// The key of a resolved request, or why it is not cached.
@@ -194,93 +245,172 @@ impl ResponseCache {
         })
     }
 
-    /// Where `key`'s entry lives now (reads both generations).
-    pub(crate) async fn slot(&self, key: &CacheKey) -> Result<Slot> {
+    /// The key of `key`'s entry under the current generations (reads both).
+    async fn entry_key(&self, key: &CacheKey) -> Result<String> {
         // Both generations at once: on a networked store that is one round trip of latency.
         let (seam, stitch) = futures_util::future::join(
             self.generation(&self.seam_gen_key),
             self.generation(&self.stitch_gen_key),
         )
         .await;
-        let (seam, stitch) = (seam?, stitch?);
-        Ok(Slot {
-            entry_key: format!("cache:k2:g{seam}.{stitch}.{}:{}", self.stitch_id, key.hex),
-        })
+        Ok(keys::cache_entry(seam?, stitch?, &self.stitch_id, &key.hex))
     }
 
-    /// Looks `key` up. A corrupt entry is evicted and reported as a miss.
-    pub(crate) async fn get(&self, key: &CacheKey) -> Result<Lookup> {
-        let slot = self.slot(key).await?;
-        let hit = self.read(&slot).await?;
+    /// Looks `key` up for a request with `headers` (which pick the variant of a response
+    /// with `Vary`). A corrupt entry is evicted and reported as a miss.
+    pub(crate) async fn get(&self, key: &CacheKey, headers: &HeaderMap) -> Result<Lookup> {
+        let entry_key = self.entry_key(key).await?;
+        self.find(entry_key, headers).await
+    }
+
+    async fn find(&self, entry_key: String, headers: &HeaderMap) -> Result<Lookup> {
+        let Some(bytes) = self.store.get(&entry_key).await? else {
+            return Ok(Lookup {
+                slot: Slot::primary(entry_key),
+                hit: None,
+            });
+        };
+        let list = match Stored::decode(&bytes) {
+            Some(Stored::Response(response)) => {
+                self.touch(&entry_key).await;
+                return Ok(Lookup {
+                    slot: Slot::primary(entry_key),
+                    hit: Some(response),
+                });
+            }
+            Some(Stored::Variants(list)) => list,
+            None => {
+                let slot = Slot::primary(entry_key);
+                self.evict(&slot).await;
+                return Ok(Lookup { slot, hit: None });
+            }
+        };
+        let variant = keys::cache_variant(&entry_key, &key::variant(&list, headers));
+        let slot = Slot {
+            entry_key,
+            variant: Some((list, variant)),
+        };
+        let hit = match self.store.get(slot.key()).await? {
+            None => None,
+            Some(bytes) => match CachedResponse::decode(&bytes) {
+                Some(response) => {
+                    self.touch(slot.key()).await;
+                    Some(response)
+                }
+                None => {
+                    self.evict(&slot).await;
+                    None
+                }
+            },
+        };
         Ok(Lookup { slot, hit })
     }
 
-    async fn read(&self, slot: &Slot) -> Result<Option<CachedResponse>> {
-        let Some(bytes) = self.store.get(&slot.entry_key).await? else {
-            return Ok(None);
-        };
-        match CachedResponse::decode(&bytes) {
-            Some(response) => {
-                self.touch(&slot.entry_key).await;
-                Ok(Some(response))
-            }
-            None => {
-                self.evict(slot).await;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Writes a validated response with the TTL.
-    pub(crate) async fn put(&self, slot: &Slot, response: &CachedResponse) -> Result<()> {
-        let bytes = Bytes::from(response.encode());
+    /// Writes `value` at `key` with the TTL, within the store's size limit.
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
         if let Some(max) = self.store.capabilities().max_value_bytes
-            && bytes.len() > max
+            && value.len() > max
         {
             return Err(Error::new(
                 ErrorKind::Store,
                 format!(
-                    "cache entry of {} bytes exceeds the {} store's limit of {max} bytes; not cached",
-                    bytes.len(),
+                    "cache entry of {} bytes exceeds the {} store's limit of {max} bytes",
+                    value.len(),
                     self.store.name()
                 ),
             ));
         }
         self.store
-            .set(&slot.entry_key, Some(bytes), Some(self.policy.ttl))
+            .set(key, Some(Bytes::from(value)), Some(self.policy.ttl))
             .await?;
-        self.touch(&slot.entry_key).await;
         Ok(())
     }
 
-    /// Deletes an entry (a hit that no longer decodes), best effort.
+    /// Stores a validated response for a request with `headers`: as the entry, or (with
+    /// `Vary`) as this request's variant plus the variant list. Returns what followers share
+    /// and why nothing was stored, if it was not.
+    async fn store_response(
+        &self,
+        slot: &Slot,
+        headers: &HeaderMap,
+        response: CachedResponse,
+    ) -> (Filled, Option<String>) {
+        let names = match Vary::of(&response.headers) {
+            Vary::Any => {
+                let filled = Filled {
+                    response,
+                    variant: None,
+                    varies_on_everything: true,
+                };
+                return (
+                    filled,
+                    Some("the response varies on every request (Vary: *)".to_owned()),
+                );
+            }
+            Vary::None => {
+                let stored = self.put(&slot.entry_key, response.encode()).await;
+                if stored.is_ok() {
+                    self.touch(&slot.entry_key).await;
+                }
+                let filled = Filled {
+                    response,
+                    variant: None,
+                    varies_on_everything: false,
+                };
+                return (filled, stored.err().map(|e| e.to_string()));
+            }
+            Vary::On(names) => names,
+        };
+        let list = match &slot.variant {
+            Some((list, _)) if list.names == names => list.clone(),
+            _ => VariantList::new(names),
+        };
+        let variant = keys::cache_variant(&slot.entry_key, &key::variant(&list, headers));
+        let stored = match self.put(&variant, response.encode()).await {
+            // The list last: a reader that finds it finds this variant too.
+            Ok(()) => self.put(&slot.entry_key, list.encode()).await,
+            Err(error) => Err(error),
+        };
+        if stored.is_ok() {
+            self.touch(&variant).await;
+        }
+        let filled = Filled {
+            response,
+            variant: Some((list, variant)),
+            varies_on_everything: false,
+        };
+        (filled, stored.err().map(|e| e.to_string()))
+    }
+
+    /// Deletes the entry a lookup found (a hit that no longer decodes), best effort.
     pub(crate) async fn evict(&self, slot: &Slot) {
         self.lru
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .forget(&slot.entry_key);
-        let _ = self.store.set(&slot.entry_key, None, None).await;
+            .forget(slot.key());
+        let _ = self.store.set(slot.key(), None, None).await;
     }
 
-    async fn touch(&self, entry_key: &str) {
+    async fn touch(&self, key: &str) {
         let evicted = self
             .lru
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .touch(entry_key, self.policy.entries);
+            .touch(key, self.policy.entries);
         for key in evicted {
             let _ = self.store.set(&key, None, None).await;
         }
     }
 
-    /// Deletes `key`'s entry under the current generations.
+    /// Deletes `key`'s entry under the current generations (with its variant list, so every
+    /// variant becomes unreachable).
     pub(crate) async fn invalidate(&self, key: &CacheKey) -> Result<()> {
-        let slot = self.slot(key).await?;
+        let entry_key = self.entry_key(key).await?;
         self.lru
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .forget(&slot.entry_key);
-        self.store.set(&slot.entry_key, None, None).await?;
+            .forget(&entry_key);
+        self.store.set(&entry_key, None, None).await?;
         Ok(())
     }
 
@@ -292,142 +422,178 @@ impl ResponseCache {
         Ok(())
     }
 
-    /// Serves a miss: coalesces with identical calls in flight, (with `Coalesce::Fleet`)
-    /// elects one fetcher across processes, runs `fetch` if this call is the one, and writes
-    /// its result. `fetch` must return only validated responses; its error is returned to
-    /// this caller alone.
-    pub(crate) async fn fill<F, Fut>(&self, slot: &Slot, fetch: F) -> Result<Served>
+    /// Serves a miss of a request with `headers`: coalesces with identical calls in flight (in
+    /// this process, and with `Coalesce::Fleet` across processes), runs `fetch` if this call
+    /// is the one, and stores its result. `fetch` must return only validated responses; its
+    /// error is shared with the calls that waited on it.
+    pub(crate) async fn fill<F, Fut>(
+        &self,
+        slot: &Slot,
+        headers: &HeaderMap,
+        fetch: F,
+    ) -> Result<Served>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<CachedResponse>>,
     {
         if self.policy.coalesce == Coalesce::Off {
-            let (response, outcome, store_error) = self.fetch_and_put(slot, fetch).await?;
-            return Ok(Served {
-                response,
-                outcome,
-                store_error,
-            });
+            let response = fetch().await?;
+            let (filled, not_stored) = self.store_response(slot, headers, response).await;
+            return Ok(served(
+                filled,
+                Outcome::Fetched { waited: false },
+                not_stored,
+            ));
         }
-        let (response, role, extra) = self
-            .flights
-            .run(&slot.entry_key, || async {
-                let (response, outcome, store_error) = self.fetch_and_put(slot, fetch).await?;
-                Ok::<_, Error>((response, (outcome, store_error)))
-            })
-            .await?;
-        let (outcome, store_error) = match (role, extra) {
-            (Role::Ran, Some(extra)) => extra,
-            _ => (Outcome::Coalesced, None),
+        let mut fetch = Some(fetch);
+        let mut slot = slot.clone();
+        // The slot's flight; then, if that flight stored another variant, this request's own.
+        for _ in 0..2 {
+            let (filled, led) = self
+                .fills
+                .run(slot.key(), || {
+                    let fetch = fetch.take();
+                    let slot = &slot;
+                    async move {
+                        let fetch = fetch.ok_or_else(fetch_spent)?;
+                        let ((filled, not_stored), flown) = self.lead(slot, headers, fetch).await?;
+                        Ok((filled, (flown, not_stored)))
+                    }
+                })
+                .await?;
+            if let Some((flown, not_stored)) = led {
+                return Ok(served(filled, Outcome::of(flown), not_stored));
+            }
+            match self.applies(&filled, &slot, headers) {
+                Some(None) => return Ok(served(filled, Outcome::Coalesced, None)),
+                Some(Some(own)) => slot = own,
+                None => break,
+            }
+        }
+        // A response to one request only (`Vary: *`), or a variant list that changed under
+        // this call: fetch for this request alone.
+        let fetch = fetch.take().ok_or_else(fetch_spent)?;
+        let response = fetch().await?;
+        let (filled, not_stored) = self.store_response(&slot, headers, response).await;
+        Ok(served(
+            filled,
+            Outcome::Fetched { waited: false },
+            not_stored,
+        ))
+    }
+
+    /// Whether a response another call fetched answers this request: `Some(None)` yes,
+    /// `Some(Some(slot))` no, this request's variant is at `slot`, `None` no (`Vary: *`).
+    fn applies(&self, filled: &Filled, slot: &Slot, headers: &HeaderMap) -> Option<Option<Slot>> {
+        if filled.varies_on_everything {
+            return None;
+        }
+        let Some((list, stored)) = &filled.variant else {
+            return Some(None);
         };
-        Ok(Served {
-            response,
-            outcome,
-            store_error,
-        })
+        let own = keys::cache_variant(&slot.entry_key, &key::variant(list, headers));
+        Some((own != *stored).then(|| Slot {
+            entry_key: slot.entry_key.clone(),
+            variant: Some((list.clone(), own)),
+        }))
+    }
+
+    /// Fetches and stores as the leader of this process's flight: under the fleet lock when
+    /// fills coalesce across processes, else at once.
+    async fn lead<F, Fut>(
+        &self,
+        slot: &Slot,
+        headers: &HeaderMap,
+        fetch: F,
+    ) -> Result<((Filled, Option<String>), Flown)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<CachedResponse>>,
+    {
+        let fleet = self.fleet.then(|| FleetFlight {
+            store: self.store.clone(),
+            lock_key: keys::cache_lock(slot.key()),
+            timing: FleetTiming {
+                lock_ttl: self.policy.lock_ttl,
+                poll: self.policy.poll,
+                wait: self.policy.wait,
+            },
+            clock: &*self.clock,
+        });
+        let done = || async {
+            let lookup = self.find(slot.entry_key.clone(), headers).await?;
+            Ok(lookup.hit.map(|response| {
+                let filled = Filled {
+                    response,
+                    variant: lookup.slot.variant,
+                    varies_on_everything: false,
+                };
+                (filled, None)
+            }))
+        };
+        let fetch = || async {
+            let response = fetch().await?;
+            Ok(self.store_response(slot, headers, response).await)
+        };
+        flight::lead(fleet, done, fetch).await
     }
 
     /// `key` -> `get` -> (miss) `fill`, failing open: a store error on the read is a miss.
     /// (The pipeline decodes hits itself; this serves the tests and the benchmark.)
     #[cfg(any(test, feature = "testing"))]
-    pub(crate) async fn read_through<F, Fut>(&self, key: &CacheKey, fetch: F) -> Result<Served>
+    pub(crate) async fn read_through<F, Fut>(
+        &self,
+        key: &CacheKey,
+        headers: &HeaderMap,
+        fetch: F,
+    ) -> Result<Served>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<CachedResponse>>,
     {
-        match self.get(key).await {
+        match self.get(key, headers).await {
             Ok(Lookup {
                 hit: Some(response),
                 ..
             }) => Ok(Served {
                 response,
                 outcome: Outcome::Hit,
-                store_error: None,
+                not_stored: None,
             }),
-            Ok(Lookup { slot, hit: None }) => self.fill(&slot, fetch).await,
+            Ok(Lookup { slot, hit: None }) => self.fill(&slot, headers, fetch).await,
             Err(e) => {
                 let response = fetch().await?;
                 Ok(Served {
                     response,
                     outcome: Outcome::Fetched { waited: false },
-                    store_error: Some(e),
+                    not_stored: Some(e.to_string()),
                 })
             }
         }
     }
+}
 
-    async fn fetch_and_put<F, Fut>(
-        &self,
-        slot: &Slot,
-        fetch: F,
-    ) -> Result<(CachedResponse, Outcome, Option<Error>)>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<CachedResponse>>,
-    {
-        let mut waited = false;
-        let lock_key = format!(
-            "cache:lock:{}",
-            slot.entry_key
-                .strip_prefix("cache:k2:")
-                .unwrap_or(&slot.entry_key)
-        );
-        let fleet = self.policy.coalesce == Coalesce::Fleet;
-        if fleet && !self.take_lock(&lock_key).await {
-            waited = true;
-            let deadline = self.clock.now() + self.policy.wait;
-            loop {
-                let now = self.clock.now();
-                if now >= deadline {
-                    break;
-                }
-                let poll = self.policy.poll.mul_f64(0.5 + fastrand::f64());
-                self.clock
-                    .sleep(poll.min(deadline.saturating_duration_since(now)))
-                    .await;
-                if let Ok(Some(response)) = self.read(slot).await {
-                    return Ok((response, Outcome::FleetFilled, None));
-                }
-                if self.take_lock(&lock_key).await {
-                    // The holder released (failed) or its lock expired: this call fetches.
-                    break;
-                }
-            }
-        }
-        let result = fetch().await;
-        let store_error = match &result {
-            Ok(response) => self.put(slot, response).await.err(),
-            Err(_) => None,
-        };
-        if fleet {
-            // Best effort: let waiters take over at once (after a failure) or stop polling.
-            let _ = self.store.set(&lock_key, None, None).await;
-        }
-        Ok((result?, Outcome::Fetched { waited }, store_error))
+fn served(filled: Filled, outcome: Outcome, not_stored: Option<String>) -> Served {
+    Served {
+        response: filled.response,
+        outcome,
+        not_stored,
     }
+}
 
-    /// Takes the fleet lock; a store error counts as taken (fetch rather than wait).
-    async fn take_lock(&self, lock_key: &str) -> bool {
-        !matches!(
-            self.store.increment(lock_key, Some(self.policy.lock_ttl)).await,
-            Ok(n) if n > 1
-        )
-    }
+/// The fetch of a fill is run at most once; asking for it twice is a bug in this module.
+fn fetch_spent() -> Error {
+    Error::new(
+        ErrorKind::Store,
+        "internal: the cache fill's fetch was already used",
+    )
 }
 
 /// Bumps a seam's generation (`cache:gen:<seam-id>`, or `cache:gen` without an id): every
 /// entry of every stitch in the seam becomes unreachable. No key is scanned.
 pub(crate) async fn invalidate_seam(store: &dyn StitchStore, seam_id: Option<&str>) -> Result<()> {
     store
-        .increment(&seam_gen_key(seam_id), Some(GENERATION_TTL))
+        .increment(&keys::cache_generation(seam_id), Some(GENERATION_TTL))
         .await?;
     Ok(())
-}
-
-/// The key of a seam's cache generation, which every member's entries name.
-fn seam_gen_key(seam_id: Option<&str>) -> String {
-    match seam_id {
-        Some(seam) => format!("cache:gen:{seam}"),
-        None => "cache:gen".to_owned(),
-    }
 }

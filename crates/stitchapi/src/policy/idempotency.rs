@@ -22,7 +22,8 @@ pub struct KeyContext<'a> {
 
 type KeyFn = Arc<dyn Fn(&KeyContext<'_>) -> String + Send + Sync>;
 
-/// Adds an idempotency key header to writes (every method but GET, HEAD, OPTIONS and TRACE):
+/// Adds an idempotency key header to writes (every method but the safe ones: GET, HEAD,
+/// OPTIONS, TRACE and QUERY):
 /// the same key on every retry of one call, a different one for each call. It is skipped when
 /// the caller already sent the header. A stitch with a key also retries transport errors and
 /// per-attempt timeouts, since the server can deduplicate them.
@@ -130,12 +131,13 @@ impl IdempotencyPolicy {
     }
 }
 
-/// Reads never carry a key.
+/// Safe methods (RFC 9110 §9.2.1, and QUERY from the HTTP QUERY method draft): reads, which
+/// never carry a key.
 pub(crate) fn is_read(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
+    ) || method.as_str() == "QUERY"
 }
 
 /// Methods whose repetition has the same effect as one call (RFC 9110 §9.2.2).
@@ -184,5 +186,8 @@ mod tests {
     fn method_classes() {
         assert!(is_idempotent(&Method::PUT) && !is_read(&Method::PUT));
         assert!(!is_idempotent(&Method::POST) && !is_idempotent(&Method::PATCH));
+        let query = Method::from_bytes(b"QUERY").unwrap();
+        assert!(is_read(&query) && is_idempotent(&query));
+        assert!(!is_read(&Method::from_bytes(b"query").unwrap()));
     }
 }

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Capabilities, Scope, StitchStore, StoreError, StoreErrorKind, normalize_ttl};
+use super::{
+    Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
+    normalize_ttl,
+};
+use crate::throttle::gcra;
 use crate::time::{Clock, SystemClock, Timestamp};
 
 /// The backend name in errors.
@@ -18,9 +22,10 @@ const SWEEP_LIMIT: usize = 64;
 
 /// The default store: state in this process, nothing shared with other processes.
 ///
-/// Cheap to clone; clones share their state. Every verb is implemented: `get`/`set`, an atomic
-/// `increment`, the `reserve` pacing cell and the `lease`/`release` semaphore
-/// ([`Capabilities`]: scope [`Scope::Process`], reserve and lease).
+/// Cheap to clone; clones share their state. Every verb is implemented and strongly
+/// consistent: `get`/`set`, an atomic `increment`, the `reserve` pacing cell, the
+/// `lease`/`release` semaphore and the conditional writes `create`/`renew_if`/`delete_if`
+/// ([`Capabilities`]: scope [`Scope::Process`], every optional verb).
 ///
 /// - TTLs run on the store's [`Clock`] ([`SystemClock`] unless built
 ///   [`with_clock`](MemoryStore::with_clock)); an expired key reads as missing and is evicted
@@ -29,12 +34,14 @@ const SWEEP_LIMIT: usize = 64;
 ///   counter reads back through `get` as its ASCII decimal bytes (`b"2"`), and a value written
 ///   as decimal bytes can be incremented.
 /// - `reserve` keeps its cell as an exact [`Timestamp`], so fractional spacings do not drift,
-///   and refreshes the TTL on every call.
+///   and refreshes the TTL on every grant; a refused reserve leaves the cell and its TTL as
+///   they were.
+/// - `renew_if` and `delete_if` compare the stored bytes (a counter as its decimal text).
 /// - Semaphores live apart from values: a key can hold a value and a semaphore at once.
 ///   Holders whose expiry is at or before the caller's `now` are pruned on every `lease`.
-/// - Growth is bounded: every write (`set`, `increment`, `reserve`, `lease`) also drops up to 64
-///   expired entries, oldest first, so per-window keys that are never read again do not
-///   accumulate. This never changes what a caller sees. `lease` likewise drops up to 64
+/// - Growth is bounded: every write (`set`, `increment`, `reserve`, `create`, `lease`) also
+///   drops up to 64 expired entries, oldest first, so per-window keys that are never read
+///   again do not accumulate. This never changes what a caller sees. `lease` likewise drops up to 64
 ///   semaphore keys whose holders have all expired, both on the caller's `now` and on the
 ///   store's clock.
 /// - [`close`](StitchStore::close) clears everything.
@@ -341,8 +348,11 @@ impl StitchStore for MemoryStore {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::new(Scope::Process)
+            .with_consistency(Consistency::Strong)
+            .with_atomic_increment(true)
             .with_reserve(true)
             .with_lease(true)
+            .with_conditional_writes(true)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
@@ -403,8 +413,9 @@ impl StitchStore for MemoryStore {
         key: &str,
         spacing: Duration,
         now: Timestamp,
+        latest: Option<Timestamp>,
         ttl: Option<Duration>,
-    ) -> Result<Timestamp, StoreError> {
+    ) -> Result<Reservation, StoreError> {
         let store_now = self.now();
         let mut state = self.state();
         state.sweep(store_now);
@@ -419,9 +430,11 @@ impl StitchStore for MemoryStore {
             })?),
             None => None,
         };
-        let (at, cell) = crate::throttle::gcra_step(cell, now, spacing);
-        state.insert(key, Value::Cell(cell), deadline(store_now, ttl));
-        Ok(at)
+        let (reservation, next) = gcra::step(cell, now, spacing, latest);
+        if let (Reservation::Granted(_), Some(next)) = (reservation, next) {
+            state.insert(key, Value::Cell(next), deadline(store_now, ttl));
+        }
+        Ok(reservation)
     }
 
     async fn lease(
@@ -463,6 +476,55 @@ impl StitchStore for MemoryStore {
             state.put_semaphore(key, holders);
         }
         Ok(())
+    }
+
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut state = self.state();
+        state.sweep(now);
+        if state.live(key, now).is_some() {
+            return Ok(false);
+        }
+        state.insert(key, Value::Bytes(value), deadline(now, ttl));
+        Ok(true)
+    }
+
+    async fn renew_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut state = self.state();
+        let Some(entry) = state.live(key, now) else {
+            return Ok(false);
+        };
+        if entry.value.to_bytes() != expected {
+            return Ok(false);
+        }
+        let Some(entry) = state.remove(key) else {
+            return Ok(false);
+        };
+        state.insert(key, entry.value, deadline(now, Some(ttl)));
+        Ok(true)
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut state = self.state();
+        let owned = state
+            .live(key, now)
+            .is_some_and(|entry| entry.value.to_bytes() == expected);
+        if owned {
+            state.remove(key);
+        }
+        Ok(owned)
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -575,19 +637,38 @@ mod tests {
         let now = clock.now();
         let spacing = Duration::from_nanos(333_333_333);
         let ttl = Some(SECOND * 10);
-        assert_eq!(store.reserve("r", spacing, now, ttl).await.unwrap(), now);
         assert_eq!(
-            store.reserve("r", spacing, now, ttl).await.unwrap(),
+            store
+                .reserve("r", spacing, now, None, ttl)
+                .await
+                .unwrap()
+                .at(),
+            now
+        );
+        assert_eq!(
+            store
+                .reserve("r", spacing, now, None, ttl)
+                .await
+                .unwrap()
+                .at(),
             now + spacing
         );
         assert_eq!(
-            store.reserve("r", spacing, now, ttl).await.unwrap(),
+            store
+                .reserve("r", spacing, now, None, ttl)
+                .await
+                .unwrap()
+                .at(),
             now + spacing * 2
         );
         // A later `now` past the cell is granted at once.
         let later = now + SECOND * 5;
         assert_eq!(
-            store.reserve("r", spacing, later, ttl).await.unwrap(),
+            store
+                .reserve("r", spacing, later, None, ttl)
+                .await
+                .unwrap()
+                .at(),
             later
         );
     }
@@ -597,18 +678,97 @@ mod tests {
         let (store, clock) = store();
         let now = clock.now();
         let ttl = Some(SECOND);
-        store.reserve("r", SECOND, now, ttl).await.unwrap();
+        store
+            .reserve("r", SECOND, now, None, ttl)
+            .await
+            .unwrap()
+            .at();
         clock.advance(Duration::from_millis(600));
-        store.reserve("r", SECOND, clock.now(), ttl).await.unwrap();
+        store
+            .reserve("r", SECOND, clock.now(), None, ttl)
+            .await
+            .unwrap()
+            .at();
         clock.advance(Duration::from_millis(600));
         // Still alive 1.2 s after the first call: the ttl was refreshed.
         assert_eq!(
-            store.reserve("r", SECOND, now, ttl).await.unwrap(),
+            store
+                .reserve("r", SECOND, now, None, ttl)
+                .await
+                .unwrap()
+                .at(),
             now + SECOND * 2
         );
         clock.advance(SECOND);
         let fresh = clock.now();
-        assert_eq!(store.reserve("r", SECOND, fresh, ttl).await.unwrap(), fresh);
+        assert_eq!(
+            store
+                .reserve("r", SECOND, fresh, None, ttl)
+                .await
+                .unwrap()
+                .at(),
+            fresh
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_reserve_changes_nothing() {
+        let (store, clock) = store();
+        let now = clock.now();
+        let ttl = Some(SECOND);
+        let grant = |latest| store.reserve("r", SECOND, now, latest, ttl);
+        assert_eq!(grant(None).await.unwrap(), Reservation::Granted(now));
+        clock.advance(Duration::from_millis(600));
+        assert_eq!(
+            grant(Some(now + SECOND / 2)).await.unwrap(),
+            Reservation::Refused(now + SECOND)
+        );
+        // The refusal neither moved the cell nor refreshed its TTL: it expires 1 s after the
+        // grant that wrote it.
+        assert_eq!(
+            store.get("r").await.unwrap(),
+            Some(Bytes::from(millis_text(now + SECOND)))
+        );
+        clock.advance(Duration::from_millis(400));
+        assert_eq!(store.get("r").await.unwrap(), None);
+        // Exactly at the limit is granted.
+        let now = clock.now();
+        let grant = |latest| store.reserve("r", SECOND, now, latest, ttl);
+        assert_eq!(grant(None).await.unwrap(), Reservation::Granted(now));
+        assert_eq!(
+            grant(Some(now + SECOND)).await.unwrap(),
+            Reservation::Granted(now + SECOND)
+        );
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_compare_the_stored_bytes() {
+        let (store, clock) = store();
+        let token = |s: &'static str| Bytes::from_static(s.as_bytes());
+        assert!(store.create("l", token("a"), Some(SECOND)).await.unwrap());
+        assert!(!store.create("l", token("b"), Some(SECOND)).await.unwrap());
+        assert!(!store.renew_if("l", b"b", SECOND).await.unwrap());
+        clock.advance(Duration::from_millis(600));
+        assert!(store.renew_if("l", b"a", SECOND).await.unwrap());
+        clock.advance(Duration::from_millis(600));
+        // Renewed: alive 1.2 s after it was created.
+        assert_eq!(store.get("l").await.unwrap(), b("a"));
+        clock.advance(Duration::from_millis(400));
+        assert_eq!(store.get("l").await.unwrap(), None);
+        // Expired: another owner takes it; the old owner's release leaves it alone.
+        assert!(store.create("l", token("b"), Some(SECOND)).await.unwrap());
+        assert!(!store.delete_if("l", b"a").await.unwrap());
+        assert!(!store.renew_if("l", b"a", SECOND).await.unwrap());
+        assert_eq!(store.get("l").await.unwrap(), b("b"));
+        assert!(store.delete_if("l", b"b").await.unwrap());
+        assert!(!store.delete_if("l", b"b").await.unwrap());
+        assert!(store.is_empty());
+        // A counter compares as its decimal text; a zero TTL renews to no expiry.
+        store.increment("n", Some(SECOND)).await.unwrap();
+        assert!(store.renew_if("n", b"1", Duration::ZERO).await.unwrap());
+        clock.advance(SECOND * 5);
+        assert_eq!(store.get("n").await.unwrap(), b("1"));
+        assert!(store.delete_if("n", b"1").await.unwrap());
     }
 
     #[tokio::test]
@@ -616,15 +776,16 @@ mod tests {
         let (store, clock) = store();
         store.set("r", b("not a time"), None).await.unwrap();
         let error = store
-            .reserve("r", SECOND, clock.now(), None)
+            .reserve("r", SECOND, clock.now(), None, None)
             .await
             .unwrap_err();
         assert_eq!(error.kind(), StoreErrorKind::InvalidData);
         store.set("r", b("1000.5"), None).await.unwrap();
         let at = store
-            .reserve("r", SECOND, Timestamp::UNIX_EPOCH, None)
+            .reserve("r", SECOND, Timestamp::UNIX_EPOCH, None, None)
             .await
-            .unwrap();
+            .unwrap()
+            .at();
         assert_eq!(at, Timestamp::from_millis_f64(1000.5));
         let cell = store.get("r").await.unwrap().unwrap();
         assert_eq!(&cell[..], b"2000.5");
@@ -773,7 +934,11 @@ mod tests {
         let (store, clock) = store();
         store.set("a", b("1"), None).await.unwrap();
         store.increment("c", Some(SECOND)).await.unwrap();
-        store.reserve("r", SECOND, clock.now(), None).await.unwrap();
+        store
+            .reserve("r", SECOND, clock.now(), None, None)
+            .await
+            .unwrap()
+            .at();
         assert!(store.lease("s", "t", 1, SECOND, clock.now()).await.unwrap());
         let other = store.clone();
         other.close().await.unwrap();

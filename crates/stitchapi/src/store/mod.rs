@@ -5,12 +5,6 @@
 //! process; a shared backend (Redis, Deno KV, Cloudflare) makes them fleet-wide with no change
 //! at the call site.
 //!
-//! The trait is small. Every store has `get`, `set` (with `None` deleting) and an atomic
-//! `increment`; the optional verbs `reserve` (a GCRA pacing cell) and `lease`/`release` (a
-//! fleet-wide counting semaphore) are declared through [`Capabilities`], and features that need
-//! them check at build time. Values are bytes; [`StitchStoreExt`] adds JSON helpers and
-//! [prefixed views](StitchStoreExt::prefixed).
-//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), stitchapi::store::StoreError> {
 //! use std::time::Duration;
@@ -25,12 +19,100 @@
 //! assert_eq!(store.increment("hits", Some(Duration::from_secs(60))).await?, 1);
 //! assert_eq!(store.increment("hits", Some(Duration::from_secs(1))).await?, 2);
 //!
+//! // An owned lock: taken only if absent, released only by its owner.
+//! assert!(store.create("lock:job", "token-a".into(), Some(Duration::from_secs(5))).await?);
+//! assert!(!store.create("lock:job", "token-b".into(), Some(Duration::from_secs(5))).await?);
+//! assert!(!store.delete_if("lock:job", b"token-b").await?);
+//! assert!(store.delete_if("lock:job", b"token-a").await?);
+//!
 //! let vault = store.prefixed("vault:");
 //! vault.set("token", Some("abc".into()), None).await?;
 //! assert_eq!(store.get("vault:token").await?.as_deref(), Some(&b"abc"[..]));
 //! # Ok(()) }
 //! ```
+//!
+//! # The contract
+//!
+//! This is the whole contract a backend signs. [`store_conformance`] (feature `testing`)
+//! checks every rule below, registered by capability, and names each rule a store breaks.
+//!
+//! [`store_conformance`]: crate::testing::store_conformance
+//!
+//! **Keys and values.** Keys are UTF-8 strings; values are bytes, returned byte for byte
+//! (empty, non-UTF-8, NUL and CR/LF included). A key holds one value at a time; semaphores
+//! (`lease`) live apart from values. Keys are isolated: a write to one never changes another.
+//!
+//! **TTLs.** Every TTL is a [`Duration`]; `None` or zero means "never expires". An entry whose
+//! TTL has run out reads as missing and may be created again. A backend may round a TTL up to
+//! its [`Capabilities::min_ttl`] (Workers KV: 60 s), never down.
+//!
+//! **Always present**
+//!
+//! | verb | rule |
+//! |---|---|
+//! | `get(key)` | the value, or `None` when the key is missing or expired |
+//! | `set(key, Some(v), ttl)` | writes `v`, replacing any value and its TTL |
+//! | `set(key, None, _)` | deletes the key |
+//! | `increment(key, ttl)` | adds one and returns the new count; a missing or expired counter starts at 1 and **only then** takes `ttl` (a fixed window, never sliding); `get` reads a counter back as ASCII decimal bytes (`b"2"`), and decimal bytes written by `set` can be incremented |
+//!
+//! **Optional verbs, each behind a [`Capabilities`] flag** (a store that does not declare a
+//! flag answers the verbs with [`StoreErrorKind::Unsupported`], and the core never calls them)
+//!
+//! | capability | verbs | rule |
+//! |---|---|---|
+//! | `atomic_increment` | `increment` | N concurrent increments net exactly +N, across every process |
+//! | `reserve` | [`reserve`](StitchStore::reserve) | atomically: `at = max(now, cell)`; if `latest` is set and `at > latest`, nothing changes and the answer is [`Reservation::Refused`] with `at`; otherwise `cell = at + spacing`, the TTL is refreshed, and the answer is [`Reservation::Granted`] with `at`. Times keep sub-millisecond precision (a spacing of 1000/3 ms does not drift) |
+//! | `lease` | [`lease`](StitchStore::lease), [`release`](StitchStore::release) | atomically prune holders expired at `now`, then renew `token` if it holds a slot or add it if fewer than `limit` are held; `release` drops a token and is a no-op for a token that holds nothing |
+//! | `conditional_writes` | [`create`](StitchStore::create), [`renew_if`](StitchStore::renew_if), [`delete_if`](StitchStore::delete_if) | atomically: `create` writes only when the key is missing or expired (of N concurrent creates exactly one wins); `renew_if` resets the TTL and `delete_if` deletes only when the key holds exactly `expected` |
+//!
+//! **Declared properties**: [`Scope`] (who sees the state), [`Consistency`] (whether a read
+//! after a write sees it), `min_ttl` and `max_value_bytes`. [`Capabilities::new`] claims
+//! nothing: every optional verb off, consistency [`Consistency::Eventual`]; a backend turns on
+//! exactly what it implements.
+//!
+//! # What the core does with each capability
+//!
+//! Features choose their algorithm from the capabilities **when the stitch or seam is
+//! built**, and a combination that cannot be correct fails the build with an error naming the
+//! capability and the fix:
+//!
+//! - **Throttle** over a fleet store: pacing needs `reserve` (exact) or an atomic `increment`
+//!   (a window counter); a concurrency cap needs `lease`. A host pool ([`Pool::Host`]) is always
+//!   kept in the store, so it needs the same verbs even in one process.
+//! - **Owned locks** (cache fills, OAuth2 refresh, cookie login, the circuit's half-open
+//!   trial) need `conditional_writes` on a strongly consistent store
+//!   ([`Capabilities::owned_locks`]): a lock is `create(key, random token, ttl)`, kept alive
+//!   with `renew_if` while its holder works, and released with `delete_if(key, token)`, so a
+//!   holder that outlived its lock can never release its successor's. On a fleet store
+//!   without them, single-flight and the half-open trial stay within each process; the build
+//!   says so in a `warn` trace, and never takes a lock that cannot be correct.
+//! - **Circuit breaker** over a fleet store counts failures with `increment`, so it needs an
+//!   atomic one.
+//!
+//! # Store keys the core writes
+//!
+//! Every key format lives in one place (`store/keys.rs`); a seam's id is `seam:<name or base
+//! URL>`, a stitch's id its name.
+//!
+//! | key | what |
+//! |---|---|
+//! | `rl:<throttle key>` | the pacing cell (`reserve`) |
+//! | `rl:<throttle key>:<window start ms>` | a window counter (the `increment` fallback) |
+//! | `cc:<throttle key>` | the concurrency semaphore (`lease`) |
+//! | `circuit:<stitch>:failures` | consecutive failures (`increment`) |
+//! | `circuit:<stitch>:opened` | when the breaker opened (ms since the epoch) |
+//! | `circuit:<stitch>:trial` | the half-open trial's owned lock |
+//! | `cache:gen`, `cache:gen:<seam id>`, `cache:gen:<stitch>` | cache generations (`increment`) |
+//! | `cache:k2:g<seam gen>.<stitch gen>.<stitch>:<32 hex>` | a cache entry, or the variant list of a response with `Vary` |
+//! | `cache:k2:g<seam gen>.<stitch gen>.<stitch>:<32 hex>:v<32 hex>` | one variant of a response with `Vary` |
+//! | `cache:lock:g<seam gen>.<stitch gen>.<stitch>:<32 hex>` | a cache fill's owned lock |
+//! | `vault:oauth2:<key or token URL>[\0<principal>]` | an OAuth2 token |
+//! | `vault:cookie:<key or cookie name>[\0<principal>]`, `vault:jar:<key or *>[\0<principal>]` | a cookie session |
+//! | `vault:lock:<vault key>` | a token refresh's or login's owned lock |
+//!
+//! [`Pool::Host`]: crate::throttle::Pool::Host
 
+pub(crate) mod keys;
 mod memory;
 mod prefixed;
 
@@ -69,15 +151,30 @@ pub enum Consistency {
     Eventual,
 }
 
-/// What a store can do and its limits. Features that need a verb check this at build time.
+/// What a store can do and its limits. Features that need a verb check this when a stitch or
+/// seam is built.
+///
+/// [`Capabilities::new`] claims nothing: every optional verb is off and consistency is
+/// [`Consistency::Eventual`]. A backend turns on exactly what it implements, so a new backend
+/// can never be trusted with a verb it did not declare.
 ///
 /// ```
 /// use std::time::Duration;
-/// use stitchapi::store::{Capabilities, Scope};
+/// use stitchapi::store::{Capabilities, Consistency, Scope};
 ///
-/// // A backend with atomic counters and the pacing cell, but no leases, shared by a fleet.
-/// let caps = Capabilities::new(Scope::Fleet).with_reserve(true);
-/// assert!(caps.atomic_increment && caps.reserve && !caps.lease);
+/// let nothing = Capabilities::new(Scope::Fleet);
+/// assert!(!nothing.atomic_increment && !nothing.reserve && !nothing.conditional_writes);
+/// assert_eq!(nothing.consistency, Consistency::Eventual);
+/// assert!(!nothing.owned_locks());
+///
+/// // A Redis-like backend: every verb, strongly consistent.
+/// let redis = Capabilities::new(Scope::Fleet)
+///     .with_consistency(Consistency::Strong)
+///     .with_atomic_increment(true)
+///     .with_reserve(true)
+///     .with_lease(true)
+///     .with_conditional_writes(true);
+/// assert!(redis.owned_locks());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -90,6 +187,8 @@ pub struct Capabilities {
     pub reserve: bool,
     /// `lease` and `release` (the counting semaphore) are implemented.
     pub lease: bool,
+    /// `create`, `renew_if` and `delete_if` (atomic conditional writes) are implemented.
+    pub conditional_writes: bool,
     /// The shortest TTL the backend honours; shorter TTLs are rounded up to it.
     pub min_ttl: Option<Duration>,
     /// Read-after-write visibility.
@@ -99,15 +198,17 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Strongly consistent get/set and an atomic increment, no optional verbs.
+    /// A backend that claims nothing beyond `get`, `set` and a (non-atomic) `increment`:
+    /// every optional verb off, eventual consistency, no TTL floor, no size limit.
     pub const fn new(scope: Scope) -> Self {
         Capabilities {
             scope,
-            atomic_increment: true,
+            atomic_increment: false,
             reserve: false,
             lease: false,
+            conditional_writes: false,
             min_ttl: None,
-            consistency: Consistency::Strong,
+            consistency: Consistency::Eventual,
             max_value_bytes: None,
         }
     }
@@ -130,6 +231,12 @@ impl Capabilities {
         self
     }
 
+    /// Sets whether `create`/`renew_if`/`delete_if` are implemented.
+    pub const fn with_conditional_writes(mut self, conditional: bool) -> Self {
+        self.conditional_writes = conditional;
+        self
+    }
+
     /// Sets the minimum TTL.
     pub const fn with_min_ttl(mut self, min_ttl: Option<Duration>) -> Self {
         self.min_ttl = min_ttl;
@@ -146,6 +253,46 @@ impl Capabilities {
     pub const fn with_max_value_bytes(mut self, max: Option<usize>) -> Self {
         self.max_value_bytes = max;
         self
+    }
+
+    /// Whether an owned lock over this store is correct: conditional writes on a strongly
+    /// consistent backend. Without them the core keeps single-flight within each process.
+    pub const fn owned_locks(&self) -> bool {
+        self.conditional_writes && matches!(self.consistency, Consistency::Strong)
+    }
+}
+
+/// The answer of [`StitchStore::reserve`]: a grant, or a refusal that changed nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use stitchapi::store::Reservation;
+/// use stitchapi::time::Timestamp;
+///
+/// let at = Timestamp::from_unix(Duration::from_secs(10));
+/// assert_eq!(Reservation::Granted(at).at(), at);
+/// assert!(!Reservation::Refused(at).is_granted());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// The caller may go at this time; the cell moved on by one spacing.
+    Granted(Timestamp),
+    /// The earliest grant the caller could have had, which is past its `latest`; the cell did
+    /// not move.
+    Refused(Timestamp),
+}
+
+impl Reservation {
+    /// The granted time, or the earliest time that was refused.
+    pub const fn at(self) -> Timestamp {
+        match self {
+            Reservation::Granted(at) | Reservation::Refused(at) => at,
+        }
+    }
+
+    /// Whether the reservation was granted.
+    pub const fn is_granted(self) -> bool {
+        matches!(self, Reservation::Granted(_))
     }
 }
 
@@ -241,25 +388,11 @@ impl From<StoreError> for Error {
     }
 }
 
-/// The state backend of a stitch or seam.
+/// The state backend of a stitch or seam. The [module docs](self) state the whole contract.
 ///
-/// All TTLs are [`Duration`]s; `None` (or a zero duration) means "never expires". Keys are
-/// plain strings; drivers may add their own prefix.
-///
-/// The contract, which `stitchapi::testing::store_conformance` checks rule by rule:
-/// - `get` of a missing or expired key is `None`;
-/// - `set(key, None, _)` deletes; `set` with a TTL expires after it;
-/// - `increment` is atomic, starts a missing or expired counter at 1, and sets the TTL only
-///   when it creates the counter (the window is fixed, never sliding); `get` reads a counter
-///   back as its ASCII decimal bytes (`b"2"`);
-/// - `reserve(key, spacing, now, ttl)` atomically takes `at = max(now, cell)`, stores
-///   `cell = at + spacing`, refreshes the TTL and returns `at`;
-/// - `lease(key, token, limit, ttl, now)` atomically prunes holders expired at `now`, then
-///   renews `token` if it holds a slot, or adds it if fewer than `limit` are held, returning
-///   whether it holds one; `release` drops a token and is a no-op for unknown tokens.
-///   `lease` and `release` come as a pair.
-///
-/// Implement the optional verbs only together with the matching [`Capabilities`] flag.
+/// All TTLs are [`Duration`]s; `None` (or a zero duration) means "never expires". Implement the
+/// optional verbs only together with the matching [`Capabilities`] flag; their default bodies
+/// answer [`StoreErrorKind::Unsupported`].
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 pub trait StitchStore: MaybeSend + MaybeSync + fmt::Debug + 'static {
@@ -280,20 +413,22 @@ pub trait StitchStore: MaybeSend + MaybeSync + fmt::Debug + 'static {
         ttl: Option<Duration>,
     ) -> Result<(), StoreError>;
 
-    /// Atomically adds one to a counter and returns the new count. A missing or expired
-    /// counter starts at 1 and only then takes `ttl`.
+    /// Adds one to a counter and returns the new count. A missing or expired counter starts
+    /// at 1 and only then takes `ttl`. Atomic only if [`Capabilities::atomic_increment`].
     async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError>;
 
-    /// The GCRA pacing cell: atomically `at = max(now, cell)`, `cell = at + spacing`, TTL
-    /// refreshed; returns `at`.
+    /// The GCRA pacing cell: atomically `at = max(now, cell)`; past `latest` nothing changes
+    /// and the answer is [`Reservation::Refused`]`(at)`; otherwise `cell = at + spacing`, the
+    /// TTL is refreshed and the answer is [`Reservation::Granted`]`(at)`.
     async fn reserve(
         &self,
         key: &str,
         spacing: Duration,
         now: Timestamp,
+        latest: Option<Timestamp>,
         ttl: Option<Duration>,
-    ) -> Result<Timestamp, StoreError> {
-        let _ = (key, spacing, now, ttl);
+    ) -> Result<Reservation, StoreError> {
+        let _ = (key, spacing, now, latest, ttl);
         Err(StoreError::unsupported(self.name(), "reserve"))
     }
 
@@ -314,6 +449,36 @@ pub trait StitchStore: MaybeSend + MaybeSync + fmt::Debug + 'static {
     async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
         let _ = (key, token);
         Err(StoreError::unsupported(self.name(), "release"))
+    }
+
+    /// Writes `value` only if `key` is missing or expired; `true` when it wrote. Atomic: of
+    /// concurrent creates of one key exactly one wins.
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let _ = (key, value, ttl);
+        Err(StoreError::unsupported(self.name(), "create"))
+    }
+
+    /// Resets the TTL of `key` to `ttl` (zero: no expiry) only if it holds exactly
+    /// `expected`; `true` when it did.
+    async fn renew_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = (key, expected, ttl);
+        Err(StoreError::unsupported(self.name(), "renew_if"))
+    }
+
+    /// Deletes `key` only if it holds exactly `expected`; `true` when it did.
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let _ = (key, expected);
+        Err(StoreError::unsupported(self.name(), "delete_if"))
     }
 
     /// Releases the store's resources. A seam's `close()` calls this last.
@@ -353,9 +518,10 @@ impl<S: StitchStore + ?Sized> StitchStore for Arc<S> {
         key: &str,
         spacing: Duration,
         now: Timestamp,
+        latest: Option<Timestamp>,
         ttl: Option<Duration>,
-    ) -> Result<Timestamp, StoreError> {
-        (**self).reserve(key, spacing, now, ttl).await
+    ) -> Result<Reservation, StoreError> {
+        (**self).reserve(key, spacing, now, latest, ttl).await
     }
     async fn lease(
         &self,
@@ -369,6 +535,25 @@ impl<S: StitchStore + ?Sized> StitchStore for Arc<S> {
     }
     async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
         (**self).release(key, token).await
+    }
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        (**self).create(key, value, ttl).await
+    }
+    async fn renew_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        (**self).renew_if(key, expected, ttl).await
+    }
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        (**self).delete_if(key, expected).await
     }
     async fn close(&self) -> Result<(), StoreError> {
         (**self).close().await

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Capabilities, StitchStore, StoreError};
+use super::{Capabilities, Reservation, StitchStore, StoreError};
 use crate::time::Timestamp;
 
 /// A view of `inner` that prefixes every key with `prefix`.
@@ -98,9 +98,12 @@ impl<S: StitchStore> StitchStore for PrefixedStore<S> {
         key: &str,
         spacing: Duration,
         now: Timestamp,
+        latest: Option<Timestamp>,
         ttl: Option<Duration>,
-    ) -> Result<Timestamp, StoreError> {
-        self.inner.reserve(&self.key(key), spacing, now, ttl).await
+    ) -> Result<Reservation, StoreError> {
+        self.inner
+            .reserve(&self.key(key), spacing, now, latest, ttl)
+            .await
     }
 
     async fn lease(
@@ -118,6 +121,28 @@ impl<S: StitchStore> StitchStore for PrefixedStore<S> {
 
     async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
         self.inner.release(&self.key(key), token).await
+    }
+
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        self.inner.create(&self.key(key), value, ttl).await
+    }
+
+    async fn renew_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew_if(&self.key(key), expected, ttl).await
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        self.inner.delete_if(&self.key(key), expected).await
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -158,11 +183,23 @@ mod tests {
 
         let now = clock.now();
         let second = Duration::from_secs(1);
-        assert_eq!(vault.reserve("r", second, now, None).await.unwrap(), now);
         assert_eq!(
-            store.reserve("vault:r", second, now, None).await.unwrap(),
-            now + second
+            vault.reserve("r", second, now, None, None).await.unwrap(),
+            Reservation::Granted(now)
         );
+        assert_eq!(
+            store
+                .reserve("vault:r", second, now, None, None)
+                .await
+                .unwrap(),
+            Reservation::Granted(now + second)
+        );
+
+        assert!(vault.create("l", "a".into(), None).await.unwrap());
+        assert!(!store.create("vault:l", "b".into(), None).await.unwrap());
+        assert!(vault.renew_if("l", b"a", second).await.unwrap());
+        assert!(!vault.delete_if("l", b"b").await.unwrap());
+        assert!(store.delete_if("vault:l", b"a").await.unwrap());
 
         assert!(vault.lease("s", "a", 1, second, now).await.unwrap());
         assert!(!store.lease("vault:s", "b", 1, second, now).await.unwrap());
@@ -222,12 +259,21 @@ mod tests {
         let view = PrefixedStore::new(Plain, "vault:");
         assert!(!view.capabilities().reserve);
         let error = view
-            .reserve("r", Duration::from_secs(1), Timestamp::UNIX_EPOCH, None)
+            .reserve(
+                "r",
+                Duration::from_secs(1),
+                Timestamp::UNIX_EPOCH,
+                None,
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(error.kind(), StoreErrorKind::Unsupported);
         assert_eq!(error.backend(), "plain");
         let error = view.release("s", "t").await.unwrap_err();
         assert_eq!(error.kind(), StoreErrorKind::Unsupported);
+        let error = view.delete_if("l", b"t").await.unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Unsupported);
+        assert!(!view.capabilities().owned_locks());
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::join_all;
 
-use crate::store::{Capabilities, StitchStore, StoreError};
+use crate::store::{Capabilities, Reservation, StitchStore, StoreError};
 use crate::time::{Clock, ManualClock, SystemClock, Timestamp};
 
 /// How long past a TTL the kit waits before it expects the entry to be gone.
@@ -107,7 +107,7 @@ pub struct ConformanceReport {
     /// The rules the store broke, with what went wrong.
     pub violations: Vec<Violation>,
     /// The rules not run, each with the capability the store does not declare
-    /// (`"atomic_increment"`, `"reserve"` or `"lease"`).
+    /// (`"atomic_increment"`, `"reserve"`, `"lease"` or `"conditional_writes"`).
     pub skipped: Vec<(&'static str, &'static str)>,
 }
 
@@ -155,6 +155,7 @@ enum Needs {
     AtomicIncrement,
     Reserve,
     Lease,
+    ConditionalWrites,
 }
 
 impl Needs {
@@ -165,6 +166,7 @@ impl Needs {
             Needs::AtomicIncrement => (!caps.atomic_increment).then_some("atomic_increment"),
             Needs::Reserve => (!caps.reserve).then_some("reserve"),
             Needs::Lease => (!caps.lease).then_some("lease"),
+            Needs::ConditionalWrites => (!caps.conditional_writes).then_some("conditional_writes"),
         }
     }
 }
@@ -190,11 +192,19 @@ enum Rule {
     ReserveRefresh,
     ReserveLost,
     ReserveConcurrent,
+    ReserveRefused,
+    ReserveAtLatest,
     LeaseLimit,
     LeaseRenewal,
     LeaseExpired,
     LeaseRelease,
     LeaseReleaseUnknown,
+    CreateAbsent,
+    CreateExpired,
+    CreateConcurrent,
+    RenewIf,
+    DeleteIf,
+    StaleOwner,
 }
 
 /// Every rule, in the order it runs, with the capability it needs.
@@ -287,6 +297,16 @@ const RULES: &[(&str, Needs, Rule)] = &[
         Rule::ReserveConcurrent,
     ),
     (
+        "reserve: a grant past `latest` is refused and changes nothing",
+        Needs::Reserve,
+        Rule::ReserveRefused,
+    ),
+    (
+        "reserve: a grant exactly at `latest` is taken",
+        Needs::Reserve,
+        Rule::ReserveAtLatest,
+    ),
+    (
         "lease: the limit holds under 50 concurrent callers",
         Needs::Lease,
         Rule::LeaseLimit,
@@ -310,6 +330,36 @@ const RULES: &[(&str, Needs, Rule)] = &[
         "lease: releasing an unknown token is a no-op",
         Needs::Lease,
         Rule::LeaseReleaseUnknown,
+    ),
+    (
+        "create: writes a missing key and refuses a present one",
+        Needs::ConditionalWrites,
+        Rule::CreateAbsent,
+    ),
+    (
+        "create: an expired key can be created again",
+        Needs::ConditionalWrites,
+        Rule::CreateExpired,
+    ),
+    (
+        "create: of 20 concurrent creates exactly one wins",
+        Needs::ConditionalWrites,
+        Rule::CreateConcurrent,
+    ),
+    (
+        "renew_if: only the expected value's ttl is renewed",
+        Needs::ConditionalWrites,
+        Rule::RenewIf,
+    ),
+    (
+        "delete_if: only the expected value is deleted",
+        Needs::ConditionalWrites,
+        Rule::DeleteIf,
+    ),
+    (
+        "owned lock: a stale owner's release and renewal leave the new owner's lock alone",
+        Needs::ConditionalWrites,
+        Rule::StaleOwner,
     ),
 ];
 
@@ -338,9 +388,13 @@ pub fn store_rules() -> impl Iterator<Item = &'static str> {
 /// missing keys, overwrite, delete, TTL expiry and its absence (`None` and zero), counters
 /// (start at 1, count up, read back as decimal bytes, expire, fixed windows) and key
 /// isolation. With `atomic_increment`: 20 concurrent increments net +20. With `reserve`: exact
-/// and fractional spacing, TTL refresh, restart after loss, distinct concurrent slots. With
-/// `lease`: the limit under 50 concurrent callers, idempotent renewal, expiry by the caller's
-/// `now`, release, and release of unknown tokens.
+/// and fractional spacing, TTL refresh, restart after loss, distinct concurrent slots, and a
+/// `latest` that refuses without moving the cell (and grants exactly at it). With `lease`: the
+/// limit under 50 concurrent callers, idempotent renewal, expiry by the caller's `now`,
+/// release, and release of unknown tokens. With `conditional_writes`: create only when
+/// missing or expired, one winner of 20 concurrent creates, `renew_if` and `delete_if` only for
+/// the expected value, and an owned lock whose stale owner can neither release nor renew its
+/// successor's lock.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -487,6 +541,7 @@ impl Ctx<'_> {
             .step(format_args!("increment({key:?}, ttl {ttl:?})"))
     }
 
+    /// A reserve with no `latest`, which must be granted.
     async fn reserve(
         &self,
         key: &str,
@@ -494,12 +549,51 @@ impl Ctx<'_> {
         now: Timestamp,
         ttl: Option<Duration>,
     ) -> Result<Timestamp, String> {
+        match self.reserve_until(key, spacing, now, None, ttl).await? {
+            Reservation::Granted(at) => Ok(at),
+            Reservation::Refused(at) => Err(format!(
+                "reserve({key:?}, spacing {spacing:?}, {now:?}) without a `latest` was refused \
+                 ({})",
+                relative(at, now)
+            )),
+        }
+    }
+
+    async fn reserve_until(
+        &self,
+        key: &str,
+        spacing: Duration,
+        now: Timestamp,
+        latest: Option<Timestamp>,
+        ttl: Option<Duration>,
+    ) -> Result<Reservation, String> {
         self.store
-            .reserve(key, spacing, now, ttl)
+            .reserve(key, spacing, now, latest, ttl)
             .await
             .step(format_args!(
-                "reserve({key:?}, spacing {spacing:?}, {now:?})"
+                "reserve({key:?}, spacing {spacing:?}, {now:?}, latest {latest:?})"
             ))
+    }
+
+    async fn create(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<bool, String> {
+        self.store
+            .create(key, Bytes::copy_from_slice(value.as_bytes()), ttl)
+            .await
+            .step(format_args!("create({key:?}, {value:?}, ttl {ttl:?})"))
+    }
+
+    async fn renew_if(&self, key: &str, expected: &str, ttl: Duration) -> Result<bool, String> {
+        self.store
+            .renew_if(key, expected.as_bytes(), ttl)
+            .await
+            .step(format_args!("renew_if({key:?}, {expected:?}, ttl {ttl:?})"))
+    }
+
+    async fn delete_if(&self, key: &str, expected: &str) -> Result<bool, String> {
+        self.store
+            .delete_if(key, expected.as_bytes())
+            .await
+            .step(format_args!("delete_if({key:?}, {expected:?})"))
     }
 
     async fn lease(
@@ -883,6 +977,60 @@ async fn run_rule(rule: Rule, ctx: &Ctx<'_>) -> Result<(), String> {
             }
             Ok(())
         }
+        Rule::ReserveRefused => {
+            let key = ctx.key("cell");
+            let now = ctx.now();
+            let spacing = Duration::from_secs(1);
+            let first = ctx.reserve(&key, spacing, now, Some(LONG_TTL)).await?;
+            expect_time("the first reserve", first, now, now)?;
+            let latest = now + spacing / 2;
+            match ctx
+                .reserve_until(&key, spacing, now, Some(latest), Some(LONG_TTL))
+                .await?
+            {
+                Reservation::Refused(at) => expect_time(
+                    "the earliest grant a refused reserve reports",
+                    at,
+                    now + spacing,
+                    now,
+                )?,
+                Reservation::Granted(at) => {
+                    return Err(format!(
+                        "a reserve whose grant ({}) is past its latest ({}) was granted",
+                        relative(at, now),
+                        relative(latest, now)
+                    ));
+                }
+            }
+            let next = ctx.reserve(&key, spacing, now, Some(LONG_TTL)).await?;
+            expect_time(
+                "the reserve after a refused one (a refusal must not move the cell)",
+                next,
+                now + spacing,
+                now,
+            )
+        }
+        Rule::ReserveAtLatest => {
+            let key = ctx.key("cell");
+            let now = ctx.now();
+            let spacing = Duration::from_millis(250);
+            ctx.reserve(&key, spacing, now, Some(LONG_TTL)).await?;
+            match ctx
+                .reserve_until(&key, spacing, now, Some(now + spacing), Some(LONG_TTL))
+                .await?
+            {
+                Reservation::Granted(at) => expect_time(
+                    "a reserve whose grant is exactly its latest",
+                    at,
+                    now + spacing,
+                    now,
+                ),
+                Reservation::Refused(at) => Err(format!(
+                    "a reserve whose grant ({}) is exactly its latest was refused",
+                    relative(at, now)
+                )),
+            }
+        }
         Rule::LeaseLimit => {
             let key = ctx.semaphore("semaphore");
             let now = ctx.now();
@@ -961,6 +1109,149 @@ async fn run_rule(rule: Rule, ctx: &Ctx<'_>) -> Result<(), String> {
             )?;
             expect_eq("lease a again (still the holder)", lease("a").await?, true)
         }
+        Rule::CreateAbsent => {
+            let key = ctx.key("lock");
+            expect_eq(
+                "create of a missing key",
+                ctx.create(&key, "first", Some(LONG_TTL)).await?,
+                true,
+            )?;
+            expect_eq(
+                "create of a present key",
+                ctx.create(&key, "second", Some(LONG_TTL)).await?,
+                false,
+            )?;
+            expect_eq(
+                "get after a refused create",
+                ctx.get(&key).await?,
+                some(b"first"),
+            )
+        }
+        Rule::CreateExpired => {
+            let key = ctx.key("lock");
+            expect_eq(
+                "create with a ttl",
+                ctx.create(&key, "first", Some(ctx.ttl)).await?,
+                true,
+            )?;
+            ctx.wait_past_ttl().await;
+            expect_eq(
+                "create after the first value's ttl",
+                ctx.create(&key, "second", Some(ctx.ttl)).await?,
+                true,
+            )?;
+            expect_eq(
+                "get after the second create",
+                ctx.get(&key).await?,
+                some(b"second"),
+            )
+        }
+        Rule::CreateConcurrent => {
+            let key = ctx.key("lock");
+            let values: Vec<String> = (0..20).map(|i| format!("owner-{i}")).collect();
+            let results =
+                join_all(values.iter().map(|v| ctx.create(&key, v, Some(LONG_TTL)))).await;
+            let won = results.into_iter().collect::<Result<Vec<bool>, String>>()?;
+            let winners: Vec<&String> = values
+                .iter()
+                .zip(&won)
+                .filter(|(_, won)| **won)
+                .map(|(value, _)| value)
+                .collect();
+            expect_eq("how many of 20 concurrent creates won", winners.len(), 1)?;
+            expect_eq(
+                "get after 20 concurrent creates (the winner's value)",
+                ctx.get(&key).await?,
+                some(winners[0].as_bytes()),
+            )
+        }
+        Rule::RenewIf => {
+            let key = ctx.key("lock");
+            let step = ctx.ttl.mul_f64(0.6);
+            expect_eq(
+                "renew_if of a missing key",
+                ctx.renew_if(&key, "owner", ctx.ttl).await?,
+                false,
+            )?;
+            ctx.create(&key, "owner", Some(ctx.ttl)).await?;
+            ctx.waiter.wait(step).await;
+            expect_eq(
+                "renew_if with a value the key does not hold",
+                ctx.renew_if(&key, "other", ctx.ttl).await?,
+                false,
+            )?;
+            expect_eq(
+                "renew_if with the value the key holds",
+                ctx.renew_if(&key, "owner", ctx.ttl).await?,
+                true,
+            )?;
+            ctx.waiter.wait(step).await;
+            expect_eq(
+                &format!(
+                    "get {:?} after the create, {step:?} after the renewal (ttl {:?})",
+                    step.saturating_mul(2),
+                    ctx.ttl
+                ),
+                ctx.get(&key).await?,
+                some(b"owner"),
+            )?;
+            ctx.wait_past_ttl().await;
+            expect_eq("get after the renewed ttl", ctx.get(&key).await?, None)
+        }
+        Rule::DeleteIf => {
+            let key = ctx.key("lock");
+            expect_eq(
+                "delete_if of a missing key",
+                ctx.delete_if(&key, "owner").await?,
+                false,
+            )?;
+            ctx.set(&key, b"owner", None).await?;
+            expect_eq(
+                "delete_if with a value the key does not hold",
+                ctx.delete_if(&key, "other").await?,
+                false,
+            )?;
+            expect_eq(
+                "get after a refused delete_if",
+                ctx.get(&key).await?,
+                some(b"owner"),
+            )?;
+            expect_eq(
+                "delete_if with the value the key holds",
+                ctx.delete_if(&key, "owner").await?,
+                true,
+            )?;
+            expect_eq("get after delete_if", ctx.get(&key).await?, None)
+        }
+        Rule::StaleOwner => {
+            let key = ctx.key("lock");
+            expect_eq(
+                "owner a takes the lock",
+                ctx.create(&key, "owner-a", Some(ctx.ttl)).await?,
+                true,
+            )?;
+            ctx.wait_past_ttl().await;
+            expect_eq(
+                "owner b takes the lock after a's ttl",
+                ctx.create(&key, "owner-b", Some(LONG_TTL)).await?,
+                true,
+            )?;
+            expect_eq(
+                "a's late release (delete_if with a's token)",
+                ctx.delete_if(&key, "owner-a").await?,
+                false,
+            )?;
+            expect_eq(
+                "a's late renewal (renew_if with a's token)",
+                ctx.renew_if(&key, "owner-a", ctx.ttl).await?,
+                false,
+            )?;
+            expect_eq(
+                "get after a's late release and renewal (b's lock)",
+                ctx.get(&key).await?,
+                some(b"owner-b"),
+            )
+        }
     }
 }
 
@@ -1014,7 +1305,7 @@ mod tests {
     #[test]
     fn rule_names_are_unique_and_slugs_are_distinct() {
         let names: Vec<&str> = store_rules().collect();
-        assert_eq!(names.len(), 24);
+        assert_eq!(names.len(), 32);
         let mut slugs: Vec<String> = names.iter().map(|name| slug(name)).collect();
         assert_eq!(slugs[0], "set-get-round-trips-a-value");
         assert_eq!(slugs[3], "set-set-key-none-deletes-the-entry");
@@ -1076,7 +1367,7 @@ mod tests {
         )
         .await;
         report.assert_ok();
-        assert_eq!(report.passed.len(), 24);
+        assert_eq!(report.passed.len(), 32);
         // Every rule cleaned up after itself.
         assert!(store.is_empty(), "{store:?}");
     }

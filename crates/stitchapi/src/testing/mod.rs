@@ -105,9 +105,10 @@ impl crate::store::StitchStore for FleetStore {
         key: &str,
         spacing: std::time::Duration,
         now: crate::time::Timestamp,
+        latest: Option<crate::time::Timestamp>,
         ttl: Option<std::time::Duration>,
-    ) -> Result<crate::time::Timestamp, crate::store::StoreError> {
-        self.inner.reserve(key, spacing, now, ttl).await
+    ) -> Result<crate::store::Reservation, crate::store::StoreError> {
+        self.inner.reserve(key, spacing, now, latest, ttl).await
     }
     async fn lease(
         &self,
@@ -121,6 +122,29 @@ impl crate::store::StitchStore for FleetStore {
     }
     async fn release(&self, key: &str, token: &str) -> Result<(), crate::store::StoreError> {
         self.inner.release(key, token).await
+    }
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.inner.create(key, value, ttl).await
+    }
+    async fn renew_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.inner.renew_if(key, expected, ttl).await
+    }
+    async fn delete_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+    ) -> Result<bool, crate::store::StoreError> {
+        self.inner.delete_if(key, expected).await
     }
 }
 

@@ -1,41 +1,20 @@
-//! The in-process limiter: a FIFO concurrency semaphore and a pacing cursor.
+//! The in-process limiter: a FIFO concurrency semaphore and a pacing cell, owned by one
+//! limiter (a seam's bucket or a stitch's throttle).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::rate::gcra_step;
+use super::gcra;
 use super::{AcquireError, Grant, Permit};
+use crate::store::Reservation;
 use crate::time::{Clock, Timestamp, timeout};
 
-/// State that several limiters may share (the `pool: host` registry).
 #[derive(Debug)]
-pub(crate) struct LocalState {
-    cursor: Mutex<Option<Timestamp>>,
+struct LocalState {
+    cell: Mutex<Option<Timestamp>>,
     semaphore: Option<Arc<Semaphore>>,
-}
-
-impl LocalState {
-    fn new(concurrency: Option<u32>) -> Self {
-        LocalState {
-            cursor: Mutex::new(None),
-            semaphore: concurrency.map(|n| {
-                Arc::new(Semaphore::new(
-                    usize::try_from(n).unwrap_or(Semaphore::MAX_PERMITS),
-                ))
-            }),
-        }
-    }
-}
-
-/// The process-wide registry for `pool: host`: one state per host. The first limiter built
-/// for a host fixes its concurrency cap; pacing is shared (each limiter spaces by its own rate
-/// from the shared cursor).
-fn host_registry() -> &'static Mutex<HashMap<String, Arc<LocalState>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<LocalState>>>> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
 }
 
 #[derive(Debug, Clone)]
@@ -49,24 +28,19 @@ impl LocalLimiter {
     pub(crate) fn new(
         spacing: Option<Duration>,
         concurrency: Option<u32>,
-        host_pool: Option<&str>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let state = match host_pool {
-            Some(host) => {
-                let mut registry = host_registry()
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                registry
-                    .entry(host.to_owned())
-                    .or_insert_with(|| Arc::new(LocalState::new(concurrency)))
-                    .clone()
-            }
-            None => Arc::new(LocalState::new(concurrency)),
-        };
+        let semaphore = concurrency.map(|n| {
+            Arc::new(Semaphore::new(
+                usize::try_from(n).unwrap_or(Semaphore::MAX_PERMITS),
+            ))
+        });
         LocalLimiter {
             spacing,
-            state,
+            state: Arc::new(LocalState {
+                cell: Mutex::new(None),
+                semaphore,
+            }),
             clock,
         }
     }
@@ -108,17 +82,19 @@ impl LocalLimiter {
         if let Some(spacing) = self.spacing {
             let now = self.clock.now();
             let at = {
-                let mut cursor = self
+                let mut cell = self
                     .state
-                    .cursor
+                    .cell
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let (at, cell) = gcra_step(*cursor, now, spacing);
-                if deadline.is_some_and(|deadline| at > deadline) {
-                    return Err(AcquireError::deadline(now.saturating_duration_since(start)));
+                let (reservation, next) = gcra::step(*cell, now, spacing, deadline);
+                *cell = next;
+                match reservation {
+                    Reservation::Granted(at) => at,
+                    Reservation::Refused(_) => {
+                        return Err(AcquireError::deadline(now.saturating_duration_since(start)));
+                    }
                 }
-                *cursor = Some(cell);
-                at
             };
             let wait = at.saturating_duration_since(now);
             if !wait.is_zero() {

@@ -4,19 +4,20 @@
 //! [`Capabilities`](crate::store::Capabilities) into a [`Limiter`]:
 //!
 //! - a store whose scope is [`Scope::Process`] (the memory store) gets the **in-process
-//!   limiter**: a FIFO concurrency queue, then a pacing cursor (`at = max(now, cursor)`,
-//!   `cursor = at + spacing`);
-//! - a fleet store gets the **store-backed limiter**: exact pacing through `reserve` (or a
-//!   window counter through `increment`, which can over-admit, see below) and concurrency
-//!   through `lease`/`release`. A store that lacks what the throttle needs is a build error
-//!   naming the capability and the fix.
+//!   limiter**: a FIFO concurrency queue, then a pacing cell ([`gcra`]);
+//! - a fleet store, and a host pool ([`Pool::Host`]) over any store, get the **store-backed
+//!   limiter**: exact pacing through `reserve` (or a window counter through `increment`, which
+//!   can over-admit, see below) and concurrency through `lease`/`release`. A store that lacks
+//!   what the throttle needs is a build error naming the capability and the fix.
 //!
 //! The fallback pacing through `increment` keeps each process exactly spaced and shares one
 //! budget at each window boundary, but a fleet that starts in the middle of a window runs at up
 //! to N× the rate until the window's slots catch up with the clock.
 //!
 //! Every wait is bounded by the call's deadline: a grant that would come after it fails at once
-//! with [`AcquireError::DeadlineExceeded`].
+//! with [`AcquireError::DeadlineExceeded`], and costs the callers after it nothing (the pacing
+//! cell is not advanced, in the process or in the store: `reserve` takes the deadline as its
+//! `latest`). The window-counter fallback cannot take a counted slot back.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -38,10 +39,11 @@
 //! # Ok(()) }
 //! ```
 
-mod fleet;
+pub mod gcra;
 mod local;
 mod permit;
 mod rate;
+mod stored;
 
 use std::fmt;
 use std::sync::Arc;
@@ -55,11 +57,10 @@ use crate::error::Error;
 use crate::store::{DynStore, Scope, StoreError};
 use crate::time::{Clock, Timestamp};
 
-use fleet::{FleetLimiter, Pacing};
 use local::LocalLimiter;
 pub use permit::Permit;
 pub use rate::Rate;
-pub(crate) use rate::gcra_step;
+use stored::{Pacing, StoreLimiter};
 
 /// The default fleet lease: how long a crashed holder keeps its concurrency slot.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -72,8 +73,10 @@ pub enum Pool {
     #[default]
     Stitch,
     /// One budget for every stitch aimed at the same host (the key is the host, with a
-    /// non-default port). In process, a process-wide registry keyed by host; with a fleet
-    /// store, the store key is the host.
+    /// non-default port) over the same store: the budget lives in the store (`reserve` and
+    /// `lease`), so stitches and seams that share a store share it, in one process or across a
+    /// fleet, and stitches over other stores do not. Each limiter keeps its own concurrency
+    /// cap against the shared holders.
     Host,
 }
 
@@ -262,15 +265,23 @@ impl Throttle {
             ));
         }
         let spacing = rate.map(|rate| rate.spacing());
-        let host_pool = (self.pool == Pool::Host).then_some(key);
-        let local = LocalLimiter::new(spacing, self.concurrency, host_pool, clock.clone());
         let caps = store.capabilities();
-        if caps.scope == Scope::Process {
+        let host_pool = self.pool == Pool::Host;
+        if caps.scope == Scope::Process && !host_pool {
             return Ok(Some(Limiter {
-                inner: Arc::new(Inner::Local(local)),
+                inner: Arc::new(Inner::Local(LocalLimiter::new(
+                    spacing,
+                    self.concurrency,
+                    clock,
+                ))),
             }));
         }
         let name = store.name();
+        let why = if caps.scope == Scope::Fleet {
+            format!("the {name} store is shared by a fleet")
+        } else {
+            format!("a host pool lives in the store, and the {name} store")
+        };
         let rate = match rate {
             None => None,
             Some(rate) if caps.reserve => Some((rate.spacing(), rate.per(), Pacing::Reserve)),
@@ -281,25 +292,23 @@ impl Throttle {
                 return Err(Error::config(
                     "throttle.rate",
                     format!(
-                        "the {name} store is shared by a fleet but has neither `reserve` nor an atomic `increment`, so the rate cannot be enforced fleet-wide"
+                        "{why} but has neither `reserve` nor an atomic `increment`, so the rate cannot be enforced"
                     ),
-                    "use a store with `reserve` (Redis, memory) or an atomic `increment`, or throttle per process with a process-scoped store",
+                    "use a store with `reserve` (Redis, memory) or an atomic `increment`, or throttle per process with a process-scoped store and the default pool",
                 ));
             }
         };
         if self.concurrency.is_some() && !caps.lease {
             return Err(Error::config(
                 "throttle.concurrency",
-                format!(
-                    "the {name} store is shared by a fleet but has no `lease`/`release`, so the cap cannot be enforced fleet-wide"
-                ),
-                "use a store with leases (Redis, Deno KV), or drop `concurrency`",
+                format!("{why} but has no `lease`/`release`, so the cap cannot be enforced"),
+                "use a store with leases (Redis, memory), or drop `concurrency`",
             ));
         }
         // Fail-open falls back to a private in-process limiter.
-        let fallback = LocalLimiter::new(spacing, self.concurrency, None, clock.clone());
+        let fallback = LocalLimiter::new(spacing, self.concurrency, clock.clone());
         Ok(Some(Limiter {
-            inner: Arc::new(Inner::Fleet(FleetLimiter::new(
+            inner: Arc::new(Inner::Store(StoreLimiter::new(
                 store,
                 clock,
                 key.to_owned(),
@@ -330,7 +339,7 @@ pub struct Limiter {
 #[derive(Debug)]
 enum Inner {
     Local(LocalLimiter),
-    Fleet(FleetLimiter),
+    Store(StoreLimiter),
 }
 
 impl Limiter {
@@ -354,7 +363,7 @@ impl Limiter {
     ) -> Result<Grant, AcquireError> {
         match &*self.inner {
             Inner::Local(local) => local.acquire(deadline, rate_only).await,
-            Inner::Fleet(fleet) => fleet.acquire(deadline, rate_only).await,
+            Inner::Store(stored) => stored.acquire(deadline, rate_only).await,
         }
     }
 
@@ -385,9 +394,9 @@ impl Limiter {
         })
     }
 
-    /// Whether this limiter is store-backed (fleet-wide).
-    pub fn is_fleet(&self) -> bool {
-        matches!(&*self.inner, Inner::Fleet(_))
+    /// Whether this limiter keeps its budget in the store (a fleet store, or a host pool).
+    pub fn is_store_backed(&self) -> bool {
+        matches!(&*self.inner, Inner::Store(_))
     }
 }
 

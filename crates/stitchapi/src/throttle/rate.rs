@@ -1,4 +1,4 @@
-//! Rates (`"10/s"`, `"100/15m"`, `"2/500ms"`) and the GCRA arithmetic behind pacing.
+//! Rates (`"10/s"`, `"100/15m"`, `"2/500ms"`) and the window arithmetic of the `increment` fallback.
 
 use std::fmt;
 use std::time::Duration;
@@ -88,18 +88,6 @@ impl fmt::Debug for Rate {
     }
 }
 
-/// One step of the GCRA cell: the grant is `max(now, cell)`, and the cell moves to
-/// `grant + spacing`. Returns `(grant, new_cell)`. This is the same arithmetic the store's
-/// `reserve` performs atomically.
-pub(crate) fn gcra_step(
-    cell: Option<Timestamp>,
-    now: Timestamp,
-    spacing: Duration,
-) -> (Timestamp, Timestamp) {
-    let at = cell.map_or(now, |cell| cell.max(now));
-    (at, at + spacing)
-}
-
 /// The window-counter fallback: the `n`-th grant (1-based) of the window starting at
 /// `window_start` is due at `window_start + (n - 1) * spacing`.
 pub(crate) fn window_slot(window_start: Timestamp, n: i64, spacing: Duration) -> Timestamp {
@@ -149,12 +137,9 @@ mod tests {
     }
 
     #[test]
-    fn gcra_and_windows() {
+    fn windows() {
         let t = Timestamp::from_unix(Duration::from_secs(100));
         let s = Duration::from_millis(200);
-        assert_eq!(gcra_step(None, t, s), (t, t + s));
-        assert_eq!(gcra_step(Some(t + s), t, s), (t + s, t + s * 2));
-        assert_eq!(gcra_step(Some(t - s), t, s), (t, t + s));
         let per = Duration::from_secs(1);
         assert_eq!(window_start(t + Duration::from_millis(1500), per), t + per);
         assert_eq!(window_slot(t, 3, s), t + s * 2);

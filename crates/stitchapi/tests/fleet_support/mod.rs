@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use stitchapi::MemoryStore;
-use stitchapi::store::{Capabilities, Scope, StitchStore, StoreError, StoreErrorKind};
+use stitchapi::store::{
+    Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
+};
 use stitchapi::time::{ManualClock, Timestamp};
 
 /// Forwards every verb to a shared memory store but reports fleet scope, with the optional
@@ -19,6 +21,7 @@ pub struct FleetStore {
     pub reserve: bool,
     pub lease: bool,
     pub atomic_increment: bool,
+    pub owned_locks: bool,
     pub gets: Arc<AtomicUsize>,
     pub writes: Arc<AtomicUsize>,
     /// When set, the next `release` never answers (and clears the flag).
@@ -33,6 +36,7 @@ impl FleetStore {
             reserve: true,
             lease: true,
             atomic_increment: true,
+            owned_locks: true,
             gets: Arc::default(),
             writes: Arc::default(),
             stall_release: Arc::default(),
@@ -51,6 +55,10 @@ impl FleetStore {
         self.atomic_increment = false;
         self
     }
+    pub fn without_owned_locks(mut self) -> Self {
+        self.owned_locks = false;
+        self
+    }
 }
 
 #[async_trait::async_trait]
@@ -60,9 +68,11 @@ impl StitchStore for FleetStore {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::new(Scope::Fleet)
+            .with_consistency(Consistency::Strong)
             .with_reserve(self.reserve)
             .with_lease(self.lease)
             .with_atomic_increment(self.atomic_increment)
+            .with_conditional_writes(self.owned_locks)
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.gets.fetch_add(1, Ordering::SeqCst);
@@ -86,12 +96,13 @@ impl StitchStore for FleetStore {
         key: &str,
         spacing: Duration,
         now: Timestamp,
+        latest: Option<Timestamp>,
         ttl: Option<Duration>,
-    ) -> Result<Timestamp, StoreError> {
+    ) -> Result<Reservation, StoreError> {
         if !self.reserve {
             return Err(StoreError::unsupported("fleet-test", "reserve"));
         }
-        self.inner.reserve(key, spacing, now, ttl).await
+        self.inner.reserve(key, spacing, now, latest, ttl).await
     }
     async fn lease(
         &self,
@@ -109,6 +120,30 @@ impl StitchStore for FleetStore {
         }
         self.releases.fetch_add(1, Ordering::SeqCst);
         self.inner.release(key, token).await
+    }
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        if !self.owned_locks {
+            return Err(StoreError::unsupported("fleet-test", "create"));
+        }
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.create(key, value, ttl).await
+    }
+    async fn renew_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew_if(key, expected, ttl).await
+    }
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete_if(key, expected).await
     }
 }
 
@@ -132,8 +167,11 @@ impl StitchStore for DownStore {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::new(Scope::Fleet)
+            .with_consistency(Consistency::Strong)
+            .with_atomic_increment(true)
             .with_reserve(true)
             .with_lease(true)
+            .with_conditional_writes(true)
     }
     async fn get(&self, _: &str) -> Result<Option<Bytes>, StoreError> {
         Err(down("get"))
@@ -149,8 +187,9 @@ impl StitchStore for DownStore {
         _: &str,
         _: Duration,
         _: Timestamp,
+        _: Option<Timestamp>,
         _: Option<Duration>,
-    ) -> Result<Timestamp, StoreError> {
+    ) -> Result<Reservation, StoreError> {
         Err(down("reserve"))
     }
     async fn lease(
@@ -165,6 +204,15 @@ impl StitchStore for DownStore {
     }
     async fn release(&self, _: &str, _: &str) -> Result<(), StoreError> {
         Err(down("release"))
+    }
+    async fn create(&self, _: &str, _: Bytes, _: Option<Duration>) -> Result<bool, StoreError> {
+        Err(down("create"))
+    }
+    async fn renew_if(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, StoreError> {
+        Err(down("renew_if"))
+    }
+    async fn delete_if(&self, _: &str, _: &[u8]) -> Result<bool, StoreError> {
+        Err(down("delete_if"))
     }
 }
 

@@ -1,14 +1,16 @@
-//! The store-backed limiter: fleet-wide pacing and concurrency through a shared store.
+//! The store-backed limiter: pacing and concurrency kept in the store, so every limiter over
+//! the same store and key shares them (a fleet, or a host pool in one process).
 //!
 //! - **Pacing through `reserve`** (the GCRA cell at `rl:<key>`): exact fleet-wide spacing,
-//!   wherever in a window a process starts.
+//!   wherever in a window a process starts. The call's deadline is the reserve's `latest`, so a
+//!   caller that would be served too late is refused without advancing the cell.
 //! - **Pacing through `increment`** (the fallback when the store has no `reserve`): a counter
 //!   per window at `rl:<key>:<window start ms>`; the `n`-th grant of a window is due at
 //!   `window start + (n - 1) × spacing`, and each process also keeps its own exact spacing.
 //!   **Over-admission:** a fleet whose processes start in the middle of a window runs at up to
 //!   N× the rate until the window's slots catch up with the clock (the first grants of a window
 //!   are due in the past, so they are granted at once); at each window boundary the fleet
-//!   shares one budget again.
+//!   shares one budget again. A caller refused for its deadline has still used its count.
 //! - **Concurrency through `lease`/`release`** at `cc:<key>`: a random 16-hex token per
 //!   acquire, polled with full jitter in [0, 50 ms) while refused (no FIFO order across the
 //!   fleet). A crashed holder frees its slot when its lease expires.
@@ -19,10 +21,10 @@ use std::time::Duration;
 use super::local::LocalLimiter;
 use super::rate::{window_slot, window_start};
 use super::{AcquireError, Grant, Permit, StoreFailure};
-use crate::store::{DynStore, StoreError};
+use crate::store::{DynStore, Reservation, StoreError, keys};
 use crate::time::{Clock, Timestamp};
 
-/// How the fleet limiter paces.
+/// How the store-backed limiter paces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pacing {
     Reserve,
@@ -36,7 +38,7 @@ struct WindowState {
 }
 
 #[derive(Debug)]
-pub(crate) struct FleetLimiter {
+pub(crate) struct StoreLimiter {
     pub(crate) store: DynStore,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) key: String,
@@ -57,7 +59,7 @@ const TTL_SLACK: Duration = Duration::from_millis(100);
 /// The upper bound of the full-jitter poll while a lease is refused.
 const POLL_JITTER_MICROS: u64 = 50_000;
 
-impl FleetLimiter {
+impl StoreLimiter {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: DynStore,
@@ -69,7 +71,7 @@ impl FleetLimiter {
         on_store_error: StoreFailure,
         fallback: LocalLimiter,
     ) -> Self {
-        FleetLimiter {
+        StoreLimiter {
             store,
             clock,
             key,
@@ -115,20 +117,33 @@ impl FleetLimiter {
                     // grants far beyond one period, and a cell that expired under them would
                     // let newcomers in early. A minute (or the period, if longer) covers any
                     // queue a call deadline allows in practice.
-                    self.store
+                    let reservation = self
+                        .store
                         .reserve(
-                            &format!("rl:{}", self.key),
+                            &keys::rate_cell(&self.key),
                             spacing,
                             now,
+                            deadline,
                             Some(per.max(CELL_MIN_TTL) + TTL_SLACK),
                         )
-                        .await?
+                        .await?;
+                    match reservation {
+                        Reservation::Granted(at) => at,
+                        Reservation::Refused(_) => {
+                            return Err(AcquireError::deadline(
+                                now.saturating_duration_since(start),
+                            ));
+                        }
+                    }
                 }
-                Pacing::Window => self.window_grant(now, spacing, per).await?,
+                Pacing::Window => {
+                    let at = self.window_grant(now, spacing, per).await?;
+                    if deadline.is_some_and(|deadline| at > deadline) {
+                        return Err(AcquireError::deadline(now.saturating_duration_since(start)));
+                    }
+                    at
+                }
             };
-            if deadline.is_some_and(|deadline| at > deadline) {
-                return Err(AcquireError::deadline(now.saturating_duration_since(start)));
-            }
             let wait = at.saturating_duration_since(now);
             if !wait.is_zero() {
                 self.clock.sleep(wait).await;
@@ -147,7 +162,7 @@ impl FleetLimiter {
         start: Timestamp,
         deadline: Option<Timestamp>,
     ) -> Result<Permit, AcquireError> {
-        let key = format!("cc:{}", self.key);
+        let key = keys::concurrency(&self.key);
         let token = format!("{:016x}", fastrand::u64(..));
         loop {
             let now = self.clock.now();
@@ -205,6 +220,6 @@ impl FleetLimiter {
     }
 
     fn window_key(&self, start: Timestamp) -> String {
-        format!("rl:{}:{}", self.key, start.as_millis())
+        keys::rate_window(&self.key, start)
     }
 }

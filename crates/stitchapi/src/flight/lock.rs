@@ -1,0 +1,199 @@
+//! The owned fleet lock: taken with a random token only if absent (`create`), kept alive
+//! while its holder works (`renew_if`), released only if still ours (`delete_if`).
+//!
+//! A holder that stalls past the lock's TTL (a paused process, a long GC) loses the lock to
+//! the next holder; when it wakes, its renewal and its release both find another token and
+//! change nothing, so it can never free its successor's lock.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::runtime::spawn_detached;
+use crate::store::{DynStore, StoreError};
+use crate::time::Clock;
+
+/// A lock key in a store, with the TTL a holder keeps it for.
+#[derive(Clone, Debug)]
+pub(crate) struct FleetLock {
+    store: DynStore,
+    key: String,
+    ttl: Duration,
+}
+
+impl FleetLock {
+    /// The lock at `key` in `store` (which must have owned locks), held for `ttl` at a time.
+    pub(crate) fn new(store: DynStore, key: String, ttl: Duration) -> Self {
+        FleetLock { store, key, ttl }
+    }
+
+    /// Takes the lock if nobody holds it: `Some` with the held lock, `None` when another
+    /// holder has it.
+    pub(crate) async fn try_acquire(&self) -> Result<Option<HeldLock>, StoreError> {
+        let token = Bytes::from(format!("{:032x}", fastrand::u128(..)));
+        let taken = self
+            .store
+            .create(&self.key, token.clone(), Some(self.ttl))
+            .await?;
+        Ok(taken.then(|| HeldLock {
+            lock: self.clone(),
+            token,
+            released: false,
+        }))
+    }
+}
+
+/// A lock this holder took. [`release`](HeldLock::release) it when done; dropped instead (a
+/// cancelled holder), it is released in the background.
+#[derive(Debug)]
+#[must_use = "a held lock is released by `release` or when dropped"]
+pub(crate) struct HeldLock {
+    lock: FleetLock,
+    token: Bytes,
+    released: bool,
+}
+
+impl HeldLock {
+    /// Runs `work` while renewing the lock every third of its TTL, so a holder that works
+    /// longer than the TTL keeps it. Renewal stops when it finds the lock taken by another
+    /// holder (this one stalled past the TTL); `work` still runs to its end.
+    pub(crate) async fn hold<F: std::future::Future>(
+        &self,
+        clock: &dyn Clock,
+        work: F,
+    ) -> F::Output {
+        let every = self.lock.ttl / 3;
+        let renew = async {
+            loop {
+                clock.sleep(every).await;
+                match self
+                    .lock
+                    .store
+                    .renew_if(&self.lock.key, &self.token, self.lock.ttl)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            key = %self.lock.key,
+                            "the lock's TTL ran out while its holder was stalled; another holder may be working"
+                        );
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, key = %self.lock.key, "lock renewal failed; retrying");
+                    }
+                }
+            }
+        };
+        let work = std::pin::pin!(work);
+        let renew = std::pin::pin!(renew);
+        match futures_util::future::select(work, renew).await {
+            futures_util::future::Either::Left((output, _)) => output,
+            futures_util::future::Either::Right(((), work)) => work.await,
+        }
+    }
+
+    /// Releases the lock if this holder still owns it; a store error is traced, and the lock
+    /// then expires by its TTL.
+    pub(crate) async fn release(mut self) {
+        self.released = true;
+        release(&self.lock, &self.token).await;
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let lock = self.lock.clone();
+        let token = self.token.clone();
+        spawn_detached(async move { release(&lock, &token).await });
+    }
+}
+
+async fn release(lock: &FleetLock, token: &[u8]) {
+    match lock.store.delete_if(&lock.key, token).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(key = %lock.key, "the lock had passed to another holder; left alone");
+        }
+        Err(error) => {
+            tracing::debug!(%error, key = %lock.key, "lock release failed; it expires by its TTL");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{MemoryStore, StitchStore};
+    use crate::time::ManualClock;
+
+    fn lock(clock: &ManualClock, ttl: Duration) -> (FleetLock, DynStore) {
+        let store: DynStore = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+        (FleetLock::new(store.clone(), "lock:k".into(), ttl), store)
+    }
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_and_release_frees_it() {
+        let clock = ManualClock::new();
+        let (lock, store) = lock(&clock, Duration::from_secs(5));
+        let held = lock.try_acquire().await.unwrap().unwrap();
+        assert!(lock.try_acquire().await.unwrap().is_none());
+        held.release().await;
+        assert_eq!(store.get("lock:k").await.unwrap(), None);
+        assert!(lock.try_acquire().await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_stale_holder_never_releases_its_successor() {
+        let clock = ManualClock::new();
+        let (lock, store) = lock(&clock, Duration::from_secs(5));
+        let stale = lock.try_acquire().await.unwrap().unwrap();
+        clock.advance(Duration::from_secs(5));
+        let successor = lock.try_acquire().await.unwrap().unwrap();
+        stale.release().await;
+        assert!(lock.try_acquire().await.unwrap().is_none(), "still held");
+        assert_eq!(
+            store.get("lock:k").await.unwrap().as_deref(),
+            Some(&successor.token[..])
+        );
+        successor.release().await;
+        assert_eq!(store.get("lock:k").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn holding_renews_past_the_ttl() {
+        let clock = ManualClock::new();
+        let (lock, _store) = lock(&clock, Duration::from_secs(3));
+        let held = lock.try_acquire().await.unwrap().unwrap();
+        let work = held.hold(&clock, async {
+            // Ten TTLs of work, in one-second steps of virtual time.
+            for _ in 0..30 {
+                tokio::task::yield_now().await;
+                clock.advance(Duration::from_secs(1));
+                tokio::task::yield_now().await;
+                assert!(
+                    lock.try_acquire().await.unwrap().is_none(),
+                    "held throughout"
+                );
+            }
+        });
+        work.await;
+        held.release().await;
+        assert!(lock.try_acquire().await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_holder_releases_in_the_background() {
+        let clock = ManualClock::new();
+        let (lock, _store) = lock(&clock, Duration::from_secs(60));
+        drop(lock.try_acquire().await.unwrap().unwrap());
+        tokio::task::yield_now().await;
+        assert!(lock.try_acquire().await.unwrap().is_some());
+    }
+}

@@ -1,0 +1,271 @@
+//! Single-flight: at most one fetch per key at a time, in this process and, over a store with
+//! owned locks, across the fleet. Cache fills, OAuth2 token fetches and cookie logins all run
+//! through here.
+//!
+//! **In the process** ([`Flights`]): the first caller for a key leads; concurrent callers
+//! wait for and share its outcome, **its error included**, so a failing upstream or token
+//! endpoint sees one request per burst, not one per caller (the TypeScript reference lets every
+//! follower retry on its own). A leader whose future is dropped (a cancelled call) hands over:
+//! one waiting caller becomes the next leader. Nothing sticks: the entry is gone once the
+//! flight settles.
+//!
+//! **Across the fleet** ([`lead`] with a [`FleetFlight`]): the leader takes an owned
+//! [`FleetLock`] before it fetches and holds it, renewing it, until it is done. A caller that
+//! finds the lock held polls (every `poll`, jittered ±50%) until the work is done (`done`
+//! finds the result in the store), or the lock is free (then it takes it and leads), or its
+//! optional `wait` runs out (then it fetches without the lock). A holder that stalls past the
+//! lock's TTL loses it to one successor, and its late release cannot free the successor's
+//! lock. A store that fails while taking the lock is skipped: the caller fetches.
+
+mod lock;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub(crate) use lock::{FleetLock, HeldLock};
+
+use crate::error::Error;
+use crate::store::DynStore;
+use crate::time::Clock;
+
+/// The default TTL of a fleet lock: how long a crashed holder blocks the key. A live holder
+/// renews it every third of the TTL.
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
+/// The default interval between two polls of a caller waiting on another process.
+pub const DEFAULT_POLL: Duration = Duration::from_millis(50);
+
+/// How the leader of a flight got its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flown {
+    /// It ran the work; `waited` when it first waited on another process's lock.
+    Led {
+        /// Whether it waited on the fleet lock first.
+        waited: bool,
+    },
+    /// Another process did the work; `done` found its result in the store.
+    FleetFilled,
+}
+
+/// The in-process single-flight registry: one flight per key.
+pub(crate) struct Flights<T> {
+    inflight: Mutex<HashMap<String, Receiver<T>>>,
+}
+
+type Receiver<T> = tokio::sync::watch::Receiver<Option<Result<T, Error>>>;
+
+impl<T> Default for Flights<T> {
+    fn default() -> Self {
+        Flights {
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Flights<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flights")
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+enum Role<T> {
+    Leader(tokio::sync::watch::Sender<Option<Result<T, Error>>>),
+    Follower(Receiver<T>),
+}
+
+/// Removes the leader's entry when it settles or is dropped. Only the leader that inserted
+/// the key removes it, so the entry it removes is its own.
+struct Settle<'a, T> {
+    flights: &'a Flights<T>,
+    key: &'a str,
+}
+
+impl<T> Drop for Settle<'_, T> {
+    fn drop(&mut self) {
+        self.flights.map().remove(self.key);
+    }
+}
+
+impl<T> Flights<T> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Receiver<T>>> {
+        self.inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many keys have a flight in progress.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.map().len()
+    }
+}
+
+impl<T: Clone> Flights<T> {
+    /// Runs `work` for `key` unless a flight for `key` is in progress, in which case it waits
+    /// for that flight's outcome. `work` returns the shared value and the leader's own extra
+    /// `X`; the result carries `Some(X)` when this caller led, `None` when it followed.
+    pub(crate) async fn run<X, F, Fut>(&self, key: &str, work: F) -> Result<(T, Option<X>), Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(T, X), Error>>,
+    {
+        loop {
+            let role = {
+                let mut map = self.map();
+                match map.get(key) {
+                    Some(rx) => Role::Follower(rx.clone()),
+                    None => {
+                        let (tx, rx) = tokio::sync::watch::channel(None);
+                        map.insert(key.to_owned(), rx);
+                        Role::Leader(tx)
+                    }
+                }
+            };
+            match role {
+                Role::Follower(mut rx) => {
+                    // Ends with the leader's outcome, or with `None` if it was dropped first.
+                    let waited = rx.wait_for(Option::is_some).await.map(|o| o.clone());
+                    let outcome = match waited {
+                        Ok(outcome) => outcome,
+                        Err(_) => rx.borrow().clone(),
+                    };
+                    match outcome {
+                        Some(result) => return result.map(|value| (value, None)),
+                        // The leader was dropped before it finished: lead (or follow) anew.
+                        None => continue,
+                    }
+                }
+                Role::Leader(tx) => {
+                    let settle = Settle { flights: self, key };
+                    let result = work().await;
+                    drop(settle);
+                    let (shared, extra) = match result {
+                        Ok((value, extra)) => (Ok(value), Some(extra)),
+                        Err(error) => (Err(error), None),
+                    };
+                    tx.send_replace(Some(shared.clone()));
+                    return shared.map(|value| (value, extra));
+                }
+            }
+        }
+    }
+}
+
+/// Where and how a flight coordinates across processes: the owned lock and its timing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FleetTiming {
+    /// The lock's TTL (renewed every third of it while the holder works).
+    pub(crate) lock_ttl: Duration,
+    /// The interval between two polls of a waiting caller, jittered ±50%.
+    pub(crate) poll: Duration,
+    /// The longest a caller waits on another process before it fetches itself; `None`:
+    /// until the call's own deadline.
+    pub(crate) wait: Option<Duration>,
+}
+
+impl Default for FleetTiming {
+    fn default() -> Self {
+        FleetTiming {
+            lock_ttl: DEFAULT_LOCK_TTL,
+            poll: DEFAULT_POLL,
+            wait: None,
+        }
+    }
+}
+
+/// A flight's fleet coordination: the store (which has owned locks), the lock key, timing.
+#[derive(Debug)]
+pub(crate) struct FleetFlight<'a> {
+    pub(crate) store: DynStore,
+    pub(crate) lock_key: String,
+    pub(crate) timing: FleetTiming,
+    pub(crate) clock: &'a dyn Clock,
+}
+
+/// Leads a flight: with `fleet`, under its owned lock (or waiting for another process's
+/// result); without, by running `fetch` at once. `done` looks for the work's result in the
+/// store (another process's, or one written since the caller last looked).
+pub(crate) async fn lead<T, D, DF, F, FF>(
+    fleet: Option<FleetFlight<'_>>,
+    done: D,
+    fetch: F,
+) -> Result<(T, Flown), Error>
+where
+    D: Fn() -> DF,
+    DF: Future<Output = Result<Option<T>, Error>>,
+    F: FnOnce() -> FF,
+    FF: Future<Output = Result<T, Error>>,
+{
+    let Some(fleet) = fleet else {
+        return fetch()
+            .await
+            .map(|value| (value, Flown::Led { waited: false }));
+    };
+    let lock = FleetLock::new(
+        fleet.store.clone(),
+        fleet.lock_key.clone(),
+        fleet.timing.lock_ttl,
+    );
+    let clock = fleet.clock;
+    let mut waited = false;
+    let started = clock.now();
+    loop {
+        match lock.try_acquire().await {
+            Ok(Some(held)) => return fetch_holding(held, clock, waited, &done, fetch).await,
+            Ok(None) => {}
+            Err(error) => {
+                if !waited {
+                    tracing::debug!(%error, "fleet lock unavailable; fetching without it");
+                    return fetch().await.map(|value| (value, Flown::Led { waited }));
+                }
+                // Mid-wait, a failing store is polled again.
+            }
+        }
+        waited = true;
+        let elapsed = clock.now().saturating_duration_since(started);
+        let mut pause = fleet.timing.poll.mul_f64(0.5 + fastrand::f64());
+        if let Some(wait) = fleet.timing.wait {
+            let left = wait.saturating_sub(elapsed);
+            if left.is_zero() {
+                tracing::debug!("waited long enough for another process; fetching here");
+                return fetch().await.map(|value| (value, Flown::Led { waited }));
+            }
+            pause = pause.min(left);
+        }
+        clock.sleep(pause).await;
+        if let Ok(Some(value)) = done().await {
+            return Ok((value, Flown::FleetFilled));
+        }
+    }
+}
+
+async fn fetch_holding<T, D, DF, F, FF>(
+    held: HeldLock,
+    clock: &dyn Clock,
+    waited: bool,
+    done: &D,
+    fetch: F,
+) -> Result<(T, Flown), Error>
+where
+    D: Fn() -> DF,
+    DF: Future<Output = Result<Option<T>, Error>>,
+    F: FnOnce() -> FF,
+    FF: Future<Output = Result<T, Error>>,
+{
+    // The previous holder may have finished just before this one took the lock.
+    let result = match done().await {
+        Ok(Some(value)) => Ok((value, Flown::FleetFilled)),
+        Ok(None) => held
+            .hold(clock, fetch())
+            .await
+            .map(|value| (value, Flown::Led { waited })),
+        Err(error) => Err(error),
+    };
+    held.release().await;
+    result
+}
+
+#[cfg(test)]
+mod tests;
