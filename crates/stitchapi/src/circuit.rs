@@ -19,7 +19,7 @@
 //!   5 s TTL, so a trial longer than the cooldown is still alone; a crashed one frees it within
 //!   the TTL). A successful trial closes the breaker; a failed one re-opens it with a fresh
 //!   cooldown. On a fleet store without owned locks, the trial is exclusive within each
-//!   process only, which the build reports as a `warn` trace.
+//!   process only, which a stitch or seam reports as a `warn` trace when it is built.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -111,6 +111,8 @@ impl Circuit {
             ));
         }
         let keys = keys::circuit(key);
+        // Without owned locks the trial is exclusive in this process only (a stitch or seam
+        // reports it when it is built).
         let trial = if caps.owned_locks() {
             Trial::Store(FleetLock::new(
                 store.clone(),
@@ -118,14 +120,6 @@ impl Circuit {
                 DEFAULT_LOCK_TTL,
             ))
         } else {
-            if caps.scope == Scope::Fleet {
-                tracing::warn!(
-                    circuit = key,
-                    store = store.name(),
-                    "the {} store has no owned locks (conditional writes on a strongly consistent store): the circuit's half-open trial is exclusive within each process, not across the fleet",
-                    store.name()
-                );
-            }
             Trial::Local(Arc::new(AtomicBool::new(false)))
         };
         Ok(Breaker {

@@ -97,11 +97,13 @@
 //! ## Throttle
 //!
 //! A rate (`"10/s"`, `"120/m"`, `"100/15m"`) is its spacing: one grant every `per / n`. With
-//! the memory store the limiter is in-process (a FIFO concurrency queue and a pacing cursor);
+//! the memory store the limiter is in-process (a FIFO concurrency queue and a pacing cell);
 //! with a shared store it is fleet-wide (exact pacing through the store's `reserve` cell,
-//! concurrency through `lease`/`release`). A seam's throttle is one bucket its members share,
-//! and a member's own throttle can only tighten it. Waits never pass `timeout.total`, and a
-//! store that cannot enforce the throttle is refused at build time.
+//! concurrency through `lease`/`release`), and so is a host pool on any store. A seam's
+//! throttle is one bucket its members share, and a member's own throttle can only tighten it.
+//! Waits never pass `timeout.total`: a caller whose grant would come later is refused at once
+//! and costs the callers after it nothing. A store that cannot enforce the throttle is refused
+//! at build time.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -137,7 +139,8 @@
 //! `circuit(failures, cooldown)`: after `failures` consecutive service failures (transport
 //! errors, timeouts, 5xx, 429) calls fail fast with [`ErrorKind::CircuitOpen`] without touching
 //! the network; after the cooldown exactly one trial call at a time (fleet-wide with a shared
-//! store) decides whether it closes.
+//! store) decides whether it closes. Failures are counted with the store's atomic increment,
+//! so concurrent failures across a fleet all count.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -164,7 +167,9 @@
 //!
 //! `cache("5m")` (or [`Cache`]) keeps successful, validated responses in the store, keyed by
 //! the resolved request (method, normalised URL, body, `vary` headers, principal; never
-//! credentials). Identical concurrent misses make one request; with `Coalesce::Fleet`, one
+//! credentials). A response's own `Vary` is learned: each variant (each language, say) is
+//! stored and served apart, and `Vary: *` is not stored. Identical concurrent misses make one
+//! request, across every member of a seam however it was built; with `Coalesce::Fleet`, one
 //! request for the whole fleet. Invalidate one input, a stitch or a whole seam without scans.
 //!
 //! ```
@@ -193,8 +198,8 @@
 //!
 //! Strategies are values attached to a stitch or seam ([`Auth`]): bearer, API key (header,
 //! query or cookie), basic, OAuth2 client credentials (token cached in the store's vault,
-//! refreshed early, fetched once per process and per fleet, renewed once on 401), and cookie
-//! sessions seeded by a login stitch. Credentials are [`Secret`]s: never in `Debug`, errors or
+//! refreshed early, fetched once per process and per fleet, renewed once on 401 unless another
+//! caller already replaced the rejected token), and cookie sessions seeded by a login stitch. Credentials are [`Secret`]s: never in `Debug`, errors or
 //! traces. `seam.as_principal("alice")` keeps sessions and cache entries apart per end user.
 //!
 //! ```
@@ -238,10 +243,13 @@
 //! ## The store
 //!
 //! [`StitchStore`] is the one seam for mutable state: `get`, `set` (with `None` deleting),
-//! an atomic `increment` whose TTL is set only by the increment that creates the counter, and
-//! the optional `reserve` (GCRA pacing cell) and `lease`/`release` (fleet-wide semaphore),
-//! declared through [`Capabilities`](store::Capabilities). [`MemoryStore`] is the default; see
-//! [`store`] for the contract and the `testing` feature's conformance kit that checks it.
+//! `increment` (whose TTL is set only by the increment that creates the counter), and the
+//! optional `reserve` (GCRA pacing cell with a latest acceptable grant), `lease`/`release`
+//! (fleet-wide semaphore) and `create`/`renew_if`/`delete_if` (the conditional writes owned
+//! locks are built on), each declared through [`Capabilities`](store::Capabilities), which
+//! claim nothing until a backend turns them on. [`MemoryStore`] is the default; the [`store`]
+//! module docs are the written contract, which the `testing` feature's conformance kit checks
+//! rule by rule.
 //!
 //! ## Watching a call
 //!
@@ -258,9 +266,10 @@
 //!
 //! ## Testing
 //!
-//! With the `testing` feature, the `testing` module provides the store conformance kit, a scripted
-//! `MockTransport` and re-exports [`time::ManualClock`], so retries, backoff and deadlines
-//! are checked in virtual time.
+//! With the `testing` feature, the `testing` module provides the store conformance kit, a
+//! scripted `MockTransport`, a fleet-scoped memory store, a store with latency (races a
+//! zero-latency store hides show up on it) and re-exports [`time::ManualClock`], so retries,
+//! backoff and deadlines are checked in virtual time.
 //!
 //! ## Runtimes and the edge
 //!
@@ -297,7 +306,7 @@
 //! |---|---|---|
 //! | `reqwest` | yes | the default transport |
 //! | `rustls` | yes | TLS for reqwest on native targets |
-//! | `testing` | no | conformance kit, `MockTransport`, `ManualClock` re-export |
+//! | `testing` | no | conformance kit, `MockTransport`, `FleetStore`, `LatencyStore`, `ManualClock` re-export |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // On wasm32 there is one thread and the shared trait objects are `?Send` by design.
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]

@@ -230,8 +230,10 @@ impl SeamBuilder {
         if let Some(idempotency) = &self.settings.idempotency {
             idempotency.resolve("idempotency")?;
         }
+        let declared = crate::stitch::Declared::of(&self.settings)?;
         let runtime = self.settings.runtime()?;
         let id: Arc<str> = Arc::from(self.name.clone().unwrap_or_else(|| self.base_url.clone()));
+        declared.report_local_coordination(&id, &runtime.store);
         let limiter = match &self.settings.throttle {
             Some(throttle) => {
                 let key = match throttle.pool_kind() {

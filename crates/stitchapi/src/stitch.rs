@@ -474,6 +474,8 @@ impl<O: 'static> StitchBuilder<O> {
 
     /// Checks every option and builds the stitch.
     pub fn build(self) -> Result<Stitch<O>> {
+        // What this member declares itself (a seam reports what it declares when it is built).
+        let own = Declared::of(&self.settings)?;
         let settings = match &self.seam {
             Some(seam) => self.settings.inherit(seam.settings()),
             None => self.settings,
@@ -608,9 +610,7 @@ impl<O: 'static> StitchBuilder<O> {
             runtime.store.clone(),
             keys::VAULT_PREFIX,
         ));
-        if settings.auth.is_some() {
-            report_local_single_flight(&name, &runtime.store);
-        }
+        own.report_local_coordination(&name, &runtime.store);
         let cache = match &settings.cache {
             Some(cache) if !self.sensitive => Some(ResponseCache::new(
                 cache.resolve("cache")?,
@@ -657,17 +657,54 @@ impl<O: 'static> StitchBuilder<O> {
     }
 }
 
-/// Token refreshes and logins are single-flight across a fleet only over a store with owned
-/// locks; over a fleet store without them they are single-flight in each process, said here
-/// once, when the stitch is built.
-fn report_local_single_flight(stitch: &str, store: &DynStore) {
-    let caps = store.capabilities();
-    if caps.scope == Scope::Fleet && !caps.owned_locks() {
+/// The options a seam or stitch declares itself whose fleet-wide coordination needs owned
+/// locks.
+pub(crate) struct Declared {
+    auth: bool,
+    fleet_cache: bool,
+    circuit: bool,
+}
+
+impl Declared {
+    pub(crate) fn of(settings: &Settings) -> Result<Declared> {
+        let fleet_cache = match &settings.cache {
+            Some(cache) => cache.resolve("cache")?.coalesce == crate::Coalesce::Fleet,
+            None => false,
+        };
+        Ok(Declared {
+            auth: settings.auth.is_some(),
+            fleet_cache,
+            circuit: settings.circuit.is_some(),
+        })
+    }
+
+    /// Over a fleet store without owned locks, token refreshes, logins, cache fills and the
+    /// circuit's half-open trial are coordinated within each process only: said once, as a
+    /// `warn` trace, where the option is declared (not by every member that inherits it).
+    pub(crate) fn report_local_coordination(&self, owner: &str, store: &DynStore) {
+        let caps = store.capabilities();
+        if caps.scope != Scope::Fleet || caps.owned_locks() {
+            return;
+        }
+        let mut local = Vec::new();
+        if self.auth {
+            local.push("token refreshes and logins are single-flight");
+        }
+        if self.fleet_cache {
+            local.push("identical cache misses coalesce (cache.coalesce = \"fleet\")");
+        }
+        if self.circuit {
+            local.push("the circuit's half-open trial is exclusive");
+        }
+        if local.is_empty() {
+            return;
+        }
         tracing::warn!(
-            stitch,
+            owner,
             store = store.name(),
-            "the {} store has no owned locks (conditional writes on a strongly consistent store): token refreshes and logins are single-flight within each process, not across the fleet",
-            store.name()
+            "the {} store has no owned locks (conditional writes on a strongly consistent store): {} within each process only, not across the fleet",
+            store.name(),
+            local.join("; ")
         );
     }
 }

@@ -66,8 +66,8 @@ async fn oauth2_fetches_one_token_for_many_calls_and_refreshes_once_on_401() {
     );
 
     // A minute later the server revokes t1: one refresh, and the same attempt is redone with
-    // t2. (A credential refreshed less than a second ago is not refreshed again: that is how
-    // concurrent 401s share one refresh.)
+    // t2. (A refresh whose rejected token is no longer the stored one fetches nothing: that is
+    // how concurrent 401s share one refresh.)
     clock.advance(std::time::Duration::from_secs(60));
     upstream.script("/reports", [Answer::status(401), Answer::status(200)]);
     let reply = reports.call_detailed(Input::new()).await.unwrap();
@@ -245,4 +245,66 @@ async fn credentials_added_by_auth_never_cross_origins_or_reach_urls() {
         "{:?}",
         error.url()
     );
+}
+
+/// Regression: a refresh was skipped for a credential obtained less than a second before, so
+/// a token the API rejected at once was sent again on the redo.
+#[tokio::test]
+async fn a_token_rejected_the_moment_it_was_issued_is_refreshed() {
+    let upstream = Upstream::start().await;
+    upstream.script("/oauth/token", [token("rejected"), token("good")]);
+    upstream.script("/reports", [Answer::status(401), Answer::status(200)]);
+    let clock = ManualClock::new();
+    let reports = Stitch::get(format!("{}/reports", upstream.url()))
+        .auth(Auth::oauth2(OAuth2::client_credentials(
+            format!("{}/oauth/token", upstream.url()),
+            "demo",
+            "s3cret",
+        )))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    reports.call(Input::new()).await.unwrap();
+    let sent: Vec<String> = upstream
+        .hits()
+        .iter()
+        .filter(|hit| hit.target == "/reports")
+        .map(bearer_of)
+        .collect();
+    assert_eq!(sent, ["Bearer rejected", "Bearer good"]);
+}
+
+/// Regression: the same for a cookie session rejected right after the login.
+#[tokio::test]
+async fn a_session_rejected_the_moment_it_was_issued_is_renewed() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/login",
+        [
+            Answer::status(200).header("set-cookie", "session=one; Path=/"),
+            Answer::status(200).header("set-cookie", "session=two; Path=/"),
+        ],
+    );
+    upstream.script("/me", [Answer::status(401), Answer::status(200)]);
+    let clock = ManualClock::new();
+    let api = Seam::builder(upstream.url())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let login = api.post("/login").build().unwrap();
+    let me = api
+        .get("/me")
+        .auth(Auth::cookie_session(
+            CookieSession::new(login, "session").tenancy(stitchapi::Tenancy::App),
+        ))
+        .build()
+        .unwrap();
+    me.call(Input::new()).await.unwrap();
+    let sent: Vec<String> = upstream
+        .hits()
+        .iter()
+        .filter(|hit| hit.target == "/me")
+        .map(|hit| hit.headers["cookie"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent, ["session=one", "session=two"]);
 }

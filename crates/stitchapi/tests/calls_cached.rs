@@ -230,3 +230,178 @@ async fn a_miss_decodes_and_validates_once_and_a_hit_once() {
     stitch.call(Input::new()).await.unwrap();
     assert_eq!(validations.load(Ordering::SeqCst), 2, "the hit");
 }
+
+/// An upstream that negotiates the language: `/greeting` answers in the request's
+/// `Accept-Language` with `Vary: Accept-Language` after 50 ms; `/unique` answers with
+/// `Vary: *`. Returns its URL and a counter of requests.
+async fn negotiating_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (greeting_hits, unique_hits) = (hits.clone(), hits.clone());
+    let app = axum::Router::new()
+        .route(
+            "/greeting",
+            get(move |headers: HeaderMap| {
+                let hits = greeting_hits.clone();
+                async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let body = match headers.get("accept-language").map(|v| v.as_bytes()) {
+                        Some(b"fr") => "bonjour",
+                        Some(b"de") => "hallo",
+                        _ => "hello",
+                    };
+                    ([("vary", "Accept-Language")], body)
+                }
+            }),
+        )
+        .route(
+            "/unique",
+            get(move || {
+                let hits = unique_hits.clone();
+                async move {
+                    let n = hits.fetch_add(1, Ordering::SeqCst);
+                    ([("vary", "*")], format!("response {n}"))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+/// Regression: only the declared `vary` list entered the key, so the first language cached
+/// was served to every caller.
+#[tokio::test]
+async fn a_response_that_varies_on_accept_language_is_cached_per_language() {
+    use std::sync::atomic::Ordering;
+    let (url, hits) = negotiating_upstream().await;
+    let greeting = Stitch::get(format!("{url}/greeting"))
+        .text()
+        .cache("5m")
+        .build()
+        .unwrap();
+    let in_language = |language: &str| Input::new().header("accept-language", language);
+    assert_eq!(greeting.call(in_language("en")).await.unwrap(), "hello");
+    assert_eq!(greeting.call(in_language("fr")).await.unwrap(), "bonjour");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // Each language is now a hit on its own variant.
+    for _ in 0..2 {
+        assert_eq!(greeting.call(in_language("fr")).await.unwrap(), "bonjour");
+        assert_eq!(greeting.call(in_language("en")).await.unwrap(), "hello");
+    }
+    assert_eq!(greeting.call(Input::new()).await.unwrap(), "hello");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        3,
+        "no language is a variant too"
+    );
+    let reply = greeting.call_detailed(in_language("fr")).await.unwrap();
+    assert_eq!(reply.attempts, 0);
+    assert_eq!(reply.headers["vary"], "Accept-Language");
+
+    // Invalidating the entry drops every variant.
+    greeting.invalidate(in_language("en")).await.unwrap();
+    assert_eq!(greeting.call(in_language("fr")).await.unwrap(), "bonjour");
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn concurrent_misses_in_different_languages_each_get_their_own() {
+    use std::sync::atomic::Ordering;
+    let (url, hits) = negotiating_upstream().await;
+    let greeting = Stitch::get(format!("{url}/greeting"))
+        .text()
+        .cache("5m")
+        .build()
+        .unwrap();
+    let calls: Vec<_> = ["en", "fr", "de", "en", "fr", "de", "en", "fr", "de"]
+        .into_iter()
+        .map(|language| {
+            let greeting = greeting.clone();
+            tokio::spawn(async move {
+                let input = Input::new().header("accept-language", language);
+                (language, greeting.call(input).await.unwrap())
+            })
+        })
+        .collect();
+    for call in calls {
+        let (language, body) = call.await.unwrap();
+        let expected = match language {
+            "fr" => "bonjour",
+            "de" => "hallo",
+            _ => "hello",
+        };
+        assert_eq!(body, expected, "{language}");
+    }
+    let fetched = hits.load(Ordering::SeqCst);
+    assert!(
+        (3..=4).contains(&fetched),
+        "{fetched}: one fetch per language"
+    );
+}
+
+#[tokio::test]
+async fn a_response_with_vary_star_is_never_stored() {
+    use std::sync::atomic::Ordering;
+    let (url, hits) = negotiating_upstream().await;
+    let unique = Stitch::get(format!("{url}/unique"))
+        .text()
+        .cache("5m")
+        .build()
+        .unwrap();
+    let details = |events: Vec<Event<String>>| -> Vec<String> {
+        events
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Progress(p) if p.phase == Phase::Cache => Some(p.detail),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        details(unique.stream(Input::new()).collect().await),
+        [
+            "miss",
+            "not stored: the response varies on every request (Vary: *)"
+        ]
+    );
+    assert_eq!(unique.call(Input::new()).await.unwrap(), "response 1");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+/// Regression: coalescing was per declaration, so members built per request (as in a
+/// handler) fetched once each.
+#[tokio::test]
+async fn members_built_per_request_coalesce_identical_calls() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/prices",
+        [Answer::json(200, json!({"eur": 1.08})).delayed(Duration::from_millis(100))],
+    );
+    let api = Seam::builder(upstream.url()).build().unwrap();
+    let calls: Vec<_> = (0..10)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                // What a handler does: declare the member for this request's user, call it.
+                let who = if i % 2 == 0 { "alice" } else { "bob" };
+                let prices = api
+                    .as_principal(who)
+                    .get("/prices")
+                    .cache("1m")
+                    .build()
+                    .unwrap();
+                prices.call(Input::new()).await
+            })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap()["eur"], 1.08);
+    }
+    // Principal tenancy keeps alice's and bob's entries apart: one fetch each.
+    assert_eq!(upstream.hit_count(), 2);
+}

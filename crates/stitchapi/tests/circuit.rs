@@ -206,3 +206,119 @@ fn serde_forms() {
         assert!(toml::from_str::<Doc>(bad).is_err(), "{bad}");
     }
 }
+
+/// Regression: `record` read the count, added one and wrote it back, so concurrent failures
+/// over a store with latency were counted once.
+#[tokio::test(start_paused = true)]
+async fn concurrent_failures_over_a_store_with_latency_are_all_counted() {
+    use stitchapi::MemoryStore;
+    use stitchapi::testing::LatencyStore;
+    use stitchapi::time::SystemClock;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let store: DynStore = Arc::new(LatencyStore::new(
+        MemoryStore::with_clock(clock.clone()),
+        clock.clone(),
+        Duration::from_millis(3),
+    ));
+    let breaker = Circuit::new(10, "30s")
+        .build("api", store.clone(), clock)
+        .unwrap();
+    // Ten callers admitted at once, all failing at once.
+    let admissions = futures_util::future::join_all((0..10).map(|_| breaker.admit())).await;
+    let transitions = futures_util::future::join_all(
+        admissions
+            .into_iter()
+            .map(|admission| breaker.record(admission.unwrap(), false)),
+    )
+    .await;
+    let opened = transitions
+        .iter()
+        .filter(|t| *t.as_ref().unwrap() == Transition::Opened)
+        .count();
+    assert_eq!(opened, 1, "{transitions:?}");
+    assert_eq!(
+        store.get(breaker.key()).await.unwrap().as_deref(),
+        Some(&b"10"[..])
+    );
+    assert_eq!(
+        breaker.admit().await.unwrap_err().kind(),
+        ErrorKind::CircuitOpen
+    );
+}
+
+/// Regression: the trial lock lived one cooldown, so a trial slower than the cooldown let a
+/// second trial start beside it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_trial_slower_than_the_cooldown_stays_the_only_trial() {
+    let clock = ManualClock::new();
+    let store: DynStore = Arc::new(FleetStore::new(&clock));
+    let breaker = Circuit::new(1, "1s")
+        .build("api", store, Arc::new(clock.clone()))
+        .unwrap();
+    let calls = AtomicUsize::new(0);
+    assert_eq!(call(&breaker, &calls, false).await, Ok(Transition::Opened));
+    clock.advance(Duration::from_secs(1));
+    let trial = breaker.admit().await.unwrap();
+    assert!(trial.is_trial());
+    let finished = Arc::new(AtomicUsize::new(0));
+    let task = {
+        let (breaker, clock, finished) = (breaker.clone(), clock.clone(), finished.clone());
+        tokio::spawn(async move {
+            // A trial call that takes 20 s (twenty cooldowns, four lock TTLs).
+            trial
+                .hold(&clock, clock.sleep(Duration::from_secs(20)))
+                .await;
+            let transition = breaker.record(trial, true).await;
+            finished.store(1, Ordering::SeqCst);
+            transition
+        })
+    };
+    for _ in 0..190 {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(
+            breaker.admit().await.unwrap_err().kind(),
+            ErrorKind::CircuitOpen,
+            "a second trial started at {:?}",
+            clock.now()
+        );
+    }
+    while finished.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_millis(100));
+    }
+    assert_eq!(task.await.unwrap().unwrap(), Transition::Closed);
+    let admission = breaker.admit().await.unwrap();
+    assert!(!admission.is_trial(), "closed again");
+    breaker.record(admission, true).await.unwrap();
+}
+
+#[tokio::test]
+async fn on_a_fleet_store_without_owned_locks_the_trial_is_per_process() {
+    let clock = ManualClock::new();
+    let store = FleetStore::new(&clock).without_owned_locks();
+    let build = || {
+        Circuit::new(1, "1s")
+            .build("api", Arc::new(store.clone()), Arc::new(clock.clone()))
+            .unwrap()
+    };
+    let (one, two) = (build(), build());
+    let calls = AtomicUsize::new(0);
+    call(&one, &calls, false).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    let trial = one.admit().await.unwrap();
+    assert!(trial.is_trial());
+    assert_eq!(
+        one.admit().await.unwrap_err().kind(),
+        ErrorKind::CircuitOpen
+    );
+    // The other process has its own trial: no lock that cannot be correct is taken.
+    let other = two.admit().await.unwrap();
+    assert!(other.is_trial());
+    drop(trial);
+    let again = one.admit().await.unwrap();
+    assert!(again.is_trial(), "a dropped trial frees it");
+    drop((other, again));
+}

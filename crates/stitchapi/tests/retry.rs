@@ -327,3 +327,33 @@ async fn a_status_both_retried_and_accepted_is_accepted_on_the_last_attempt() {
     assert_eq!((reply.status.as_u16(), reply.attempts), (503, 3));
     assert_eq!(upstream.hit_count(), 3);
 }
+
+/// QUERY (the HTTP QUERY method draft) is safe and idempotent: no idempotency key, and a
+/// transport error is retried like a GET's.
+#[tokio::test]
+async fn query_is_safe_and_idempotent() {
+    let upstream = Upstream::start().await;
+    upstream.script("/search", [Answer::status(200)]);
+    let query = http::Method::from_bytes(b"QUERY").unwrap();
+    let search = Stitch::new(query.clone(), format!("{}/search", upstream.url()))
+        .idempotency()
+        .build()
+        .unwrap();
+    search
+        .call(Input::new().json(&serde_json::json!({"q": "rust"})))
+        .await
+        .unwrap();
+    let hit = &upstream.hits()[0];
+    assert_eq!(hit.method.as_str(), "QUERY");
+    assert!(!hit.headers.contains_key("idempotency-key"));
+
+    let rude = RudeServer::start().await;
+    let search = Stitch::new(query, format!("{}/search", rude.url()))
+        .retry(3)
+        .clock(clock())
+        .build()
+        .unwrap();
+    let error = search.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport);
+    assert_eq!(rude.requests(), 3, "retried like a GET");
+}

@@ -199,8 +199,8 @@ impl std::fmt::Debug for ResponseCache {
 
 impl ResponseCache {
     /// A cache over `store` whose in-process fills go through `fills`. Fleet coalescing needs
-    /// owned locks; on a store without them fills coalesce within each process, which is
-    /// reported here, once, as a `warn` trace.
+    /// owned locks; on a store without them fills coalesce within each process (the build
+    /// reports it).
     pub(crate) fn new(
         policy: CachePolicy,
         store: DynStore,
@@ -209,14 +209,6 @@ impl ResponseCache {
         fills: Arc<Fills>,
     ) -> Self {
         let fleet = policy.coalesce == Coalesce::Fleet && store.capabilities().owned_locks();
-        if policy.coalesce == Coalesce::Fleet && !fleet {
-            tracing::warn!(
-                stitch = %ids.stitch_id,
-                store = store.name(),
-                "cache.coalesce = \"fleet\" needs owned locks (conditional writes on a strongly consistent store), which the {} store lacks: identical misses coalesce within each process only",
-                store.name()
-            );
-        }
         ResponseCache {
             stitch_gen_key: keys::cache_generation(Some(&ids.stitch_id)),
             seam_gen_key: keys::cache_generation(ids.seam_id.as_deref()),

@@ -1,5 +1,6 @@
 //! Test support (feature `testing`): the store conformance kit, a scripted [`MockTransport`],
-//! and the [`ManualClock`] for virtual time.
+//! the [`ManualClock`] for virtual time, a fleet-scoped memory store ([`FleetStore`]) and a
+//! store with network-like latency ([`LatencyStore`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -25,6 +26,7 @@
 //! ```
 
 mod conformance;
+mod latency;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -34,6 +36,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 pub use self::conformance::*;
+pub use self::latency::LatencyStore;
 pub use crate::time::ManualClock;
 use crate::transport::{Transport, TransportError, TransportErrorKind};
 
