@@ -15,7 +15,7 @@
 //! finds the result in the store), or the lock is free (then it takes it and leads), or its
 //! optional `wait` runs out (then it fetches without the lock). A holder that stalls past the
 //! lock's TTL loses it to one successor, and its late release cannot free the successor's
-//! lock. A store that fails while taking the lock is skipped: the caller fetches.
+//! lock. A store that fails while the lock is taken is skipped: the caller fetches.
 
 mod lock;
 
@@ -216,11 +216,9 @@ where
             Ok(Some(held)) => return fetch_holding(held, clock, waited, &done, fetch).await,
             Ok(None) => {}
             Err(error) => {
-                if !waited {
-                    tracing::debug!(%error, "fleet lock unavailable; fetching without it");
-                    return fetch().await.map(|value| (value, Flown::Led { waited }));
-                }
-                // Mid-wait, a failing store is polled again.
+                // Without a store there is nothing to coordinate through: fetch here.
+                tracing::debug!(%error, "fleet lock unavailable; fetching without it");
+                return fetch().await.map(|value| (value, Flown::Led { waited }));
             }
         }
         waited = true;

@@ -619,3 +619,24 @@ impl<S: StitchStore + ?Sized> StitchStoreExt for S {}
 pub fn normalize_ttl(ttl: Option<Duration>) -> Option<Duration> {
     ttl.filter(|ttl| !ttl.is_zero())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_locks_need_conditional_writes_on_a_strongly_consistent_store() {
+        let kv = Capabilities::new(Scope::Fleet).with_conditional_writes(true);
+        assert!(!kv.owned_locks(), "eventual consistency cannot hold a lock");
+        assert!(kv.with_consistency(Consistency::Strong).owned_locks());
+        assert!(
+            !Capabilities::new(Scope::Fleet)
+                .with_consistency(Consistency::Strong)
+                .owned_locks()
+        );
+        let nothing = Capabilities::new(Scope::Process);
+        assert!(!nothing.atomic_increment && !nothing.reserve && !nothing.lease);
+        assert_eq!(nothing.consistency, Consistency::Eventual);
+        assert_eq!((nothing.min_ttl, nothing.max_value_bytes), (None, None));
+    }
+}

@@ -20,6 +20,7 @@ use crate::time::{Clock, Timestamp};
 /// use std::time::Duration;
 /// use stitchapi::store::{MemoryStore, StitchStore};
 /// use stitchapi::testing::{LatencyStore, ManualClock};
+/// use stitchapi::time::Clock;
 ///
 /// let clock = ManualClock::auto_advance();
 /// let store = LatencyStore::new(MemoryStore::new(), Arc::new(clock.clone()), Duration::from_millis(3));

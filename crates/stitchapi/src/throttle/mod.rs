@@ -76,7 +76,7 @@ pub enum Pool {
     /// non-default port) over the same store: the budget lives in the store (`reserve` and
     /// `lease`), so stitches and seams that share a store share it, in one process or across a
     /// fleet, and stitches over other stores do not. Each limiter keeps its own concurrency
-    /// cap against the shared holders.
+    /// cap against the shared holders; waiters for a slot poll the store (no FIFO order).
     Host,
 }
 
