@@ -57,6 +57,10 @@ pub struct WorkerPlan {
     /// A circuit breaker: consecutive failures and cooldown.
     #[serde(default)]
     pub circuit: Option<(u32, String)>,
+    /// The TTL of the fleet locks (cache fill, token fetch, login) in milliseconds; the
+    /// library's default (5 s) when `None`.
+    #[serde(default)]
+    pub lock_ms: Option<u64>,
     /// Concurrent call loops.
     pub callers: usize,
     /// Calls per loop; unbounded when `None` (then `run_for_ms` or `stop` ends the run).
@@ -103,6 +107,7 @@ impl WorkerPlan {
             auth: None,
             cache: false,
             circuit: None,
+            lock_ms: None,
             callers: 1,
             calls: None,
             run_for_ms: None,
@@ -168,6 +173,12 @@ impl WorkerPlan {
     /// Adds a circuit breaker.
     pub fn with_circuit(mut self, failures: u32, cooldown: impl Into<String>) -> Self {
         self.circuit = Some((failures, cooldown.into()));
+        self
+    }
+
+    /// Sets the TTL of the fleet locks (cache fill, token fetch, login).
+    pub fn with_lock_ms(mut self, ms: u64) -> Self {
+        self.lock_ms = Some(ms);
         self
     }
 

@@ -104,6 +104,37 @@ impl Worker {
     pub async fn kill(mut self) -> io::Result<()> {
         self.child.kill().await
     }
+
+    /// Stops the worker where it stands (SIGSTOP), as a long GC pause or a frozen VM would:
+    /// it neither runs nor renews its locks until [`resume`](Self::resume).
+    pub async fn pause(&self) -> io::Result<()> {
+        self.signal("-STOP").await
+    }
+
+    /// Lets a paused worker run on (SIGCONT).
+    pub async fn resume(&self) -> io::Result<()> {
+        self.signal("-CONT").await
+    }
+
+    async fn signal(&self, signal: &str) -> io::Result<()> {
+        let pid = self
+            .child
+            .id()
+            .ok_or_else(|| io::Error::other(format!("worker {} has exited", self.id)))?;
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .await?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "kill {signal} {pid} (worker {}) failed: {status}",
+                self.id
+            )))
+        }
+    }
 }
 
 /// Starts `n` workers of `plan` (ids `w0`, `w1`, ...) and, once all are ready, tells them all

@@ -91,20 +91,31 @@ fn build(plan: &WorkerPlan) -> stitchapi::Result<Stitch> {
     if let Some((failures, cooldown)) = &plan.circuit {
         seam = seam.circuit(*failures, cooldown.as_str());
     }
+    let lock = plan.lock_ms.map(Duration::from_millis);
     if plan.cache {
-        seam = seam.cache(Cache::ttl("60s").coalesce(Coalesce::Fleet));
+        let mut cache = Cache::ttl("60s").coalesce(Coalesce::Fleet);
+        if let Some(lock) = lock {
+            cache = cache.lock(lock);
+        }
+        seam = seam.cache(cache);
     }
     if plan.auth == Some(AuthPlan::OAuth2) {
         let token_url = format!("{}/oauth/token", plan.upstream);
-        seam = seam.auth(Auth::oauth2(OAuth2::client_credentials(
-            token_url, CLIENT.0, CLIENT.1,
-        )));
+        let mut oauth2 = OAuth2::client_credentials(token_url, CLIENT.0, CLIENT.1);
+        if let Some(lock) = lock {
+            oauth2 = oauth2.lock_ttl(lock);
+        }
+        seam = seam.auth(Auth::oauth2(oauth2));
     }
     let seam = seam.build()?;
     let mut stitch = seam.get(plan.path.as_str());
     if plan.auth == Some(AuthPlan::Cookie) {
         let login = seam.post("/login").build()?;
-        stitch = stitch.auth(Auth::cookie_session(CookieSession::new(login, "session")));
+        let mut session = CookieSession::new(login, "session");
+        if let Some(lock) = lock {
+            session = session.lock_ttl(lock);
+        }
+        stitch = stitch.auth(Auth::cookie_session(session));
     }
     let stitch = stitch.build()?;
     Ok(match plan.auth {

@@ -141,6 +141,7 @@ async fn main() {
                             &format!("rl:{}", i % 64),
                             Duration::from_micros(10),
                             now,
+                            None,
                             Some(Duration::from_secs(60)),
                         )
                         .await

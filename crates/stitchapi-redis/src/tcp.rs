@@ -7,10 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
-use stitchapi::store::{Capabilities, Scope, StitchStore, StoreError, StoreErrorKind};
+use stitchapi::store::{
+    Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
+};
 use stitchapi::time::Timestamp;
 
-use crate::scripts::{self, ttl_millis};
+use crate::scripts;
 
 const NAME: &str = "redis";
 
@@ -19,8 +21,8 @@ const NAME: &str = "redis";
 /// - Values are stored as they are given (stitchapi stores JSON). To share one Redis with other
 ///   data, namespace the keys with the core's [`StitchStoreExt::prefixed`](stitchapi::StitchStoreExt::prefixed)
 ///   (`RedisStore::from_url(url)?.prefixed("myapp:")`).
-/// - `increment`, `reserve`, `lease` and `release` are one Lua script each: one round trip
-///   per decision.
+/// - `increment`, `reserve`, `lease`, `release`, `renew_if` and `delete_if` are one Lua script
+///   each, and `create` is one `SET key value NX [PX ttl]`: one round trip per decision.
 /// - The connection is a redis-rs `ConnectionManager`: multiplexed, and it reconnects by
 ///   itself after Redis restarts. Commands time out after the response timeout (default 1 s),
 ///   so an unreachable Redis fails calls with a `Store` error instead of hanging them.
@@ -58,6 +60,8 @@ struct Scripts {
     reserve: Script,
     lease: Script,
     release: Script,
+    renew_if: Script,
+    delete_if: Script,
 }
 
 impl Scripts {
@@ -67,6 +71,8 @@ impl Scripts {
             reserve: Script::new(scripts::RESERVE),
             lease: Script::new(scripts::LEASE),
             release: Script::new(scripts::RELEASE),
+            renew_if: Script::new(scripts::RENEW_IF),
+            delete_if: Script::new(scripts::DELETE_IF),
         }
     }
 }
@@ -225,7 +231,7 @@ impl RedisStore {
         operation: &'static str,
         script: &Script,
         key: &str,
-        args: impl IntoIterator<Item = String>,
+        args: impl IntoIterator<Item = impl redis::ToRedisArgs>,
     ) -> Result<T, StoreError> {
         async fn invoke<T: redis::FromRedisValue>(
             invocation: &redis::ScriptInvocation<'_>,
@@ -270,8 +276,11 @@ impl StitchStore for RedisStore {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::new(Scope::Fleet)
+            .with_consistency(Consistency::Strong)
+            .with_atomic_increment(true)
             .with_reserve(true)
             .with_lease(true)
+            .with_conditional_writes(true)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
@@ -288,11 +297,9 @@ impl StitchStore for RedisStore {
         let mut command = redis::cmd(if value.is_some() { "SET" } else { "DEL" });
         command.arg(key);
         if let Some(value) = &value {
-            command.arg(value.as_ref());
-            let ttl = ttl_millis(ttl);
-            if ttl > 0 {
-                command.arg("PX").arg(ttl);
-            }
+            command
+                .arg(value.as_ref())
+                .arg(scripts::set_options(ttl, false));
         }
         self.query::<redis::Value>("set", &command).await.map(drop)
     }
@@ -312,13 +319,14 @@ impl StitchStore for RedisStore {
         key: &str,
         spacing: Duration,
         now: Timestamp,
+        latest: Option<Timestamp>,
         ttl: Option<Duration>,
-    ) -> Result<Timestamp, StoreError> {
-        let args = scripts::reserve_args(spacing, now, ttl, self.server_time);
-        let at: String = self
+    ) -> Result<Reservation, StoreError> {
+        let args = scripts::reserve_args(spacing, now, latest, ttl, self.server_time);
+        let reply: String = self
             .run("reserve", &self.scripts.reserve, key, args)
             .await?;
-        scripts::parse_grant(&at)
+        scripts::parse_reservation(&reply)
             .map_err(|m| StoreError::new(NAME, "reserve", StoreErrorKind::InvalidData, m))
     }
 
@@ -340,5 +348,41 @@ impl StitchStore for RedisStore {
         self.run::<i64>("release", &self.scripts.release, key, args)
             .await
             .map(drop)
+    }
+
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(key)
+            .arg(value.as_ref())
+            .arg(scripts::set_options(ttl, true));
+        let reply: redis::Value = self.query("create", &command).await?;
+        Ok(!matches!(reply, redis::Value::Nil))
+    }
+
+    async fn renew_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let args = scripts::renew_if_args(expected.to_vec(), ttl);
+        let renewed: i64 = self
+            .run("renew_if", &self.scripts.renew_if, key, args)
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let args = scripts::delete_if_args(expected);
+        let deleted: i64 = self
+            .run("delete_if", &self.scripts.delete_if, key, args)
+            .await?;
+        Ok(deleted == 1)
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! Every verb is one `POST` of a JSON command array (`["GET", "k"]`) with a bearer token; the
 //! atomic verbs run the same Lua scripts as the TCP store by `EVALSHA`, falling back to `EVAL`
-//! when Upstash answers `NOSCRIPT`. Replies are asked for base64-encoded
-//! (`Upstash-Encoding: base64`), so values come back byte for byte.
+//! when Upstash answers `NOSCRIPT`, and `create` is one `SET key value NX [PX ttl]`. Replies
+//! are asked for base64-encoded (`Upstash-Encoding: base64`), so values come back byte for
+//! byte. A value that is not UTF-8 is stored as a marked base64 string, and `renew_if` and
+//! `delete_if` compare that stored string, so a lock whose token is not UTF-8 is owned only
+//! through the REST store (the core's tokens are hex, the same bytes over REST and TCP).
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,11 +17,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use stitchapi::store::{Capabilities, Scope, StitchStore, StoreError, StoreErrorKind};
+use stitchapi::store::{
+    Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
+};
 use stitchapi::time::{Clock, SystemClock, Timestamp, timeout};
 use stitchapi::transport::DynTransport;
 
-use crate::scripts::{self, ttl_millis};
+use crate::scripts;
 
 const NAME: &str = "upstash";
 
@@ -67,6 +72,8 @@ pub struct UpstashStore {
     reserve: LuaScript,
     lease: LuaScript,
     release: LuaScript,
+    renew_if: LuaScript,
+    delete_if: LuaScript,
 }
 
 impl UpstashStore {
@@ -105,6 +112,8 @@ impl UpstashStore {
             reserve: LuaScript::new(scripts::RESERVE),
             lease: LuaScript::new(scripts::LEASE),
             release: LuaScript::new(scripts::RELEASE),
+            renew_if: LuaScript::new(scripts::RENEW_IF),
+            delete_if: LuaScript::new(scripts::DELETE_IF),
         })
     }
 
@@ -265,12 +274,28 @@ fn value_bytes(text: &str) -> Result<Bytes, String> {
     }
 }
 
-/// The string a value is stored as.
+/// The string a value is stored as (and so what `renew_if` and `delete_if` compare).
 fn stored_text(value: &[u8]) -> String {
     match std::str::from_utf8(value) {
         Ok(text) if !text.starts_with(BINARY_MARKER) => text.to_owned(),
         _ => format!("{BINARY_MARKER}{}", BASE64.encode(value)),
     }
+}
+
+/// `SET key value [NX] [PX ttl]` as a REST command.
+fn set_command(
+    key: &str,
+    value: &[u8],
+    ttl: Option<Duration>,
+    only_if_missing: bool,
+) -> Vec<Value> {
+    let mut command = vec![json!("SET"), json!(key), json!(stored_text(value))];
+    command.extend(
+        scripts::set_options(ttl, only_if_missing)
+            .into_iter()
+            .map(Value::String),
+    );
+    command
 }
 
 fn number(operation: &'static str, value: &Value) -> Result<i64, StoreError> {
@@ -307,8 +332,11 @@ impl StitchStore for UpstashStore {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::new(Scope::Fleet)
+            .with_consistency(Consistency::Strong)
+            .with_atomic_increment(true)
             .with_reserve(true)
             .with_lease(true)
+            .with_conditional_writes(true)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
@@ -327,17 +355,9 @@ impl StitchStore for UpstashStore {
         value: Option<Bytes>,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let key = key;
-        let command = match (value, ttl_millis(ttl)) {
-            (None, _) => vec![json!("DEL"), json!(key)],
-            (Some(value), 0) => vec![json!("SET"), json!(key), json!(stored_text(&value))],
-            (Some(value), ttl) => vec![
-                json!("SET"),
-                json!(key),
-                json!(stored_text(&value)),
-                json!("PX"),
-                json!(ttl),
-            ],
+        let command = match value {
+            None => vec![json!("DEL"), json!(key)],
+            Some(value) => set_command(key, &value, ttl, false),
         };
         self.command("set", &command).await.map(drop)
     }
@@ -353,14 +373,15 @@ impl StitchStore for UpstashStore {
         key: &str,
         spacing: Duration,
         now: Timestamp,
+        latest: Option<Timestamp>,
         ttl: Option<Duration>,
-    ) -> Result<Timestamp, StoreError> {
-        let args = scripts::reserve_args(spacing, now, ttl, self.server_time);
+    ) -> Result<Reservation, StoreError> {
+        let args = scripts::reserve_args(spacing, now, latest, ttl, self.server_time);
         let result = self.script("reserve", &self.reserve, key, args).await?;
         result
             .as_str()
-            .ok_or_else(|| format!("the script returned {result}, not a time"))
-            .and_then(scripts::parse_grant)
+            .ok_or_else(|| format!("the script returned {result}, not a reservation"))
+            .and_then(scripts::parse_reservation)
             .map_err(|m| Self::error("reserve", StoreErrorKind::InvalidData, m))
     }
 
@@ -382,5 +403,33 @@ impl StitchStore for UpstashStore {
         self.script("release", &self.release, key, args)
             .await
             .map(drop)
+    }
+
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let command = set_command(key, &value, ttl, true);
+        // `SET ... NX` answers "OK" when it wrote and null when the key exists.
+        Ok(!self.command("create", &command).await?.is_null())
+    }
+
+    async fn renew_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let args = scripts::renew_if_args(stored_text(expected), ttl);
+        let result = self.script("renew_if", &self.renew_if, key, args).await?;
+        Ok(number("renew_if", &result)? == 1)
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let args = scripts::delete_if_args(stored_text(expected));
+        let result = self.script("delete_if", &self.delete_if, key, args).await?;
+        Ok(number("delete_if", &result)? == 1)
     }
 }

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use stitchapi::store::{StitchStore, StitchStoreExt, StoreErrorKind};
+use stitchapi::store::{Reservation, StitchStore, StitchStoreExt, StoreErrorKind};
 use stitchapi::testing::{ConformanceOptions, store_conformance};
 use stitchapi_redis::UpstashStore;
 use support::RedisServer;
@@ -15,15 +15,78 @@ async fn upstash_passes_the_conformance_kit_with_and_without_a_prefix() {
     let server = RedisServer::start();
     let front = UpstashFront::start(&server.url(), "test-token-123").await;
     let store = UpstashStore::new(&front.url(), front.token.clone()).unwrap();
-    store_conformance(&store, ConformanceOptions::new())
-        .await
-        .assert_ok();
+    let report = store_conformance(&store, ConformanceOptions::new()).await;
+    report.assert_ok();
+    assert!(report.skipped.is_empty(), "{report}");
     let prefixed = UpstashStore::new(&front.url(), front.token.clone())
         .unwrap()
         .prefixed("edge:");
-    store_conformance(&prefixed, ConformanceOptions::new())
+    let report = store_conformance(&prefixed, ConformanceOptions::new()).await;
+    report.assert_ok();
+    assert!(report.skipped.is_empty(), "{report}");
+}
+
+#[tokio::test]
+async fn owned_locks_over_rest_compare_tokens_byte_for_byte_and_interoperate_with_tcp() {
+    let server = RedisServer::start();
+    let front = UpstashFront::start(&server.url(), "test-token-123").await;
+    let rest = UpstashStore::new(&front.url(), front.token.clone()).unwrap();
+    let tcp = stitchapi_redis::RedisStore::from_url(&server.url()).unwrap();
+    let ttl = Some(Duration::from_secs(60));
+
+    // A non-UTF-8 token travels as marked base64; the comparison sees the same encoding.
+    let token = [0xff, 0x00, b'\r', b'\n', 0x80];
+    assert!(
+        rest.create("bin", token.to_vec().into(), ttl)
+            .await
+            .unwrap()
+    );
+    assert!(!rest.create("bin", "other".into(), ttl).await.unwrap());
+    assert_eq!(rest.get("bin").await.unwrap().as_deref(), Some(&token[..]));
+    assert!(
+        !rest
+            .renew_if("bin", &token[..4], Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    assert!(!rest.delete_if("bin", &token[..4]).await.unwrap());
+    assert!(rest.renew_if("bin", &token, Duration::ZERO).await.unwrap());
+    assert!(rest.delete_if("bin", &token).await.unwrap());
+    assert_eq!(rest.get("bin").await.unwrap(), None);
+
+    // A text token (the core's are hex) taken over one path is owned over the other.
+    assert!(rest.create("lock", "3f2a".into(), ttl).await.unwrap());
+    assert!(!tcp.create("lock", "9c1d".into(), ttl).await.unwrap());
+    assert!(!tcp.delete_if("lock", b"9c1d").await.unwrap());
+    assert!(
+        tcp.renew_if("lock", b"3f2a", Duration::from_secs(1))
+            .await
+            .unwrap()
+    );
+    assert!(tcp.delete_if("lock", b"3f2a").await.unwrap());
+    assert!(tcp.create("lock", "9c1d".into(), ttl).await.unwrap());
+    assert!(!rest.delete_if("lock", b"3f2a").await.unwrap());
+    assert!(rest.delete_if("lock", b"9c1d").await.unwrap());
+
+    // A refused reserve over REST reports its slot and moves nothing.
+    let now = stitchapi::time::Timestamp::from_unix(Duration::from_secs(1_767_225_600));
+    let spacing = Duration::from_nanos(333_333_333);
+    let first = rest.reserve("rl", spacing, now, None, ttl).await.unwrap();
+    assert_eq!(first, Reservation::Granted(now));
+    let refused = rest
+        .reserve("rl", spacing, now, Some(now + spacing / 2), ttl)
         .await
-        .assert_ok();
+        .unwrap();
+    assert_eq!(refused, Reservation::Refused(now + spacing));
+    let next = tcp
+        .reserve("rl", spacing, now, Some(now + spacing), ttl)
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        Reservation::Granted(now + spacing),
+        "exact to the nanosecond"
+    );
 }
 
 #[tokio::test]

@@ -7,8 +7,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::gcra;
-use super::{AcquireError, Grant, Permit};
-use crate::store::Reservation;
+use super::{AcquireError, Grant, Permit, granted};
 use crate::time::{Clock, Timestamp, timeout};
 
 #[derive(Debug)]
@@ -79,32 +78,20 @@ impl LocalLimiter {
                 }
             };
         }
-        if let Some(spacing) = self.spacing {
-            let now = self.clock.now();
-            let at = {
-                let mut cell = self
-                    .state
-                    .cell
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let (reservation, next) = gcra::step(*cell, now, spacing, deadline);
-                *cell = next;
-                match reservation {
-                    Reservation::Granted(at) => at,
-                    Reservation::Refused(_) => {
-                        return Err(AcquireError::deadline(now.saturating_duration_since(start)));
-                    }
-                }
-            };
-            let wait = at.saturating_duration_since(now);
-            if !wait.is_zero() {
-                self.clock.sleep(wait).await;
-            }
-        }
-        Ok(Grant {
-            permit,
-            waited: self.clock.now().saturating_duration_since(start),
-            fell_back: None,
-        })
+        let Some(spacing) = self.spacing else {
+            return Ok(Grant::paced(&*self.clock, permit, start, None).await);
+        };
+        let now = self.clock.now();
+        let at = {
+            let mut cell = self
+                .state
+                .cell
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (reservation, next) = gcra::step(*cell, now, spacing, deadline);
+            *cell = next;
+            granted(reservation, now.saturating_duration_since(start))?
+        };
+        Ok(Grant::paced(&*self.clock, permit, start, Some((now, at))).await)
     }
 }

@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::DurationSpec;
 use crate::error::Error;
-use crate::store::{DynStore, Scope, StoreError};
+use crate::store::{DynStore, Reservation, Scope, StoreError};
 use crate::time::{Clock, Timestamp};
 
 use local::LocalLimiter;
@@ -417,6 +417,36 @@ impl Grant {
     /// How long the acquire waited.
     pub fn waited(&self) -> Duration {
         self.waited
+    }
+
+    /// Grants `permit` once the pacing grant `at` has come (`pacing` is `(now, at)`), with
+    /// the time waited since `start`.
+    async fn paced(
+        clock: &dyn Clock,
+        permit: Permit,
+        start: Timestamp,
+        pacing: Option<(Timestamp, Timestamp)>,
+    ) -> Grant {
+        if let Some((now, at)) = pacing {
+            let wait = at.saturating_duration_since(now);
+            if !wait.is_zero() {
+                clock.sleep(wait).await;
+            }
+        }
+        Grant {
+            permit,
+            waited: clock.now().saturating_duration_since(start),
+            fell_back: None,
+        }
+    }
+}
+
+/// The time a pacing reservation grants, or, refused, the deadline error (having waited
+/// `waited` so far).
+fn granted(reservation: Reservation, waited: Duration) -> Result<Timestamp, AcquireError> {
+    match reservation {
+        Reservation::Granted(at) => Ok(at),
+        Reservation::Refused(_) => Err(AcquireError::deadline(waited)),
     }
 }
 

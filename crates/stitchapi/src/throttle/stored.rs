@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use super::local::LocalLimiter;
 use super::rate::{window_slot, window_start};
-use super::{AcquireError, Grant, Permit, StoreFailure};
-use crate::store::{DynStore, Reservation, StoreError, keys};
+use super::{AcquireError, Grant, Permit, StoreFailure, granted};
+use crate::store::{DynStore, StoreError, keys};
 use crate::time::{Clock, Timestamp};
 
 /// How the store-backed limiter paces.
@@ -109,51 +109,37 @@ impl StoreLimiter {
         if let (false, Some(limit)) = (rate_only, self.concurrency) {
             permit = self.lease_slot(limit, start, deadline).await?;
         }
-        if let Some((spacing, per, pacing)) = self.rate {
-            let now = self.clock.now();
-            let at = match pacing {
-                Pacing::Reserve => {
-                    // The cell must outlive every grant already handed out: a burst can queue
-                    // grants far beyond one period, and a cell that expired under them would
-                    // let newcomers in early. A minute (or the period, if longer) covers any
-                    // queue a call deadline allows in practice.
-                    let reservation = self
-                        .store
-                        .reserve(
-                            &keys::rate_cell(&self.key),
-                            spacing,
-                            now,
-                            deadline,
-                            Some(per.max(CELL_MIN_TTL) + TTL_SLACK),
-                        )
-                        .await?;
-                    match reservation {
-                        Reservation::Granted(at) => at,
-                        Reservation::Refused(_) => {
-                            return Err(AcquireError::deadline(
-                                now.saturating_duration_since(start),
-                            ));
-                        }
-                    }
-                }
-                Pacing::Window => {
-                    let at = self.window_grant(now, spacing, per).await?;
-                    if deadline.is_some_and(|deadline| at > deadline) {
-                        return Err(AcquireError::deadline(now.saturating_duration_since(start)));
-                    }
-                    at
-                }
-            };
-            let wait = at.saturating_duration_since(now);
-            if !wait.is_zero() {
-                self.clock.sleep(wait).await;
+        let Some((spacing, per, pacing)) = self.rate else {
+            return Ok(Grant::paced(&*self.clock, permit, start, None).await);
+        };
+        let now = self.clock.now();
+        let at = match pacing {
+            Pacing::Reserve => {
+                // The cell must outlive every grant already handed out: a burst can queue
+                // grants far beyond one period, and a cell that expired under them would let
+                // newcomers in early. A minute (or the period, if longer) covers any queue a
+                // call deadline allows in practice.
+                let reservation = self
+                    .store
+                    .reserve(
+                        &keys::rate_cell(&self.key),
+                        spacing,
+                        now,
+                        deadline,
+                        Some(per.max(CELL_MIN_TTL) + TTL_SLACK),
+                    )
+                    .await?;
+                granted(reservation, now.saturating_duration_since(start))?
             }
-        }
-        Ok(Grant {
-            permit,
-            waited: self.clock.now().saturating_duration_since(start),
-            fell_back: None,
-        })
+            Pacing::Window => {
+                let at = self.window_grant(now, spacing, per).await?;
+                if deadline.is_some_and(|deadline| at > deadline) {
+                    return Err(AcquireError::deadline(now.saturating_duration_since(start)));
+                }
+                at
+            }
+        };
+        Ok(Grant::paced(&*self.clock, permit, start, Some((now, at))).await)
     }
 
     async fn lease_slot(
