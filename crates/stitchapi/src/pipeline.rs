@@ -575,21 +575,24 @@ async fn cached<O: MaybeSend + 'static>(
     // The response's `Vary` is matched against the request's headers after the fetch.
     let request_headers = outgoing.headers.clone();
     let leader: std::sync::Mutex<Option<Fetched<O>>> = std::sync::Mutex::new(None);
-    let served = Box::pin(cache.fill(&lookup.slot, &request_headers, || async {
-        let (received, attempts) =
-            guarded(inner, principal, outgoing, keyed, started, emitter).await?;
-        let (parts, body) = received.response.into_parts();
-        // Only a response that decodes and validates is stored.
-        let data = decode_received(inner, &parts, &body, &received.url, attempts)?;
-        let response = CachedResponse::new(parts.status, &parts.headers, body);
-        *leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
-            data,
-            url: received.url,
-            headers: parts.headers,
-            attempts,
-        });
-        Ok(response)
-    }))
+    let deadline = spec.timeout.total.map(|total| started + total);
+    let served = Box::pin(
+        cache.fill(&lookup.slot, &request_headers, deadline, || async {
+            let (received, attempts) =
+                guarded(inner, principal, outgoing, keyed, started, emitter).await?;
+            let (parts, body) = received.response.into_parts();
+            // Only a response that decodes and validates is stored.
+            let data = decode_received(inner, &parts, &body, &received.url, attempts)?;
+            let response = CachedResponse::new(parts.status, &parts.headers, body);
+            *leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
+                data,
+                url: received.url,
+                headers: parts.headers,
+                attempts,
+            });
+            Ok(response)
+        }),
+    )
     .await?;
     if !matches!(served.outcome, Outcome::Fetched { waited: false }) {
         report(served.outcome.detail().to_owned());

@@ -405,3 +405,31 @@ async fn members_built_per_request_coalesce_identical_calls() {
     // Principal tenancy keeps alice's and bob's entries apart: one fetch each.
     assert_eq!(upstream.hit_count(), 2);
 }
+
+/// A call that waits on an identical call's fetch still ends at its own deadline, with the
+/// timeout error its own fetch would have given.
+#[tokio::test]
+async fn a_coalesced_call_ends_at_its_own_deadline() {
+    let upstream = Upstream::start().await;
+    upstream.script("/slow", [Answer::hang()]);
+    let clock = ManualClock::new();
+    let api = Seam::builder(upstream.url())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let patient = api.get("/slow").cache("1m").build().unwrap();
+    let leader = tokio::spawn(async move { patient.call(Input::new()).await });
+    upstream.wait_for_hits(1).await;
+    // Declared per request with a 2 s budget: it joins the leader's fetch.
+    let hurried = api.get("/slow").cache("1m").timeout("2s").build().unwrap();
+    let follower = tokio::spawn(async move { hurried.call(Input::new()).await });
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!follower.is_finished());
+    clock.advance(Duration::from_secs(2));
+    let error = follower.await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), stitchapi::ErrorKind::Timeout, "{error}");
+    assert_eq!(upstream.hit_count(), 1, "the follower sent nothing");
+    leader.abort();
+}

@@ -312,7 +312,8 @@ impl CookieSession {
         };
         let (session, flown) = self
             .flights
-            .run(key, || async {
+            // The call's deadline bounds this whole call already (`AuthContext::within`).
+            .run(key, None, || async {
                 let fleet = cx.fleet_flight(key, self.lock_ttl);
                 flight::lead(fleet, done, login).await
             })

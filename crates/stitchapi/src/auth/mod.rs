@@ -481,6 +481,7 @@ impl<'a> AuthContext<'a> {
                 ..FleetTiming::default()
             },
             clock: self.clock,
+            deadline: self.deadline,
         })
     }
 }

@@ -245,7 +245,8 @@ impl OAuth2 {
         };
         let (token, flown) = self
             .flights
-            .run(key, || async {
+            // The call's deadline bounds this whole call already (`AuthContext::within`).
+            .run(key, None, || async {
                 let fleet = cx.fleet_flight(key, self.lock_ttl);
                 flight::lead(fleet, done, fetch).await
             })

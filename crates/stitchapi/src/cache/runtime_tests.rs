@@ -129,7 +129,7 @@ fn cache_over(store: &FleetStore, clock: &ManualClock, decl: Cache, stitch: &str
 /// Stores `response` at `slot` as a fill would.
 async fn put(cache: &ResponseCache, slot: &super::store::Slot, response: CachedResponse) {
     cache
-        .fill(slot, &HeaderMap::new(), || async { Ok(response) })
+        .fill(slot, &HeaderMap::new(), None, || async { Ok(response) })
         .await
         .unwrap();
 }
@@ -170,7 +170,7 @@ async fn read_through_writes_with_the_ttl_and_expires() {
     assert!(miss.slot.entry_key.starts_with("cache:k2:g0.0.users:"));
     assert_eq!(miss.slot.entry_key.len(), "cache:k2:g0.0.users:".len() + 32);
     let served = cache
-        .fill(&miss.slot, &HeaderMap::new(), || async {
+        .fill(&miss.slot, &HeaderMap::new(), None, || async {
             Ok(json(r#"{"id":7}"#))
         })
         .await
@@ -220,7 +220,7 @@ async fn failures_are_not_cached() {
     let key = key_of(&cache, "https://h/x");
     let slot = cache.get(&key, &HeaderMap::new()).await.unwrap().slot;
     let err = cache
-        .fill(&slot, &HeaderMap::new(), || async {
+        .fill(&slot, &HeaderMap::new(), None, || async {
             Err(Error::new(ErrorKind::Http, "HTTP 503"))
         })
         .await
@@ -451,7 +451,7 @@ async fn a_thousand_identical_misses_fetch_once() {
             let lookup = cache.get(&key, &HeaderMap::new()).await.unwrap();
             assert!(lookup.hit.is_none());
             cache
-                .fill(&lookup.slot, &HeaderMap::new(), || async move {
+                .fill(&lookup.slot, &HeaderMap::new(), None, || async move {
                     fetches.fetch_add(1, Ordering::SeqCst);
                     let _ = gate.wait_for(|g| *g).await;
                     Ok(json(r#"{"n":1}"#))
@@ -487,7 +487,7 @@ async fn a_leader_failure_is_shared_with_its_followers() {
                 .unwrap()
                 .slot;
             cache
-                .fill(&slot, &HeaderMap::new(), || async move {
+                .fill(&slot, &HeaderMap::new(), None, || async move {
                     fetches.fetch_add(1, Ordering::SeqCst);
                     let _ = gate.wait_for(|g| *g).await;
                     Err::<CachedResponse, _>(Error::new(ErrorKind::Http, "HTTP 500"))
@@ -528,7 +528,7 @@ async fn a_cancelled_leader_hands_over_to_a_follower() {
         let (cache, slot) = (cache.clone(), slot.clone());
         tokio::spawn(async move {
             cache
-                .fill(&slot, &HeaderMap::new(), std::future::pending)
+                .fill(&slot, &HeaderMap::new(), None, std::future::pending)
                 .await
         })
     };
@@ -537,7 +537,7 @@ async fn a_cancelled_leader_hands_over_to_a_follower() {
         let (cache, slot) = (cache.clone(), slot.clone());
         tokio::spawn(async move {
             cache
-                .fill(&slot, &HeaderMap::new(), || async { Ok(json("9")) })
+                .fill(&slot, &HeaderMap::new(), None, || async { Ok(json("9")) })
                 .await
         })
     };
@@ -554,7 +554,7 @@ async fn coalesce_off_fetches_every_time() {
     let key = key_of(&cache, "https://h/x");
     let slot = cache.get(&key, &HeaderMap::new()).await.unwrap().slot;
     let served = cache
-        .fill(&slot, &HeaderMap::new(), || async { Ok(json("1")) })
+        .fill(&slot, &HeaderMap::new(), None, || async { Ok(json("1")) })
         .await
         .unwrap();
     assert_eq!(served.outcome, Outcome::Fetched { waited: false });
@@ -587,7 +587,7 @@ fn fleet(n: usize, decl: Cache, fetch_time: Duration, leader_hangs: bool) -> Fle
             let key = key_of(&cache, "https://h/users/1");
             let slot = cache.get(&key, &HeaderMap::new()).await?.slot;
             cache
-                .fill(&slot, &HeaderMap::new(), || async move {
+                .fill(&slot, &HeaderMap::new(), None, || async move {
                     let n = fetches.fetch_add(1, Ordering::SeqCst);
                     let now = fetching.fetch_add(1, Ordering::SeqCst) + 1;
                     max_fetching.fetch_max(now, Ordering::SeqCst);
@@ -794,7 +794,7 @@ async fn fleet_coalescing_without_owned_locks_stays_in_the_process() {
                 let key = key_of(&cache, "https://h/x");
                 let slot = cache.get(&key, &HeaderMap::new()).await?.slot;
                 cache
-                    .fill(&slot, &HeaderMap::new(), || async move {
+                    .fill(&slot, &HeaderMap::new(), None, || async move {
                         fetches.fetch_add(1, Ordering::SeqCst);
                         let _ = gate.wait_for(|g| *g).await;
                         Ok(json("1"))

@@ -26,7 +26,7 @@ use super::{CachePolicy, Coalesce};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flight::{self, FleetFlight, FleetTiming, Flights, Flown};
 use crate::store::{DynStore, StitchStore, keys};
-use crate::time::Clock;
+use crate::time::{Clock, Timestamp};
 
 /// How long a generation counter lives (the reference's 30 days).
 const GENERATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -417,11 +417,14 @@ impl ResponseCache {
     /// Serves a miss of a request with `headers`: coalesces with identical calls in flight (in
     /// this process, and with `Coalesce::Fleet` across processes), runs `fetch` if this call
     /// is the one, and stores its result. `fetch` must return only validated responses; its
-    /// error is shared with the calls that waited on it.
+    /// error is shared with the calls that waited on it. A call waits on others until its
+    /// `deadline` at most; then it runs its own `fetch`, which is expected to fail at once with
+    /// the call's timeout.
     pub(crate) async fn fill<F, Fut>(
         &self,
         slot: &Slot,
         headers: &HeaderMap,
+        deadline: Option<Timestamp>,
         fetch: F,
     ) -> Result<Served>
     where
@@ -441,14 +444,16 @@ impl ResponseCache {
         let mut slot = slot.clone();
         // The slot's flight; then, if that flight stored another variant, this request's own.
         for _ in 0..2 {
+            let until = deadline.map(|deadline| (&*self.clock, deadline));
             let (filled, led) = self
                 .fills
-                .run(slot.key(), || {
+                .run(slot.key(), until, || {
                     let fetch = fetch.take();
                     let slot = &slot;
                     async move {
                         let fetch = fetch.ok_or_else(fetch_spent)?;
-                        let ((filled, not_stored), flown) = self.lead(slot, headers, fetch).await?;
+                        let ((filled, not_stored), flown) =
+                            self.lead(slot, headers, deadline, fetch).await?;
                         Ok((filled, (flown, not_stored)))
                     }
                 })
@@ -496,6 +501,7 @@ impl ResponseCache {
         &self,
         slot: &Slot,
         headers: &HeaderMap,
+        deadline: Option<Timestamp>,
         fetch: F,
     ) -> Result<((Filled, Option<String>), Flown)>
     where
@@ -511,6 +517,7 @@ impl ResponseCache {
                 wait: self.policy.wait,
             },
             clock: &*self.clock,
+            deadline,
         });
         let done = || async {
             let lookup = self.find(slot.entry_key.clone(), headers).await?;
@@ -552,7 +559,7 @@ impl ResponseCache {
                 outcome: Outcome::Hit,
                 not_stored: None,
             }),
-            Ok(Lookup { slot, hit: None }) => self.fill(&slot, headers, fetch).await,
+            Ok(Lookup { slot, hit: None }) => self.fill(&slot, headers, None, fetch).await,
             Err(e) => {
                 let response = fetch().await?;
                 Ok(Served {

@@ -28,7 +28,7 @@ pub(crate) use lock::{FleetLock, HeldLock};
 
 use crate::error::Error;
 use crate::store::DynStore;
-use crate::time::Clock;
+use crate::time::{Clock, Timestamp};
 
 /// The default TTL of a fleet lock: how long a crashed holder blocks the key. A live holder
 /// renews it every third of the TTL.
@@ -104,9 +104,16 @@ impl<T> Flights<T> {
 
 impl<T: Clone> Flights<T> {
     /// Runs `work` for `key` unless a flight for `key` is in progress, in which case it waits
-    /// for that flight's outcome. `work` returns the shared value and the leader's own extra
-    /// `X`; the result carries `Some(X)` when this caller led, `None` when it followed.
-    pub(crate) async fn run<X, F, Fut>(&self, key: &str, work: F) -> Result<(T, Option<X>), Error>
+    /// for that flight's outcome, until `deadline` (on its clock) at most: past it, this caller
+    /// runs its own `work` (which fails at once with the caller's own timeout). `work` returns
+    /// the shared value and the leader's own extra `X`; the result carries `Some(X)` when this
+    /// caller ran `work`, `None` when it followed.
+    pub(crate) async fn run<X, F, Fut>(
+        &self,
+        key: &str,
+        deadline: Option<(&dyn Clock, Timestamp)>,
+        work: F,
+    ) -> Result<(T, Option<X>), Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(T, X), Error>>,
@@ -126,10 +133,24 @@ impl<T: Clone> Flights<T> {
             match role {
                 Role::Follower(mut rx) => {
                     // Ends with the leader's outcome, or with `None` if it was dropped first.
-                    let waited = rx.wait_for(Option::is_some).await.map(|o| o.clone());
-                    let outcome = match waited {
-                        Ok(outcome) => outcome,
-                        Err(_) => rx.borrow().clone(),
+                    let leader = async {
+                        let waited = rx.wait_for(Option::is_some).await.map(|o| o.clone());
+                        match waited {
+                            Ok(outcome) => outcome,
+                            Err(_) => rx.borrow().clone(),
+                        }
+                    };
+                    let outcome = match deadline {
+                        None => leader.await,
+                        Some((clock, at)) => {
+                            let left = at.saturating_duration_since(clock.now());
+                            match crate::time::timeout(clock, left, leader).await {
+                                Some(outcome) => outcome,
+                                None => {
+                                    return work().await.map(|(value, extra)| (value, Some(extra)));
+                                }
+                            }
+                        }
                     };
                     match outcome {
                         Some(result) => return result.map(|value| (value, None)),
@@ -161,7 +182,7 @@ pub(crate) struct FleetTiming {
     /// The interval between two polls of a waiting caller, jittered ±50%.
     pub(crate) poll: Duration,
     /// The longest a caller waits on another process before it fetches itself; `None`:
-    /// until the call's own deadline.
+    /// until the caller's deadline ([`FleetFlight::deadline`]).
     pub(crate) wait: Option<Duration>,
 }
 
@@ -175,13 +196,16 @@ impl Default for FleetTiming {
     }
 }
 
-/// A flight's fleet coordination: the store (which has owned locks), the lock key, timing.
+/// A flight's fleet coordination: the store (which has owned locks), the lock key, timing,
+/// and the caller's deadline, past which it stops waiting on another process and runs its own
+/// fetch (which fails at once with the caller's own timeout).
 #[derive(Debug)]
 pub(crate) struct FleetFlight<'a> {
     pub(crate) store: DynStore,
     pub(crate) lock_key: String,
     pub(crate) timing: FleetTiming,
     pub(crate) clock: &'a dyn Clock,
+    pub(crate) deadline: Option<Timestamp>,
 }
 
 /// Leads a flight: with `fleet`, under its owned lock (or waiting for another process's
@@ -222,14 +246,21 @@ where
             }
         }
         waited = true;
-        let elapsed = clock.now().saturating_duration_since(started);
+        let now = clock.now();
+        let until_wait = fleet
+            .timing
+            .wait
+            .map(|wait| wait.saturating_sub(now.saturating_duration_since(started)));
+        let until_deadline = fleet
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(now));
+        let left = until_wait.into_iter().chain(until_deadline).min();
+        if left.is_some_and(|left| left.is_zero()) {
+            tracing::debug!("waited as long as allowed for another process; fetching here");
+            return fetch().await.map(|value| (value, Flown::Led { waited }));
+        }
         let mut pause = fleet.timing.poll.mul_f64(0.5 + fastrand::f64());
-        if let Some(wait) = fleet.timing.wait {
-            let left = wait.saturating_sub(elapsed);
-            if left.is_zero() {
-                tracing::debug!("waited long enough for another process; fetching here");
-                return fetch().await.map(|value| (value, Flown::Led { waited }));
-            }
+        if let Some(left) = left {
             pause = pause.min(left);
         }
         clock.sleep(pause).await;
@@ -252,14 +283,14 @@ where
     F: FnOnce() -> FF,
     FF: Future<Output = Result<T, Error>>,
 {
-    // The previous holder may have finished just before this one took the lock.
+    // The previous holder may have finished just before this one took the lock (a store
+    // that fails this look is looked past: the fetch goes on).
     let result = match done().await {
         Ok(Some(value)) => Ok((value, Flown::FleetFilled)),
-        Ok(None) => held
+        _ => held
             .hold(clock, fetch())
             .await
             .map(|value| (value, Flown::Led { waited })),
-        Err(error) => Err(error),
     };
     held.release().await;
     result

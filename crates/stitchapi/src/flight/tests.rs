@@ -25,7 +25,7 @@ async fn one_thousand_identical_calls_run_once() {
             let (flights, runs, mut gate) = (flights.clone(), runs.clone(), gate.clone());
             tokio::spawn(async move {
                 flights
-                    .run("k", || async move {
+                    .run("k", None, || async move {
                         runs.fetch_add(1, Ordering::SeqCst);
                         let _ = gate.wait_for(|g| *g).await;
                         Ok((42, ()))
@@ -56,7 +56,7 @@ async fn the_leaders_error_is_shared_and_does_not_stick() {
             let (flights, runs, mut gate) = (flights.clone(), runs.clone(), gate.clone());
             tokio::spawn(async move {
                 flights
-                    .run("k", || async move {
+                    .run("k", None, || async move {
                         runs.fetch_add(1, Ordering::SeqCst);
                         let _ = gate.wait_for(|g| *g).await;
                         Err::<(u32, ()), _>(Error::new(ErrorKind::Auth, "token endpoint down"))
@@ -72,7 +72,10 @@ async fn the_leaders_error_is_shared_and_does_not_stick() {
         assert_eq!(error.message(), "token endpoint down");
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    let (value, extra) = flights.run("k", || async { Ok((7, ())) }).await.unwrap();
+    let (value, extra) = flights
+        .run("k", None, || async { Ok((7, ())) })
+        .await
+        .unwrap();
     assert_eq!((value, extra), (7, Some(())));
 }
 
@@ -83,7 +86,7 @@ async fn a_cancelled_leader_hands_over_to_one_follower() {
         let flights = flights.clone();
         tokio::spawn(async move {
             flights
-                .run("k", std::future::pending::<Result<(u32, ()), Error>>)
+                .run("k", None, std::future::pending::<Result<(u32, ()), Error>>)
                 .await
         })
     };
@@ -94,7 +97,7 @@ async fn a_cancelled_leader_hands_over_to_one_follower() {
             let (flights, runs) = (flights.clone(), runs.clone());
             tokio::spawn(async move {
                 flights
-                    .run("k", || async move {
+                    .run("k", None, || async move {
                         runs.fetch_add(1, Ordering::SeqCst);
                         tokio::task::yield_now().await;
                         Ok((9, ()))
@@ -118,6 +121,7 @@ fn fleet<'a>(store: &DynStore, clock: &'a ManualClock, timing: FleetTiming) -> F
         lock_key: "lock:k".into(),
         timing,
         clock,
+        deadline: None,
     }
 }
 
@@ -233,4 +237,69 @@ async fn a_store_that_fails_the_lock_is_skipped() {
     .await
     .unwrap();
     assert_eq!(result, (3, Flown::Led { waited: false }));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_follower_waits_no_longer_than_its_deadline() {
+    let clock = ManualClock::new();
+    let flights = Arc::new(Flights::<u32>::default());
+    let leader = {
+        let flights = flights.clone();
+        tokio::spawn(async move {
+            flights
+                .run("k", None, std::future::pending::<Result<(u32, ()), Error>>)
+                .await
+        })
+    };
+    settle().await;
+    let deadline = clock.now() + Duration::from_secs(2);
+    let follower = {
+        let (flights, clock) = (flights.clone(), clock.clone());
+        tokio::spawn(async move {
+            flights
+                .run(
+                    "k",
+                    Some((&clock as &dyn crate::time::Clock, deadline)),
+                    || async {
+                        Err::<(u32, ()), _>(Error::new(ErrorKind::Timeout, "its own timeout"))
+                    },
+                )
+                .await
+        })
+    };
+    settle().await;
+    assert!(!follower.is_finished());
+    clock.advance(Duration::from_secs(2));
+    let error = follower.await.unwrap().unwrap_err();
+    assert_eq!(error.message(), "its own timeout");
+    leader.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_fleet_waiter_waits_no_longer_than_its_deadline() {
+    let clock = ManualClock::new();
+    let store: DynStore = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+    // Another process holds the lock and keeps it (a live, slow holder).
+    assert!(store.create("lock:k", "other".into(), None).await.unwrap());
+    let deadline = clock.now() + Duration::from_secs(3);
+    let waiter = {
+        let (store, clock) = (store.clone(), clock.clone());
+        tokio::spawn(async move {
+            let mut flight = fleet(&store, &clock, FleetTiming::default());
+            flight.deadline = Some(deadline);
+            lead(flight.into(), || async { Ok(None) }, || async { Ok(7_u32) }).await
+        })
+    };
+    for _ in 0..59 {
+        settle().await;
+        clock.advance(Duration::from_millis(50));
+    }
+    settle().await;
+    assert!(!waiter.is_finished(), "still waiting before its deadline");
+    clock.advance(Duration::from_millis(100));
+    settle().await;
+    assert_eq!(
+        waiter.await.unwrap().unwrap(),
+        (7, Flown::Led { waited: true })
+    );
 }
