@@ -275,9 +275,9 @@ impl CookieSession {
         self
     }
 
-    /// The TTL of the fleet login lock (default 5 s): how long a process that died while
-    /// logging in blocks the others. A live one renews it; the others wait for its session
-    /// within their call's timeout.
+    /// The TTL of the fleet login lock (default 5 s, at least 100 ms): how long a process
+    /// that died while logging in blocks the others. A live one renews it; the others wait for
+    /// its session within their call's timeout.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
         self.lock_ttl = ttl;
         self
@@ -303,18 +303,20 @@ impl CookieSession {
                 Some(rejected) => rejected.is_some_and(|id| CredentialId::of(session) != id),
             }))
         };
-        let login = || async {
-            // Another caller may have logged in since this one looked.
-            if let Some(session) = done().await? {
-                return Ok(session);
-            }
-            self.login(cx, key).await
-        };
         let (session, flown) = self
             .flights
             // The call's deadline bounds this whole call already (`AuthContext::within`).
             .run(key, None, || async {
                 let fleet = cx.fleet_flight(key, self.lock_ttl);
+                // Another caller may have logged in since this one looked (under a fleet
+                // lock, the flight looks again itself once it holds the lock).
+                let look_first = fleet.is_none();
+                let login = || async {
+                    if look_first && let Some(session) = done().await? {
+                        return Ok(session);
+                    }
+                    self.login(cx, key).await
+                };
                 flight::lead(fleet, done, login).await
             })
             .await?;

@@ -186,9 +186,9 @@ impl OAuth2 {
         self
     }
 
-    /// The TTL of the fleet token-fetch lock (default 5 s): how long a process that died
-    /// while fetching blocks the others. A live fetcher renews it; the others wait for its
-    /// token within their call's timeout.
+    /// The TTL of the fleet token-fetch lock (default 5 s, at least 100 ms): how long a
+    /// process that died while fetching blocks the others. A live fetcher renews it; the
+    /// others wait for its token within their call's timeout.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
         self.lock_ttl = ttl;
         self
@@ -236,18 +236,20 @@ impl OAuth2 {
         wanted: Wanted,
     ) -> Result<String, Error> {
         let done = || self.stored(cx, key, wanted);
-        let fetch = || async {
-            // Another caller may have fetched since this one looked.
-            if let Some(token) = done().await? {
-                return Ok(token);
-            }
-            self.fetch_and_store(cx, key).await
-        };
         let (token, flown) = self
             .flights
             // The call's deadline bounds this whole call already (`AuthContext::within`).
             .run(key, None, || async {
                 let fleet = cx.fleet_flight(key, self.lock_ttl);
+                // Another caller may have fetched since this one looked (under a fleet lock,
+                // the flight looks again itself once it holds the lock).
+                let look_first = fleet.is_none();
+                let fetch = || async {
+                    if look_first && let Some(token) = done().await? {
+                        return Ok(token);
+                    }
+                    self.fetch_and_store(cx, key).await
+                };
                 flight::lead(fleet, done, fetch).await
             })
             .await?;
@@ -635,6 +637,92 @@ mod tests {
                 .all(|r| r.as_deref().ok() == Some("Bearer t1"))
         );
         assert_eq!(env.mock.request_count(), 1);
+    }
+
+    /// A fleet store that counts the reads of each key.
+    #[derive(Debug)]
+    struct CountingReads {
+        inner: FleetStore,
+        reads: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    }
+
+    #[async_trait::async_trait]
+    impl StitchStore for CountingReads {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        fn capabilities(&self) -> crate::store::Capabilities {
+            self.inner.capabilities()
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, crate::store::StoreError> {
+            *self
+                .reads
+                .lock()
+                .unwrap()
+                .entry(key.to_owned())
+                .or_default() += 1;
+            self.inner.get(key).await
+        }
+        async fn set(
+            &self,
+            key: &str,
+            value: Option<Bytes>,
+            ttl: Option<Duration>,
+        ) -> Result<(), crate::store::StoreError> {
+            self.inner.set(key, value, ttl).await
+        }
+        async fn increment(
+            &self,
+            key: &str,
+            ttl: Option<Duration>,
+        ) -> Result<i64, crate::store::StoreError> {
+            self.inner.increment(key, ttl).await
+        }
+        async fn create(
+            &self,
+            key: &str,
+            value: Bytes,
+            ttl: Option<Duration>,
+        ) -> Result<bool, crate::store::StoreError> {
+            self.inner.create(key, value, ttl).await
+        }
+        async fn renew_if(
+            &self,
+            key: &str,
+            expected: &[u8],
+            ttl: Duration,
+        ) -> Result<bool, crate::store::StoreError> {
+            self.inner.renew_if(key, expected, ttl).await
+        }
+        async fn delete_if(
+            &self,
+            key: &str,
+            expected: &[u8],
+        ) -> Result<bool, crate::store::StoreError> {
+            self.inner.delete_if(key, expected).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cold_fetch_under_the_fleet_lock_reads_the_vault_three_times() {
+        let clock = Arc::new(ManualClock::new());
+        let store = Arc::new(CountingReads {
+            inner: FleetStore::new((*clock).clone()),
+            reads: Default::default(),
+        });
+        let env = Env::new(store.clone(), clock, MockTransport::new());
+        env.mock.route(Method::POST, "/token", [token("t1", 3600)]);
+        assert_eq!(bearer(&oauth("k"), &env.cx()).await.unwrap(), "Bearer t1");
+        // The look before the flight, the look once the lock is held, and the previous
+        // record's refresh token: never a fourth, redundant look.
+        assert_eq!(store.reads.lock().unwrap()["vault:oauth2:k"], 3);
+        assert!(
+            env.store
+                .get("vault:lock:oauth2:k")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -191,8 +191,8 @@ impl Cache {
         self
     }
 
-    /// Fleet coalescing: how long the fetch lock outlives a fetcher that died (default 5s); a
-    /// live fetcher renews it every third of it.
+    /// Fleet coalescing: how long the fetch lock outlives a fetcher that died (default 5s, at
+    /// least 100ms); a live fetcher renews it every third of it.
     pub fn lock(mut self, ttl: impl Into<DurationSpec>) -> Self {
         self.lock = Some(ttl.into());
         self

@@ -13,6 +13,10 @@ use crate::runtime::spawn_detached;
 use crate::store::{DynStore, StoreError};
 use crate::time::Clock;
 
+/// The shortest TTL a fleet lock is held for: a shorter one (zero would mean "never
+/// expires" in the store) is raised to it.
+pub(crate) const MIN_LOCK_TTL: Duration = Duration::from_millis(100);
+
 /// A lock key in a store, with the TTL a holder keeps it for.
 #[derive(Clone, Debug)]
 pub(crate) struct FleetLock {
@@ -22,9 +26,14 @@ pub(crate) struct FleetLock {
 }
 
 impl FleetLock {
-    /// The lock at `key` in `store` (which must have owned locks), held for `ttl` at a time.
+    /// The lock at `key` in `store` (which must have owned locks), held for `ttl` at a time
+    /// (at least [`MIN_LOCK_TTL`]).
     pub(crate) fn new(store: DynStore, key: String, ttl: Duration) -> Self {
-        FleetLock { store, key, ttl }
+        FleetLock {
+            store,
+            key,
+            ttl: ttl.max(MIN_LOCK_TTL),
+        }
     }
 
     /// Takes the lock if nobody holds it: `Some` with the held lock, `None` when another
@@ -185,6 +194,27 @@ mod tests {
         });
         work.await;
         held.release().await;
+        assert!(lock.try_acquire().await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_zero_ttl_still_expires_and_renews_at_a_pace() {
+        let clock = ManualClock::new();
+        let (lock, store) = lock(&clock, Duration::ZERO);
+        let held = lock.try_acquire().await.unwrap().unwrap();
+        // Renewed on a 100 ms TTL: held through ten renewals, never a busy loop.
+        held.hold(&clock, async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+                clock.advance(MIN_LOCK_TTL / 3);
+            }
+        })
+        .await;
+        assert!(lock.try_acquire().await.unwrap().is_none(), "renewed");
+        // A holder that crashed loses it after the floor, not never.
+        std::mem::forget(held);
+        clock.advance(MIN_LOCK_TTL);
+        assert_eq!(store.get("lock:k").await.unwrap(), None);
         assert!(lock.try_acquire().await.unwrap().is_some());
     }
 
