@@ -314,6 +314,29 @@ impl Breaker {
         result
     }
 
+    /// Records nothing for an admitted call whose request never reached the upstream (the
+    /// caller's own deadline ran out in the throttle, the store or auth failed first): only
+    /// outcomes of requests sent count. A trial is given back for the next caller.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
+    /// use std::sync::Arc;
+    /// use stitchapi::MemoryStore;
+    /// use stitchapi::circuit::Circuit;
+    /// use stitchapi::time::SystemClock;
+    ///
+    /// let breaker = Circuit::new(1, "30s").build("api", Arc::new(MemoryStore::new()), Arc::new(SystemClock::new()))?;
+    /// let admission = breaker.admit().await?;
+    /// breaker.abstain(admission).await;
+    /// assert!(breaker.admit().await.is_ok(), "nothing was counted");
+    /// # Ok(()) }
+    /// ```
+    pub async fn abstain(&self, admission: Admission) {
+        if let Some(TrialHold::Store(held)) = admission.trial {
+            held.release().await;
+        }
+    }
+
     async fn record_outcome(
         &self,
         seen: i64,

@@ -31,7 +31,8 @@ use url::Url;
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// What kind of failure an [`Error`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The server answered with a status that is neither 2xx nor accepted by the verdict,

@@ -252,6 +252,9 @@ pub(crate) async fn run<O: MaybeSend + 'static>(
     result
 }
 
+/// Runs the attempts of one call. `sent` is set once a request has gone to the transport, so
+/// the circuit breaker counts only outcomes of requests the upstream received (or could not
+/// be reached for).
 async fn attempts<O: MaybeSend + 'static>(
     inner: &StitchInner<O>,
     principal: Option<&str>,
@@ -259,6 +262,7 @@ async fn attempts<O: MaybeSend + 'static>(
     keyed: bool,
     started: Timestamp,
     emitter: &Emitter<O>,
+    sent_any: &mut bool,
 ) -> Result<(Received, u32)> {
     let spec = &inner.spec;
     let clock = &*spec.runtime.clock;
@@ -338,6 +342,7 @@ async fn attempts<O: MaybeSend + 'static>(
             None => (None, None),
         };
         let request = authed.as_ref().unwrap_or(&outgoing);
+        *sent_any = true;
         let sent = Box::pin(
             within(
                 clock,
@@ -700,8 +705,12 @@ async fn guarded<O: MaybeSend + 'static>(
     emitter: &Emitter<O>,
 ) -> Result<(Received, u32)> {
     let spec = &inner.spec;
+    let mut sent = false;
     let Some(breaker) = &spec.breaker else {
-        return attempts(inner, principal, outgoing, keyed, started, emitter).await;
+        return attempts(
+            inner, principal, outgoing, keyed, started, emitter, &mut sent,
+        )
+        .await;
     };
     let clock = &*spec.runtime.clock;
     let admission = match breaker.admit().await {
@@ -725,9 +734,17 @@ async fn guarded<O: MaybeSend + 'static>(
     let fetched = admission
         .hold(
             clock,
-            attempts(inner, principal, outgoing, keyed, started, emitter),
+            attempts(
+                inner, principal, outgoing, keyed, started, emitter, &mut sent,
+            ),
         )
         .await;
+    if !sent {
+        // Nothing reached the upstream (the caller's deadline ran out in the throttle, or the
+        // store or auth failed first): not the upstream's outcome to count.
+        breaker.abstain(admission).await;
+        return fetched;
+    }
     let success = match &fetched {
         Ok(_) => true,
         Err(error) => !is_service_failure(error),

@@ -38,17 +38,27 @@ impl FleetLock {
 
     /// Takes the lock if nobody holds it: `Some` with the held lock, `None` when another
     /// holder has it.
+    ///
+    /// The held lock exists before the store is asked: if this future is dropped while
+    /// `create` is in flight, or the store answers with an error, the store may have taken the
+    /// lock, and dropping the held lock releases it (a `delete_if` of a token the store does
+    /// not hold changes nothing). Only a definite "taken by another" disarms it.
     pub(crate) async fn try_acquire(&self) -> Result<Option<HeldLock>, StoreError> {
-        let token = Bytes::from(format!("{:032x}", fastrand::u128(..)));
+        let mut held = HeldLock {
+            lock: self.clone(),
+            token: Bytes::from(format!("{:032x}", fastrand::u128(..))),
+            released: false,
+        };
         let taken = self
             .store
-            .create(&self.key, token.clone(), Some(self.ttl))
+            .create(&self.key, held.token.clone(), Some(self.ttl))
             .await?;
-        Ok(taken.then(|| HeldLock {
-            lock: self.clone(),
-            token,
-            released: false,
-        }))
+        if taken {
+            Ok(Some(held))
+        } else {
+            held.released = true;
+            Ok(None)
+        }
     }
 }
 
@@ -63,6 +73,21 @@ pub(crate) struct HeldLock {
 }
 
 impl HeldLock {
+    /// This holder's token, the lock's value while it holds it.
+    pub(crate) fn token(&self) -> &[u8] {
+        &self.token
+    }
+
+    /// The lock's TTL.
+    pub(crate) fn ttl(&self) -> Duration {
+        self.lock.ttl
+    }
+
+    /// The store the lock is in.
+    pub(crate) fn store(&self) -> &DynStore {
+        &self.lock.store
+    }
+
     /// Runs `work` while renewing the lock every third of its TTL, so a holder that works
     /// longer than the TTL keeps it. Renewal stops when it finds the lock taken by another
     /// holder (this one stalled past the TTL); `work` still runs to its end.
@@ -216,6 +241,29 @@ mod tests {
         clock.advance(MIN_LOCK_TTL);
         assert_eq!(store.get("lock:k").await.unwrap(), None);
         assert!(lock.try_acquire().await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_take_cancelled_after_the_store_granted_it_is_released() {
+        let clock = ManualClock::new();
+        let memory = MemoryStore::with_clock(Arc::new(clock.clone()));
+        let store: DynStore = Arc::new(crate::testing::LatencyStore::new(
+            memory.clone(),
+            Arc::new(clock.clone()),
+            Duration::from_millis(4),
+        ));
+        let lock = FleetLock::new(store, "lock:k".into(), Duration::from_secs(60));
+        let mut taking = Box::pin(lock.try_acquire());
+        assert!(futures_util::FutureExt::now_or_never(&mut taking).is_none());
+        // The create reaches the store and takes the lock; the answer is on its way back.
+        clock.advance(Duration::from_millis(2));
+        assert!(futures_util::FutureExt::now_or_never(&mut taking).is_none());
+        drop(taking);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+            clock.advance(Duration::from_millis(2));
+        }
+        assert_eq!(memory.get("lock:k").await.unwrap(), None, "released");
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -16,6 +16,13 @@
 //! optional `wait` runs out (then it fetches without the lock). A holder that stalls past the
 //! lock's TTL loses it to one successor, and its late release cannot free the successor's
 //! lock. A store that fails while the lock is taken is skipped: the caller fetches.
+//!
+//! **A failing leader** leaves its failure beside the lock (`<lock>:failed`, for the lock's
+//! TTL: the error's kind, status and `Retry-After`, never its body or URL) before it
+//! releases the lock. The callers that were waiting on that leader (each reads the holder's
+//! token once when it starts waiting) fail with it instead of fetching one after another: a
+//! failing upstream sees one request per wave across the fleet, as in the process. A caller
+//! that arrives after the wave fetches anew.
 
 mod lock;
 
@@ -26,8 +33,11 @@ use std::time::Duration;
 
 pub(crate) use lock::{FleetLock, HeldLock};
 
-use crate::error::Error;
-use crate::store::DynStore;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind};
+use crate::store::{DynStore, keys};
 use crate::time::{Clock, Timestamp};
 
 /// The default TTL of a fleet lock: how long a crashed holder blocks the key. A live holder
@@ -233,12 +243,25 @@ where
         fleet.timing.lock_ttl,
     );
     let clock = fleet.clock;
+    let failure_key = keys::flight_failure(&fleet.lock_key);
     let mut waited = false;
+    // The token of the holder this caller waits on: its failure is this caller's too.
+    let mut awaited: Option<Bytes> = None;
     let started = clock.now();
     loop {
         match lock.try_acquire().await {
-            Ok(Some(held)) => return fetch_holding(held, clock, waited, &done, fetch).await,
-            Ok(None) => {}
+            Ok(Some(held)) => {
+                if let Some(failure) = shared_failure(&fleet.store, &failure_key, &awaited).await {
+                    held.release().await;
+                    return Err(failure);
+                }
+                return fetch_holding(held, clock, waited, &done, fetch, &failure_key).await;
+            }
+            Ok(None) => {
+                if awaited.is_none() {
+                    awaited = fleet.store.get(&fleet.lock_key).await.ok().flatten();
+                }
+            }
             Err(error) => {
                 // Without a store there is nothing to coordinate through: fetch here.
                 tracing::debug!(%error, "fleet lock unavailable; fetching without it");
@@ -267,6 +290,79 @@ where
         if let Ok(Some(value)) = done().await {
             return Ok((value, Flown::FleetFilled));
         }
+        if let Some(failure) = shared_failure(&fleet.store, &failure_key, &awaited).await {
+            return Err(failure);
+        }
+    }
+}
+
+/// What a failed leader leaves for its waiters: who failed, and how.
+#[derive(Serialize, Deserialize)]
+struct LeftFailure {
+    by: String,
+    kind: ErrorKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
+}
+
+/// The failure the awaited holder left, as this caller's error; `None` if it left none (or
+/// the store cannot say).
+async fn shared_failure(
+    store: &DynStore,
+    failure_key: &str,
+    awaited: &Option<Bytes>,
+) -> Option<Error> {
+    let awaited = awaited.as_ref()?;
+    let bytes = store.get(failure_key).await.ok().flatten()?;
+    let left: LeftFailure = serde_json::from_slice(&bytes).ok()?;
+    if left.by.as_bytes() != &awaited[..] {
+        return None;
+    }
+    let status = left
+        .status
+        .and_then(|status| http::StatusCode::from_u16(status).ok());
+    let mut error = Error::new(
+        left.kind,
+        match status {
+            Some(status) => format!(
+                "the shared fetch failed in another process ({:?}, HTTP {})",
+                left.kind,
+                status.as_u16()
+            ),
+            None => format!(
+                "the shared fetch failed in another process ({:?})",
+                left.kind
+            ),
+        },
+    )
+    .with_retry_after(left.retry_after_ms.map(Duration::from_millis));
+    if let Some(status) = status {
+        error = error.with_status(status);
+    }
+    Some(error)
+}
+
+/// Leaves `error` beside the lock for the callers waiting on `held`. Best effort: a caller
+/// that misses it fetches itself.
+async fn leave_failure(store: &DynStore, failure_key: &str, held: &HeldLock, error: &Error) {
+    let left = LeftFailure {
+        by: String::from_utf8_lossy(held.token()).into_owned(),
+        kind: error.kind(),
+        status: error.status().map(|status| status.as_u16()),
+        retry_after_ms: error
+            .retry_after()
+            .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+    };
+    let Ok(bytes) = serde_json::to_vec(&left) else {
+        return;
+    };
+    if let Err(error) = store
+        .set(failure_key, Some(Bytes::from(bytes)), Some(held.ttl()))
+        .await
+    {
+        tracing::debug!(%error, "could not leave the flight's failure for its waiters");
     }
 }
 
@@ -276,6 +372,7 @@ async fn fetch_holding<T, D, DF, F, FF>(
     waited: bool,
     done: &D,
     fetch: F,
+    failure_key: &str,
 ) -> Result<(T, Flown), Error>
 where
     D: Fn() -> DF,
@@ -292,6 +389,9 @@ where
             .await
             .map(|value| (value, Flown::Led { waited })),
     };
+    if let Err(error) = &result {
+        leave_failure(held.store(), failure_key, &held, error).await;
+    }
     held.release().await;
     result
 }

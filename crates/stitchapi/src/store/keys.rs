@@ -75,6 +75,12 @@ pub(crate) fn cache_lock(entry: &str) -> String {
     )
 }
 
+/// The failure a fleet flight's leader left for the callers that waited on it (beside the
+/// flight's lock).
+pub(crate) fn flight_failure(lock_key: &str) -> String {
+    format!("{lock_key}:failed")
+}
+
 /// The owned lock of the refresh (or login) of the vault entry `vault_key`, inside the vault.
 pub(crate) fn vault_lock(vault_key: &str) -> String {
     format!("lock:{vault_key}")

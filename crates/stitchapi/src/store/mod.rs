@@ -109,6 +109,7 @@
 //! | `vault:oauth2:<key or token URL>[\0<principal>]` | an OAuth2 token |
 //! | `vault:cookie:<key or cookie name>[\0<principal>]`, `vault:jar:<key or *>[\0<principal>]` | a cookie session |
 //! | `vault:lock:<vault key>` | a token refresh's or login's owned lock |
+//! | `<a lock key above>:failed` | the failure of that flight's leader, for the callers that waited on it (TTL: the lock's) |
 //!
 //! [`Pool::Host`]: crate::throttle::Pool::Host
 

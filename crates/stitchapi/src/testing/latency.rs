@@ -1,5 +1,5 @@
-//! A store with latency: every verb waits on a clock before it reaches the store behind, as a
-//! networked backend would. A zero-latency memory store hides the races a fleet store shows;
+//! A store with latency: every verb travels to the store behind and back on a clock, as on a
+//! networked backend. A zero-latency memory store hides the races a fleet store shows;
 //! this one shows them, in virtual time.
 
 use std::sync::Arc;
@@ -10,9 +10,11 @@ use bytes::Bytes;
 use crate::store::{Capabilities, Reservation, StitchStore, StoreError};
 use crate::time::{Clock, Timestamp};
 
-/// Wraps a store so that every verb first waits `delay` on `clock` (a round trip), then runs
-/// on the store behind. Concurrent callers interleave as they would over a network: a
-/// read-modify-write across two verbs loses updates here, an atomic verb does not.
+/// Wraps a store so that every verb takes `delay` on `clock` (a round trip): half of it on the
+/// way to the store behind, where the verb runs, and the rest on the way back. Concurrent
+/// callers interleave as they would over a network: a read-modify-write across two verbs loses
+/// updates here, an atomic verb does not; and a caller cancelled on the way back has had its
+/// verb applied without learning the answer.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), stitchapi::store::StoreError> {
@@ -51,8 +53,13 @@ impl<S: StitchStore> LatencyStore<S> {
         &self.inner
     }
 
-    async fn trip(&self) {
-        self.clock.sleep(self.delay).await;
+    /// Runs `verb` on the store behind after half the delay, and answers after the rest.
+    async fn round_trip<T>(&self, verb: impl Future<Output = T>) -> T {
+        let there = self.delay / 2;
+        self.clock.sleep(there).await;
+        let answer = verb.await;
+        self.clock.sleep(self.delay - there).await;
+        answer
     }
 }
 
@@ -66,8 +73,7 @@ impl<S: StitchStore> StitchStore for LatencyStore<S> {
         self.inner.capabilities()
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        self.trip().await;
-        self.inner.get(key).await
+        self.round_trip(self.inner.get(key)).await
     }
     async fn set(
         &self,
@@ -75,12 +81,10 @@ impl<S: StitchStore> StitchStore for LatencyStore<S> {
         value: Option<Bytes>,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        self.trip().await;
-        self.inner.set(key, value, ttl).await
+        self.round_trip(self.inner.set(key, value, ttl)).await
     }
     async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
-        self.trip().await;
-        self.inner.increment(key, ttl).await
+        self.round_trip(self.inner.increment(key, ttl)).await
     }
     async fn reserve(
         &self,
@@ -90,8 +94,8 @@ impl<S: StitchStore> StitchStore for LatencyStore<S> {
         latest: Option<Timestamp>,
         ttl: Option<Duration>,
     ) -> Result<Reservation, StoreError> {
-        self.trip().await;
-        self.inner.reserve(key, spacing, now, latest, ttl).await
+        self.round_trip(self.inner.reserve(key, spacing, now, latest, ttl))
+            .await
     }
     async fn lease(
         &self,
@@ -101,12 +105,11 @@ impl<S: StitchStore> StitchStore for LatencyStore<S> {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.trip().await;
-        self.inner.lease(key, token, limit, ttl, now).await
+        self.round_trip(self.inner.lease(key, token, limit, ttl, now))
+            .await
     }
     async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
-        self.trip().await;
-        self.inner.release(key, token).await
+        self.round_trip(self.inner.release(key, token)).await
     }
     async fn create(
         &self,
@@ -114,8 +117,7 @@ impl<S: StitchStore> StitchStore for LatencyStore<S> {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        self.trip().await;
-        self.inner.create(key, value, ttl).await
+        self.round_trip(self.inner.create(key, value, ttl)).await
     }
     async fn renew_if(
         &self,
@@ -123,12 +125,11 @@ impl<S: StitchStore> StitchStore for LatencyStore<S> {
         expected: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        self.trip().await;
-        self.inner.renew_if(key, expected, ttl).await
+        self.round_trip(self.inner.renew_if(key, expected, ttl))
+            .await
     }
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
-        self.trip().await;
-        self.inner.delete_if(key, expected).await
+        self.round_trip(self.inner.delete_if(key, expected)).await
     }
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.close().await

@@ -1,6 +1,13 @@
 //! The in-process limiter: a FIFO concurrency semaphore and a pacing cell, owned by one
 //! limiter (a seam's bucket or a stitch's throttle).
+//!
+//! A waiter cancelled before its turn gives its turn back: the cell returns to where it was
+//! before the latest outstanding reservation whenever that one is cancelled, and past every
+//! cancelled one before it, so a burst of cancelled callers costs the next caller nothing.
+//! A cancelled turn with a live one after it stays spent (the live one keeps its time, and
+//! grants stay exactly spaced).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,12 +15,104 @@ use tokio::sync::Semaphore;
 
 use super::gcra;
 use super::{AcquireError, Grant, Permit, granted};
+use crate::store::Reservation;
 use crate::time::{Clock, Timestamp, timeout};
 
 #[derive(Debug)]
 struct LocalState {
-    cell: Mutex<Option<Timestamp>>,
+    pacing: Mutex<Pacing>,
     semaphore: Option<Arc<Semaphore>>,
+}
+
+/// The pacing cell and the turns handed out that have not come yet.
+#[derive(Debug, Default)]
+struct Pacing {
+    cell: Option<Timestamp>,
+    /// Outstanding turns by sequence number (the last is the latest): the cell before each
+    /// was handed out, and whether its waiter was cancelled.
+    outstanding: BTreeMap<u64, Turn>,
+    next_seq: u64,
+}
+
+#[derive(Debug)]
+struct Turn {
+    before: Option<Timestamp>,
+    cancelled: bool,
+}
+
+impl Pacing {
+    /// One reserve: the grant time and the turn's number, or the refusal.
+    fn reserve(
+        &mut self,
+        now: Timestamp,
+        spacing: Duration,
+        deadline: Option<Timestamp>,
+    ) -> (Reservation, u64) {
+        let before = self.cell;
+        let (reservation, next) = gcra::step(before, now, spacing, deadline);
+        self.cell = next;
+        let seq = self.next_seq;
+        if matches!(reservation, Reservation::Granted(_)) {
+            self.next_seq += 1;
+            self.outstanding.insert(
+                seq,
+                Turn {
+                    before,
+                    cancelled: false,
+                },
+            );
+        }
+        (reservation, seq)
+    }
+
+    /// The turn's time has come and its waiter goes on: nothing to give back.
+    fn taken(&mut self, seq: u64) {
+        self.outstanding.remove(&seq);
+    }
+
+    /// The turn's waiter is gone: unwind the cell past every cancelled turn at the end.
+    fn cancelled(&mut self, seq: u64) {
+        if let Some(turn) = self.outstanding.get_mut(&seq) {
+            turn.cancelled = true;
+        }
+        while let Some(entry) = self.outstanding.last_entry() {
+            if !entry.get().cancelled {
+                break;
+            }
+            self.cell = entry.remove().before;
+        }
+    }
+}
+
+/// A turn handed out and not yet taken: dropped before [`take`](Self::take), it is given
+/// back.
+struct TurnGuard {
+    state: Arc<LocalState>,
+    seq: u64,
+    taken: bool,
+}
+
+impl TurnGuard {
+    fn take(mut self) {
+        self.taken = true;
+        self.state.pacing().taken(self.seq);
+    }
+}
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.state.pacing().cancelled(self.seq);
+        }
+    }
+}
+
+impl LocalState {
+    fn pacing(&self) -> std::sync::MutexGuard<'_, Pacing> {
+        self.pacing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -37,7 +136,7 @@ impl LocalLimiter {
         LocalLimiter {
             spacing,
             state: Arc::new(LocalState {
-                cell: Mutex::new(None),
+                pacing: Mutex::new(Pacing::default()),
                 semaphore,
             }),
             clock,
@@ -82,16 +181,90 @@ impl LocalLimiter {
             return Ok(Grant::paced(&*self.clock, permit, start, None).await);
         };
         let now = self.clock.now();
-        let at = {
-            let mut cell = self
-                .state
-                .cell
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let (reservation, next) = gcra::step(*cell, now, spacing, deadline);
-            *cell = next;
-            granted(reservation, now.saturating_duration_since(start))?
+        let (reservation, seq) = self.state.pacing().reserve(now, spacing, deadline);
+        let at = granted(reservation, now.saturating_duration_since(start))?;
+        let turn = TurnGuard {
+            state: self.state.clone(),
+            seq,
+            taken: false,
         };
-        Ok(Grant::paced(&*self.clock, permit, start, Some((now, at))).await)
+        let grant = Grant::paced(&*self.clock, permit, start, Some((now, at))).await;
+        turn.take();
+        Ok(grant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turns(pacing: &mut Pacing, now: Timestamp, spacing: Duration, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|_| match pacing.reserve(now, spacing, None) {
+                (Reservation::Granted(_), seq) => seq,
+                (refused, _) => panic!("{refused:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cancelled_turns_at_the_end_are_given_back_in_any_order() {
+        let t = Timestamp::from_unix(Duration::from_secs(100));
+        let s = Duration::from_millis(100);
+        let mut pacing = Pacing::default();
+        let seqs = turns(&mut pacing, t, s, 5);
+        pacing.taken(seqs[0]);
+        // Cancelled front to back: nothing is given back until the latest goes.
+        for &seq in &seqs[2..4] {
+            pacing.cancelled(seq);
+            assert_eq!(pacing.cell, Some(t + s * 5));
+        }
+        pacing.cancelled(seqs[4]);
+        // Back to the turn after the live one at t + 100 ms.
+        assert_eq!(pacing.cell, Some(t + s * 2));
+        assert_eq!(pacing.outstanding.len(), 1);
+        assert_eq!(
+            pacing.reserve(t, s, None).0,
+            Reservation::Granted(t + s * 2)
+        );
+    }
+
+    #[test]
+    fn a_cancelled_turn_before_a_live_one_stays_spent() {
+        let t = Timestamp::from_unix(Duration::from_secs(100));
+        let s = Duration::from_millis(100);
+        let mut pacing = Pacing::default();
+        let seqs = turns(&mut pacing, t, s, 3);
+        pacing.cancelled(seqs[1]);
+        assert_eq!(
+            pacing.reserve(t, s, None).0,
+            Reservation::Granted(t + s * 3)
+        );
+        // A refusal hands out no turn.
+        let (refused, _) = pacing.reserve(t, s, Some(t));
+        assert_eq!(refused, Reservation::Refused(t + s * 4));
+        // Three live turns and the cancelled one between them.
+        assert_eq!(pacing.outstanding.len(), 4);
+    }
+
+    #[test]
+    fn a_cell_given_back_after_idle_time_restarts_from_now() {
+        let t = Timestamp::from_unix(Duration::from_secs(100));
+        let s = Duration::from_millis(100);
+        let mut pacing = Pacing::default();
+        let first = turns(&mut pacing, t, s, 1)[0];
+        pacing.taken(first);
+        // Long after, a turn is handed out and cancelled: the cell is the old one, so the
+        // next caller is granted at once.
+        let later = t + Duration::from_secs(10);
+        let seq = match pacing.reserve(later, s, None) {
+            (Reservation::Granted(at), seq) if at == later => seq,
+            other => panic!("{other:?}"),
+        };
+        pacing.cancelled(seq);
+        assert_eq!(
+            pacing.reserve(later, s, None).0,
+            Reservation::Granted(later)
+        );
     }
 }

@@ -55,6 +55,11 @@ impl Permit {
         }
     }
 
+    /// Forgets a lease the store refused: nothing to release.
+    pub(crate) fn disarm(mut self) {
+        self.inner = Inner::Empty;
+    }
+
     /// Whether this permit holds a concurrency slot (or a chain holding one).
     pub fn holds_slot(&self) -> bool {
         match &self.inner {

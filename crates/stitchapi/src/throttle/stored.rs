@@ -13,7 +13,9 @@
 //!   shares one budget again. A caller refused for its deadline has still used its count.
 //! - **Concurrency through `lease`/`release`** at `cc:<key>`: a random 16-hex token per
 //!   acquire, polled with full jitter in [0, 50 ms) while refused (no FIFO order across the
-//!   fleet). A crashed holder frees its slot when its lease expires.
+//!   fleet). A crashed holder frees its slot when its lease expires. A call cancelled while
+//!   its lease is in flight, or whose store answered with an error, releases the token in the
+//!   background: the store may have granted it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -152,13 +154,19 @@ impl StoreLimiter {
         let token = format!("{:016x}", fastrand::u64(..));
         loop {
             let now = self.clock.now();
+            // The permit exists before the store is asked: if this future is dropped while the
+            // lease is in flight, or the store's answer is lost, the store may have granted the
+            // slot, and dropping the permit releases it (a release of a token the store does
+            // not hold changes nothing). Only a definite refusal disarms it.
+            let permit = Permit::lease(self.store.clone(), key.clone(), token.clone());
             if self
                 .store
                 .lease(&key, &token, limit, self.lease, now)
                 .await?
             {
-                return Ok(Permit::lease(self.store.clone(), key, token));
+                return Ok(permit);
             }
+            permit.disarm();
             let mut pause = Duration::from_micros(fastrand::u64(0..POLL_JITTER_MICROS));
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(now);
