@@ -5,6 +5,14 @@
 //! Unknown fields, bad durations, bad statuses and bad methods are errors naming the field,
 //! never silent defaults.
 //!
+//! Limits have defaults (a total timeout of 30 s, `Retry-After` honoured up to 60 s); a
+//! [`Limit`] of `"none"` lifts one explicitly: `timeout = "none"`,
+//! `timeout = { total = "none", each = "2m" }`, `retry = { max_retry_after = "none" }`.
+//!
+//! Parsing a file never panics, whatever it holds: text that is not TOML, values of the wrong
+//! type and out-of-range numbers are errors (the property tests in `tests/fuzz_parsers.rs`
+//! hold it to that).
+//!
 //! ```
 //! use stitchapi::config::SeamConfig;
 //!
@@ -64,16 +72,72 @@ pub struct RetryConfig {
     /// Honour `Retry-After` (default true).
     #[serde(alias = "respect")]
     pub respect_retry_after: Option<bool>,
-    /// Cap on an honoured `Retry-After`.
-    pub max_retry_after: Option<DurationSpec>,
+    /// Cap on an honoured `Retry-After` (default `"60s"`; `"none"` for no cap).
+    pub max_retry_after: Option<Limit>,
 }
 
-/// Timeouts: `timeout = "10s"` (total) or `{ total, each }`.
+/// A time limit: a duration (`"30s"`, or whole milliseconds) or `"none"` for no limit at all.
+///
+/// ```
+/// use stitchapi::config::{Limit, TimeoutConfig};
+///
+/// let config: TimeoutConfig = toml::from_str(r#"total = "none""#).unwrap();
+/// assert_eq!(config.total, Some(Limit::Unlimited));
+/// let config: TimeoutConfig = toml::from_str(r#"total = "45s""#).unwrap();
+/// assert_eq!(config.total, Some(Limit::After("45s".into())));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// At most this long.
+    After(DurationSpec),
+    /// No limit (`"none"`).
+    Unlimited,
+}
+
+impl From<&str> for Limit {
+    /// `"none"` (any case) is [`Limit::Unlimited`]; anything else a duration, checked at build.
+    fn from(text: &str) -> Self {
+        if text.trim().eq_ignore_ascii_case("none") {
+            Limit::Unlimited
+        } else {
+            Limit::After(DurationSpec::from(text))
+        }
+    }
+}
+
+impl Serialize for Limit {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Limit::After(duration) => duration.serialize(serializer),
+            Limit::Unlimited => serializer.serialize_str("none"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(u64),
+            Text(String),
+        }
+        Ok(match Raw::deserialize(deserializer)? {
+            Raw::Millis(millis) => Limit::After(DurationSpec::from(millis)),
+            Raw::Text(text) => Limit::from(text.as_str()),
+        })
+    }
+}
+
+/// Timeouts: `timeout = "10s"` (total), `timeout = "none"`, or `{ total, each }`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutConfig {
-    /// Budget for the whole call.
-    pub total: Option<DurationSpec>,
+    /// Budget for the whole call (default `"30s"`; `"none"` for no limit).
+    pub total: Option<Limit>,
     /// Limit per attempt.
     #[serde(alias = "per_attempt")]
     pub each: Option<DurationSpec>,
@@ -229,18 +293,25 @@ impl SharedConfig {
         if let Some(respect) = config.respect_retry_after {
             retry = retry.respect_retry_after(respect);
         }
-        if let Some(cap) = &config.max_retry_after {
-            retry = retry.max_retry_after(cap.clone());
+        match &config.max_retry_after {
+            Some(Limit::After(cap)) => retry = retry.max_retry_after(cap.clone()),
+            Some(Limit::Unlimited) => retry = retry.no_max_retry_after(),
+            None => {}
         }
         Some(retry)
     }
 
     fn timeout(&self) -> Option<Timeout> {
         let config = self.timeout.as_ref()?;
-        Some(Timeout {
-            total: config.total.clone(),
-            each: config.each.clone(),
-        })
+        let mut timeout = match &config.total {
+            Some(Limit::After(total)) => Timeout::total(total.clone()),
+            Some(Limit::Unlimited) => Timeout::none(),
+            None => Timeout::default(),
+        };
+        if let Some(each) = &config.each {
+            timeout = timeout.each(each.clone());
+        }
+        Some(timeout)
     }
 }
 
@@ -454,15 +525,15 @@ fn timeout_shorthand<'de, D: Deserializer<'de>>(
 ) -> std::result::Result<Option<TimeoutConfig>, D::Error> {
     shorthand_or_table(d, "a duration (\"10s\") or a timeout table", |v| match v {
         ShortValue::Number(ms) => Ok(TimeoutConfig {
-            total: Some(DurationSpec::from(ms)),
+            total: Some(Limit::After(DurationSpec::from(ms))),
             each: None,
         }),
         ShortValue::Text(text) => Ok(TimeoutConfig {
-            total: Some(DurationSpec::from(text)),
+            total: Some(Limit::from(text.as_str())),
             each: None,
         }),
         ShortValue::Bool => {
-            Err("timeout must be a duration (\"10s\") or { total, each }".to_owned())
+            Err("timeout must be a duration (\"10s\"), \"none\" or { total, each }".to_owned())
         }
     })
 }
@@ -573,6 +644,70 @@ mod tests {
                 .to_string()
                 .starts_with("throttle")
         );
+    }
+
+    #[test]
+    fn limits_can_be_lifted_with_none() {
+        let config = seam(
+            r#"
+            base_url = "https://api.example.com"
+            timeout = "none"
+            [stitches.a]
+            path = "/a"
+            [stitches.b]
+            path = "/b"
+            timeout = { total = "NONE", each = "2m" }
+            retry = { attempts = 2, max_retry_after = "none" }
+            [stitches.c]
+            path = "/c"
+            timeout = { each = "2s" }
+            retry = { attempts = 2, max_retry_after = 5000 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.stitches["b"].shared.timeout.as_ref().unwrap().total,
+            Some(Limit::Unlimited)
+        );
+        let catalog = config.build().unwrap();
+        let debug = |name: &str| format!("{:?}", catalog.get(name).unwrap());
+        assert!(
+            debug("a").contains("Timeout { total: none, each: none }"),
+            "{}",
+            debug("a")
+        );
+        assert!(
+            debug("b").contains("Timeout { total: none, each: 120s }"),
+            "{}",
+            debug("b")
+        );
+        assert!(
+            debug("b").contains("max_retry_after: none"),
+            "{}",
+            debug("b")
+        );
+        assert!(
+            debug("c").contains("Timeout { total: 30s, each: 2s }"),
+            "{}",
+            debug("c")
+        );
+        assert!(debug("c").contains("max_retry_after: 5s"), "{}", debug("c"));
+        let error = seam("base_url = \"https://x.example\"\ntimeout = { total = \"never\" }")
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("timeout.total: invalid duration \"never\""),
+            "{error}"
+        );
+        let text = toml::to_string(&TimeoutConfig {
+            total: Some(Limit::Unlimited),
+            each: Some(DurationSpec::from("2s")),
+        })
+        .unwrap();
+        assert_eq!(text, "total = \"none\"\neach = \"2s\"\n");
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //!
 //! `Display` says what failed and, for declaration errors, how to fix it. Neither `Display` nor
 //! `Debug` ever prints a response body, a credential or a query string: ask for the body with
-//! [`Error::body_bytes`] or [`Error::body_json`].
+//! [`Error::body_bytes`] or [`Error::body_json`]. A decode error names the JSON path and the
+//! expected and found types, not the value; the deserializer's full message, which may quote
+//! the response, is behind [`Error::decode_detail`].
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -78,6 +80,7 @@ struct Inner {
     body: Option<Bytes>,
     retry_after: Option<Duration>,
     json_path: Option<String>,
+    decode_detail: Option<String>,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -97,6 +100,7 @@ impl Error {
                 body: None,
                 retry_after: None,
                 json_path: None,
+                decode_detail: None,
                 source: None,
             }),
         }
@@ -198,6 +202,27 @@ impl Error {
         self.inner.json_path.as_deref()
     }
 
+    /// For `Validation` errors from decoding: the deserializer's full message, which may quote
+    /// values of the response (`invalid type: string "abc", expected u64 at line 1 column 12`).
+    ///
+    /// `Display` keeps only the JSON path and the expected and found types
+    /// (`$.expires: invalid type: string, expected u64`), so logging an error never copies
+    /// response data; ask for this detail where showing the response is acceptable.
+    ///
+    /// ```
+    /// # async fn demo(stitch: stitchapi::Stitch) {
+    /// if let Err(error) = stitch.call(stitchapi::Input::new()).await {
+    ///     eprintln!("{error}"); // never quotes the body
+    ///     if let Some(detail) = error.decode_detail() {
+    ///         eprintln!("decode detail (may contain response data): {detail}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn decode_detail(&self) -> Option<&str> {
+        self.inner.decode_detail.as_deref()
+    }
+
     /// The message without kind, status or URL: what `Display` prints.
     pub fn message(&self) -> &str {
         &self.inner.message
@@ -225,6 +250,11 @@ impl Error {
 
     pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
         self.inner.attempts = attempts;
+        self
+    }
+
+    pub(crate) fn with_decode_detail(mut self, detail: String) -> Self {
+        self.inner.decode_detail = Some(detail);
         self
     }
 
@@ -303,6 +333,12 @@ impl fmt::Debug for Error {
         }
         if let Some(wait) = self.inner.retry_after {
             d.field("retry_after", &wait);
+        }
+        if self.inner.decode_detail.is_some() {
+            d.field(
+                "decode_detail",
+                &format_args!("<withheld: Error::decode_detail()>"),
+            );
         }
         d.finish()
     }

@@ -380,7 +380,7 @@ impl<O> fmt::Debug for Stitch<O> {
             .field("name", &spec.name)
             .field("method", &spec.method)
             .field("template", &spec.template.as_str())
-            .field("retry", &spec.retry.attempts)
+            .field("retry", &spec.retry)
             .field("timeout", &spec.timeout)
             .finish_non_exhaustive()
     }

@@ -222,9 +222,12 @@ impl Clock for SystemClock {
 ///
 /// [`advance`](ManualClock::advance) moves time forward and wakes every sleeper whose deadline
 /// has come. With [`ManualClock::auto_advance`], a sleep instead jumps the clock to its own
-/// deadline at once, which suits tests whose only waits are sleeps (retry backoff,
-/// `Retry-After`). Do not combine it with timeouts that race real I/O: the timeout's sleep
-/// would complete at once, before the response could arrive.
+/// deadline when it is first polled, which suits tests whose only waits are sleeps (retry
+/// backoff, `Retry-After`) and whose transport answers at once (`MockTransport`): a timeout
+/// whose future is already done never moves the clock. Do not combine it with timeouts that
+/// race real I/O: the timeout's sleep would complete as soon as the request waits, before the
+/// response could arrive. Every stitch has a total timeout by default, so a stitch calling a
+/// real server on this clock declares `Timeout::none()`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -345,10 +348,17 @@ impl Clock for ManualClock {
         let mut state = self.state();
         let deadline = state.now + duration;
         if state.auto_advance {
-            if deadline > state.now {
-                state.now = deadline;
-            }
-            return Box::pin(std::future::ready(()));
+            // The clock jumps when the sleep is first polled, not when it is created: a timer
+            // raced against a future that is already done (`select` polls that future first)
+            // never moves the clock.
+            let clock = self.clone();
+            return Box::pin(std::future::poll_fn(move |_| {
+                let mut state = clock.state();
+                if deadline > state.now {
+                    state.now = deadline;
+                }
+                Poll::Ready(())
+            }));
         }
         let id = state.next_id;
         state.next_id += 1;

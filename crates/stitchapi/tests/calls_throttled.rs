@@ -9,7 +9,7 @@ use std::time::Duration;
 use stitchapi::testing::ManualClock;
 use stitchapi::throttle::Throttle;
 use stitchapi::time::Clock;
-use stitchapi::{ErrorKind, Input, Seam, Stitch};
+use stitchapi::{ErrorKind, Input, Seam, Stitch, Timeout};
 use support::{Answer, Upstream};
 
 #[tokio::test]
@@ -20,6 +20,8 @@ async fn a_rate_spaces_the_calls() {
     let stitch = Stitch::get(format!("{}/items", upstream.url()))
         .throttle("10/s")
         .clock(clock.clone())
+        // Sleeps end at once on this clock, so would a timer racing the real upstream: no timeout.
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let start = clock.now();
@@ -42,6 +44,8 @@ async fn a_seam_bucket_is_shared_and_a_member_throttle_only_tightens() {
     let api = Seam::builder(upstream.url())
         .throttle("10/s")
         .clock(clock.clone())
+        // Sleeps end at once on this clock, so would a timer racing the real upstream: no timeout.
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let a = api.get("/a").build().unwrap();
@@ -201,6 +205,8 @@ async fn a_fleet_slot_is_free_when_the_call_returns() {
         .throttle(Throttle::new().concurrency(1))
         .store(Arc::new(FleetStore::new(clock.clone())))
         .clock(Arc::new(clock.clone()))
+        // Sleeps end at once on this clock, so would a timer racing the real upstream: no timeout.
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let start = clock.now();

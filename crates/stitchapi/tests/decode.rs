@@ -167,3 +167,146 @@ async fn an_empty_body_decodes_as_null() {
         .unwrap();
     assert!(stitch.call(Input::new()).await.unwrap().is_none());
 }
+
+/// Decodes `body` from `path` into `T` and returns the error.
+async fn decode_error<T>(
+    upstream: &Upstream,
+    path: &str,
+    body: serde_json::Value,
+) -> stitchapi::Error
+where
+    T: serde::de::DeserializeOwned + std::fmt::Debug + stitchapi::runtime::MaybeSend + 'static,
+{
+    upstream.script(path, [Answer::json(200, body)]);
+    Stitch::get(format!("{}{path}", upstream.url()))
+        .output::<T>()
+        .build()
+        .unwrap()
+        .call(Input::new())
+        .await
+        .expect_err("the body must not decode")
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Session {
+    expires: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+enum Role {
+    Admin,
+    Reader,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Account {
+    role: Role,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Quota {
+    max: std::num::NonZeroU64,
+}
+
+/// A type whose own deserializer quotes the value in its message.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+#[allow(dead_code)]
+struct Code(String);
+
+impl TryFrom<String> for Code {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Err(format!("{text:?} is not a valid code"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Coupon {
+    code: Code,
+}
+
+/// `Display` and `Debug` of a decode error keep the JSON path and the expected and found
+/// types, never a value of the response; the full serde message is behind `decode_detail()`.
+#[tokio::test]
+async fn decode_errors_name_the_types_never_the_response_values() {
+    let upstream = Upstream::start().await;
+    let cases = [
+        (
+            decode_error::<Session>(
+                &upstream,
+                "/session",
+                json!({"expires": "SESSION-TOKEN-abc123"}),
+            )
+            .await,
+            "SESSION-TOKEN-abc123",
+            "$.expires: invalid type: string, expected u64",
+        ),
+        (
+            decode_error::<Account>(&upstream, "/account", json!({"role": "SECRET-ROLE"})).await,
+            "SECRET-ROLE",
+            "$.role: unknown variant, expected `Admin` or `Reader`",
+        ),
+        (
+            decode_error::<Quota>(&upstream, "/quota", json!({"max": 0})).await,
+            "`0`",
+            "$.max: invalid value: integer, expected a nonzero u64",
+        ),
+        (
+            decode_error::<Coupon>(&upstream, "/coupon", json!({"code": "SECRET-CODE"})).await,
+            "SECRET-CODE",
+            "$.code: the value was refused by its deserializer (its message may quote the \
+             response: see Error::decode_detail)",
+        ),
+    ];
+    for (error, secret, display) in cases {
+        assert_eq!(error.kind(), ErrorKind::Validation);
+        assert_eq!(error.to_string(), display);
+        let debug = format!("{error:?}");
+        assert!(!debug.contains(secret), "{debug}");
+        let detail = error.decode_detail().expect("the detail stays reachable");
+        assert!(detail.contains(secret), "{detail}");
+    }
+}
+
+/// A second JSON document after the first is refused, whatever the output type; trailing
+/// whitespace is not.
+#[tokio::test]
+async fn trailing_content_after_the_json_document_is_refused() {
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Balance {
+        balance: u64,
+    }
+    let upstream = Upstream::start().await;
+    let smuggled = r#"{"balance":100}{"balance":999999,"admin":true}"#;
+    upstream.script("/smuggled", [Answer::status(200).body(smuggled)]);
+    upstream.script(
+        "/spaced",
+        [Answer::status(200).body("{\"balance\":100} \r\n\t ")],
+    );
+    let untyped = Stitch::get(format!("{}/smuggled", upstream.url()))
+        .build()
+        .unwrap();
+    let typed = Stitch::get(format!("{}/smuggled", upstream.url()))
+        .output::<Balance>()
+        .build()
+        .unwrap();
+    let error = untyped.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Validation, "{error:?}");
+    assert_eq!(error.to_string(), "$: trailing characters");
+    let error = typed.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Validation, "{error:?}");
+    assert_eq!(error.to_string(), "$: trailing characters");
+
+    let spaced = Stitch::get(format!("{}/spaced", upstream.url()))
+        .output::<Balance>()
+        .build()
+        .unwrap();
+    assert_eq!(spaced.call(Input::new()).await.unwrap().balance, 100);
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use serde_json::json;
 use stitchapi::testing::ManualClock;
-use stitchapi::{Event, Input, Phase, Stitch};
+use stitchapi::{Event, Input, Phase, Stitch, Timeout};
 use support::{Answer, Upstream};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -23,6 +23,8 @@ async fn a_stream_tells_the_whole_story_in_order() {
     let stitch = Stitch::get(format!("{}/flaky", upstream.url()))
         .retry(2)
         .clock(Arc::new(ManualClock::auto_advance()))
+        // Sleeps end at once on this clock, so would a timer racing the real upstream: no timeout.
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let events: Vec<Event<serde_json::Value>> = stitch.stream(Input::new()).collect().await;
@@ -131,6 +133,8 @@ async fn each_call_is_a_span_with_attempt_children_and_no_secrets() {
         .header("authorization", "Bearer SECRET")
         .retry(2)
         .clock(Arc::new(ManualClock::auto_advance()))
+        // Sleeps end at once on this clock, so would a timer racing the real upstream: no timeout.
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     stitch.call(Input::new()).await.unwrap();

@@ -11,6 +11,10 @@ use stitchapi::time::Clock;
 use stitchapi::{Backoff, ErrorKind, Input, Retry, Stitch, Timeout};
 use support::{Answer, RudeServer, Upstream};
 
+/// Virtual time in which every sleep ends at once, so backoff and `Retry-After` take no real
+/// time. Such a clock would end any timer racing the real upstream at once too, so the stitches
+/// on it declare `Timeout::none()` (every stitch has a 30 s total by default); the deadline
+/// tests move a plain `ManualClock` by hand instead.
 fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::auto_advance())
 }
@@ -30,6 +34,7 @@ async fn retries_503_503_then_succeeds() {
     let stitch = Stitch::get(format!("{}/flaky", upstream.url()))
         .retry(Retry::attempts(3).backoff(Backoff::Expo).base("100ms"))
         .clock(clock.clone())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let reply = stitch.call_detailed(Input::new()).await.unwrap();
@@ -50,6 +55,7 @@ async fn exhausted_retries_fail_with_the_last_response() {
     let stitch = Stitch::get(format!("{}/down", upstream.url()))
         .retry(3)
         .clock(clock())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();
@@ -69,6 +75,7 @@ async fn a_status_not_listed_is_not_retried() {
     let stitch = Stitch::get(format!("{}/bad", upstream.url()))
         .retry(5)
         .clock(clock())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();
@@ -88,6 +95,7 @@ async fn retry_after_in_seconds_is_honoured() {
     let stitch = Stitch::get(format!("{}/limited", upstream.url()))
         .retry(2)
         .clock(clock())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let reply = stitch.call_detailed(Input::new()).await.unwrap();
@@ -108,6 +116,7 @@ async fn retry_after_as_an_http_date_is_honoured() {
     let stitch = Stitch::get(format!("{}/limited", upstream.url()))
         .retry(2)
         .clock(clock())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let reply = stitch.call_detailed(Input::new()).await.unwrap();
@@ -158,6 +167,7 @@ async fn max_retry_after_caps_what_is_honoured() {
     let stitch = Stitch::get(format!("{}/limited", upstream.url()))
         .retry(Retry::attempts(3).max_retry_after("10s"))
         .clock(clock())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();
@@ -184,6 +194,7 @@ async fn retry_after_can_be_ignored() {
                 .base("50ms"),
         )
         .clock(clock())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let reply = stitch.call_detailed(Input::new()).await.unwrap();
@@ -193,7 +204,14 @@ async fn retry_after_can_be_ignored() {
 #[tokio::test]
 async fn transport_errors_are_retried_only_when_safe() {
     let rude = RudeServer::start().await;
-    let post = |builder: stitchapi::StitchBuilder| builder.retry(3).clock(clock()).build().unwrap();
+    let post = |builder: stitchapi::StitchBuilder| {
+        builder
+            .retry(3)
+            .clock(clock())
+            .timeout(Timeout::none())
+            .build()
+            .unwrap()
+    };
 
     let blind = post(Stitch::post(format!("{}/pay", rude.url())));
     let error = blind
@@ -233,6 +251,7 @@ async fn idempotency_keys_are_stable_per_call_and_unique_across_calls() {
         .retry(3)
         .idempotency()
         .clock(clock())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     stitch
@@ -321,6 +340,7 @@ async fn a_status_both_retried_and_accepted_is_accepted_on_the_last_attempt() {
         .retry(3)
         .accept([503])
         .clock(clock())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let reply = stitch.call_detailed(Input::new()).await.unwrap();
@@ -351,9 +371,133 @@ async fn query_is_safe_and_idempotent() {
     let search = Stitch::new(query, format!("{}/search", rude.url()))
         .retry(3)
         .clock(clock())
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let error = search.call(Input::new()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Transport);
     assert_eq!(rude.requests(), 3, "retried like a GET");
+}
+
+/// A `Retry-After` beyond `max_retry_after` (60 s by default) fails the call at once with the
+/// upstream's error, whatever its size or form, even with only a per-attempt timeout: nothing
+/// is parked, nothing overflows.
+#[tokio::test]
+async fn a_huge_retry_after_fails_at_once_with_the_upstream_error() {
+    let cases = [
+        ("99999999999", Duration::from_secs(99_999_999_999)),
+        // Beyond u64 seconds: saturated, not ignored.
+        ("99999999999999999999999999", Duration::from_secs(u64::MAX)),
+        // ManualClock starts at 2026-01-01T00:00:00Z.
+        (
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            Duration::from_secs(253_402_300_799 - 1_767_225_600),
+        ),
+        ("61", Duration::from_secs(61)),
+    ];
+    for (value, asked) in cases {
+        let upstream = Upstream::start().await;
+        upstream.script(
+            "/busy",
+            [
+                Answer::json(503, json!({"error": "busy"})).header("retry-after", value),
+                Answer::status(200),
+            ],
+        );
+        // A plain manual clock: a call that sleeps would never come back.
+        let clock = Arc::new(ManualClock::new());
+        let start = clock.now();
+        let stitch = Stitch::get(format!("{}/busy", upstream.url()))
+            .retry(3)
+            .timeout(Timeout::per_attempt("1s"))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let call = tokio::spawn(async move { stitch.call(Input::new()).await });
+        let error = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .unwrap_or_else(|_| panic!("Retry-After {value:?} parked the call"))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Http, "{value}: {error:?}");
+        assert_eq!(error.status().map(|s| s.as_u16()), Some(503));
+        assert_eq!(error.body_json(), Some(json!({"error": "busy"})));
+        assert_eq!(error.retry_after(), Some(asked), "{value}");
+        assert_eq!(upstream.hit_count(), 1, "{value}");
+        assert_eq!(clock.now(), start, "{value}: nothing may sleep");
+    }
+}
+
+/// Both limits can be lifted explicitly: then a long `Retry-After` is honoured in full.
+#[tokio::test]
+async fn the_retry_after_cap_and_the_total_can_be_lifted() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/busy",
+        [
+            Answer::status(503).header("retry-after", "3600"),
+            Answer::status(200),
+        ],
+    );
+    let stitch = Stitch::get(format!("{}/busy", upstream.url()))
+        .retry(Retry::attempts(2).no_max_retry_after())
+        .clock(clock())
+        .timeout(Timeout::none())
+        .build()
+        .unwrap();
+    let reply = stitch.call_detailed(Input::new()).await.unwrap();
+    assert_eq!(reply.elapsed, Duration::from_secs(3600));
+    assert_eq!(upstream.hit_count(), 2);
+}
+
+/// `Duration::MAX` as a backoff bound is refused at build, naming the field; it used to
+/// build and then panic on the first retry (`cannot convert float seconds to Duration`).
+#[tokio::test]
+async fn a_backoff_bound_beyond_an_hour_is_refused_at_build() {
+    let upstream = Upstream::start().await;
+    upstream.script("/flaky", [Answer::status(503), Answer::status(200)]);
+    for (retry, field) in [
+        (
+            Retry::attempts(3)
+                .backoff(Backoff::Fixed)
+                .base(Duration::MAX)
+                .max(Duration::MAX),
+            "retry.base",
+        ),
+        (Retry::attempts(3).max(Duration::MAX), "retry.max"),
+        (Retry::attempts(3).max("2h"), "retry.max"),
+    ] {
+        let built = Stitch::get(format!("{}/flaky", upstream.url()))
+            .retry(retry)
+            .clock(clock())
+            .timeout(Timeout::none())
+            .build();
+        let error = match built {
+            Ok(stitch) => panic!(
+                "built; the call returned {:?}",
+                stitch.call(Input::new()).await
+            ),
+            Err(error) => error,
+        };
+        assert_eq!(error.kind(), ErrorKind::Config);
+        assert!(
+            error.to_string().starts_with(&format!("{field}: ")),
+            "{error}"
+        );
+        assert!(error.to_string().contains("Fix: use at most 1h"), "{error}");
+    }
+    // An hour is accepted, and the longest curve stays within it.
+    let stitch = Stitch::get(format!("{}/flaky", upstream.url()))
+        .retry(
+            Retry::attempts(2)
+                .backoff(Backoff::Expo)
+                .base("1h")
+                .max("1h"),
+        )
+        .clock(clock())
+        .timeout(Timeout::none())
+        .build()
+        .unwrap();
+    let reply = stitch.call_detailed(Input::new()).await.unwrap();
+    assert_eq!(reply.elapsed, Duration::from_secs(3600));
 }

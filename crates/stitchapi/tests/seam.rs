@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use stitchapi::config::SeamConfig;
 use stitchapi::testing::ManualClock;
-use stitchapi::{ErrorKind, Input, Seam, Stitch};
+use stitchapi::{ErrorKind, Input, Seam, Stitch, Timeout};
 use support::{Answer, Upstream};
 
 #[tokio::test]
@@ -26,6 +26,8 @@ async fn members_inherit_and_override() {
         .header("x-env", "test")
         .retry(2)
         .clock(Arc::new(ManualClock::auto_advance()))
+        // Sleeps end at once on this clock, so would a timer racing the real upstream: no timeout.
+        .timeout(Timeout::none())
         .build()
         .unwrap();
     let list = api

@@ -114,3 +114,108 @@ async fn a_post_that_times_out_is_not_resent() {
     assert_eq!(error.to_string(), "timed out after 1000ms");
     assert_eq!(upstream.hit_count(), 1);
 }
+
+/// A stitch that declares no timeout still has a total one (30 s): a server that accepts the
+/// request and never answers cannot hang the call.
+#[tokio::test]
+async fn an_undeclared_call_to_a_silent_server_ends_at_the_default_total() {
+    let upstream = Upstream::start().await;
+    upstream.script("/silent", [Answer::hang()]);
+    let clock = ManualClock::new();
+    let stitch = Stitch::get(format!("{}/silent", upstream.url()))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let call = tokio::spawn(async move { stitch.call(Input::new()).await });
+    upstream.wait_for_hits(1).await;
+    until_sleeping(&clock, 1).await;
+    clock.advance(Duration::from_secs(29));
+    tokio::task::yield_now().await;
+    assert!(!call.is_finished(), "the default total is 30 s, not less");
+    clock.advance(Duration::from_secs(1));
+    let error = call.await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(error.to_string(), "timed out after 30000ms");
+    assert_eq!(error.attempts(), 1);
+}
+
+/// `Debug` of a declaration shows the limits in force, defaults included.
+#[test]
+fn debug_shows_the_default_limits() {
+    let stitch = Stitch::get("https://api.example.com/items")
+        .build()
+        .unwrap();
+    let debug = format!("{stitch:?}");
+    assert!(
+        debug.contains("timeout: Timeout { total: 30s, each: none }"),
+        "{debug}"
+    );
+    assert!(debug.contains("max_retry_after: 60s"), "{debug}");
+    let unbounded = Stitch::get("https://api.example.com/items")
+        .retry(Retry::attempts(3).no_max_retry_after())
+        .timeout(Timeout::none())
+        .build()
+        .unwrap();
+    let debug = format!("{unbounded:?}");
+    assert!(
+        debug.contains("timeout: Timeout { total: none, each: none }"),
+        "{debug}"
+    );
+    assert!(debug.contains("max_retry_after: none"), "{debug}");
+    let per_attempt = Stitch::get("https://api.example.com/items")
+        .timeout(Timeout::per_attempt("2s"))
+        .build()
+        .unwrap();
+    let debug = format!("{per_attempt:?}");
+    assert!(
+        debug.contains("timeout: Timeout { total: 30s, each: 2s }"),
+        "{debug}"
+    );
+}
+
+/// `Timeout::none()` is the explicit way to have no limit at all: no timer is armed.
+#[tokio::test]
+async fn no_timeout_must_be_asked_for() {
+    let upstream = Upstream::start().await;
+    upstream.script("/silent", [Answer::hang()]);
+    let clock = ManualClock::new();
+    let stitch = Stitch::get(format!("{}/silent", upstream.url()))
+        .timeout(Timeout::none())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let call = tokio::spawn(async move { stitch.call(Input::new()).await });
+    upstream.wait_for_hits(1).await;
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(clock.pending(), 0, "no timer may be armed");
+    clock.advance(Duration::from_secs(365 * 86_400));
+    tokio::task::yield_now().await;
+    assert!(!call.is_finished());
+    call.abort();
+}
+
+/// A per-attempt limit longer than the total could never apply: refused, naming the field.
+#[test]
+fn a_per_attempt_limit_beyond_the_total_is_refused() {
+    let error = Stitch::get("https://api.example.com/items")
+        .timeout(Timeout::per_attempt("45s"))
+        .build()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config);
+    assert!(
+        error.to_string().starts_with(
+            "timeout.each: 45s is longer than the total (30s, the default), so it would never apply"
+        ),
+        "{error}"
+    );
+    Stitch::get("https://api.example.com/items")
+        .timeout(Timeout::total("2m").each("45s"))
+        .build()
+        .unwrap();
+    Stitch::get("https://api.example.com/items")
+        .timeout(Timeout::per_attempt("45s").no_total())
+        .build()
+        .unwrap();
+}

@@ -38,6 +38,9 @@ pub enum Backoff {
 impl Backoff {
     /// The wait before retry `n` (1-based). `previous` is the last wait (for decorrelated
     /// jitter) and `random` a uniform draw in `[0, 1)`.
+    ///
+    /// Never panics: the curve is computed in floating point and converted back saturating, so
+    /// any `n`, bound or previous wait gives a duration in `[0, max]`.
     pub(crate) fn delay(
         self,
         n: u32,
@@ -60,7 +63,12 @@ impl Backoff {
                 low + random * (high - low)
             }
         };
-        Duration::from_secs_f64(seconds.min(max.as_secs_f64()).max(0.0))
+        // Zero, negative or NaN (a draw outside `[0, 1)`) is no wait; a curve past what a
+        // `Duration` holds is over `max`.
+        if seconds.is_nan() || seconds <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::try_from_secs_f64(seconds).map_or(max, |wait| wait.min(max))
     }
 }
 
@@ -85,6 +93,59 @@ mod tests {
             Backoff::DecorrelatedJitter.delay(2, base, max, MS(400), 0.5),
             MS(650)
         );
+    }
+
+    #[test]
+    fn extreme_bounds_saturate_instead_of_panicking() {
+        let curves = [
+            Backoff::Fixed,
+            Backoff::Expo,
+            Backoff::ExpoJitter,
+            Backoff::DecorrelatedJitter,
+        ];
+        for curve in curves {
+            for n in [0, 1, 2, 63, 64, u32::MAX] {
+                for random in [0.0, 0.5, 0.999_999, f64::NAN, -1.0, 2.0] {
+                    let wait = curve.delay(n, Duration::MAX, Duration::MAX, Duration::MAX, random);
+                    assert!(wait <= Duration::MAX);
+                    let wait = curve.delay(n, MS(100), MS(1_000), Duration::MAX, random);
+                    assert!(wait <= MS(1_000), "{curve:?} {n} {random}");
+                }
+            }
+        }
+        assert_eq!(
+            Backoff::Fixed.delay(1, Duration::MAX, Duration::MAX, MS(0), 0.5),
+            Duration::MAX
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2_000,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// No input to the formula panics, and the wait never passes `max`.
+        #[test]
+        fn no_input_panics(
+            curve in proptest::sample::select(vec![
+                Backoff::Fixed,
+                Backoff::Expo,
+                Backoff::ExpoJitter,
+                Backoff::DecorrelatedJitter,
+            ]),
+            n: u32,
+            base: (u64, u32),
+            max: (u64, u32),
+            previous: (u64, u32),
+            random: f64,
+        ) {
+            let duration = |(secs, nanos): (u64, u32)| Duration::new(secs, nanos % 1_000_000_000);
+            let max = duration(max);
+            let wait = curve.delay(n, duration(base), max, duration(previous), random);
+            proptest::prop_assert!(wait <= max);
+        }
     }
 
     #[test]
