@@ -15,8 +15,9 @@
 //! ```
 //!
 //! `Display` says what failed and, for declaration errors, how to fix it. Neither `Display` nor
-//! `Debug` ever prints a response body, a credential or a query string: ask for the body with
-//! [`Error::body_bytes`] or [`Error::body_json`]. A decode error names the JSON path and the
+//! `Debug` ever prints a response body, a credential or a query value: ask for the body with
+//! [`Error::body_bytes`] or [`Error::body_json`]. [`Error::url`] is redacted too: query values,
+//! userinfo and the fragment are replaced by `…`. A decode error names the JSON path and the
 //! expected and found types, not the value; the deserializer's full message, which may quote
 //! the response, is behind [`Error::decode_detail`].
 
@@ -28,6 +29,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::StatusCode;
 use url::Url;
+
+use crate::template::Redacted;
 
 /// A boxed error source.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -177,7 +180,20 @@ impl Error {
         self.inner.attempts
     }
 
-    /// The final URL (after redirects) of the failing request, if one was sent.
+    /// The final URL (after redirects) of the failing request, if one was sent, redacted:
+    /// each query value and the fragment read `…` (`?api_key=…&page=…`, percent-encoded in
+    /// [`Url::as_str`], as written by [`Url::query_pairs`]) and userinfo is removed. The
+    /// scheme, host, port, path and query keys are as sent.
+    ///
+    /// ```
+    /// # async fn demo(stitch: stitchapi::Stitch) {
+    /// if let Err(error) = stitch.call(stitchapi::Input::new()).await {
+    ///     if let Some(url) = error.url() {
+    ///         println!("{} failed at {}", error, url.path());
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub fn url(&self) -> Option<&Url> {
         self.inner.url.as_ref()
     }
@@ -239,7 +255,7 @@ impl Error {
     }
 
     pub(crate) fn with_url(mut self, url: Url) -> Self {
-        self.inner.url = Some(url);
+        self.inner.url = Some(redact_url(&url));
         self
     }
 
@@ -271,8 +287,8 @@ impl Error {
 
     /// Replaces the URL when it is `secret` (a URL with a credential in its query) by `clean`.
     pub(crate) fn scrub_url(mut self, secret: &Url, clean: &Url) -> Self {
-        if self.inner.url.as_ref() == Some(secret) {
-            self.inner.url = Some(clean.clone());
+        if self.inner.url.as_ref() == Some(&redact_url(secret)) {
+            self.inner.url = Some(redact_url(clean));
         }
         self
     }
@@ -280,7 +296,7 @@ impl Error {
     /// Fills in the URL and attempt count where they are not known yet.
     pub(crate) fn in_call(mut self, url: &Url, attempts: u32) -> Self {
         if self.inner.url.is_none() {
-            self.inner.url = Some(url.clone());
+            self.inner.url = Some(redact_url(url));
         }
         if self.inner.attempts == 0 {
             self.inner.attempts = attempts;
@@ -289,25 +305,29 @@ impl Error {
     }
 }
 
-/// A URL for `Debug` output: the query (which may carry an API key) is never shown.
+/// A URL for display (traces, `Debug`): query values, userinfo and the fragment read `…`
+/// (see [`Redacted`]).
 pub(crate) struct RedactedUrl<'a>(pub &'a Url);
 
 impl fmt::Display for RedactedUrl<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = self.0;
-        write!(f, "{}://", url.scheme())?;
-        if let Some(host) = url.host_str() {
-            f.write_str(host)?;
-        }
-        if let Some(port) = url.port() {
-            write!(f, ":{port}")?;
-        }
-        f.write_str(url.path())?;
-        if url.query().is_some() {
-            f.write_str("?…")?;
-        }
-        Ok(())
+        Redacted::url(self.0.as_str()).fmt(f)
     }
+}
+
+/// `url` with each query value and the fragment replaced by `…` and its userinfo removed:
+/// what [`Error::url`] and events hand out.
+pub(crate) fn redact_url(url: &Url) -> Url {
+    let mut redacted = Url::parse(&Redacted::url(url.as_str()).to_string()).unwrap_or_else(|_| {
+        let mut bare = url.clone();
+        bare.set_query(None);
+        bare.set_fragment(None);
+        bare
+    });
+    // Userinfo reads `…@` in text; a URL without it says the same more plainly.
+    let _ = redacted.set_username("");
+    let _ = redacted.set_password(None);
+    redacted
 }
 
 impl fmt::Display for Error {
@@ -369,7 +389,12 @@ mod tests {
         assert_eq!(error.to_string(), "HTTP 503");
         let debug = format!("{error:?}");
         assert!(!debug.contains("SECRET"), "{debug}");
-        assert!(debug.contains("api.example.com/users?…"), "{debug}");
+        assert!(debug.contains("api.example.com/users?api_key=…"), "{debug}");
+        assert!(!error.url().unwrap().as_str().contains("SECRET"));
+        assert_eq!(
+            error.url().unwrap().query_pairs().collect::<Vec<_>>(),
+            [("api_key".into(), "…".into())]
+        );
         assert_eq!(error.attempts(), 3);
         assert_eq!(error.body_json().unwrap()["token"], "SECRET");
     }

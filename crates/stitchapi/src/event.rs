@@ -82,7 +82,7 @@ pub enum Event<O> {
         name: Arc<str>,
         /// The method.
         method: Method,
-        /// The expanded URL.
+        /// The expanded URL, redacted like [`Error::url`](crate::Error::url).
         url: Url,
         /// When the call started.
         at: Timestamp,

@@ -147,6 +147,11 @@ fn resolve_url(spec: &Spec, expanded: &str) -> Result<(Url, http::Uri)> {
             url.scheme()
         )));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::input(
+            "parameter values would put credentials (user:password@) in the URL; refused",
+        ));
+    }
     if let Some(origin) = &spec.origin
         && !origin.matches(&url)
     {
@@ -227,7 +232,7 @@ pub(crate) async fn run<O: MaybeSend + 'static>(
     emitter.emit(|| Event::Start {
         name: spec.name.clone(),
         method: spec.method.clone(),
-        url: outgoing.url.clone(),
+        url: crate::error::redact_url(&outgoing.url),
         at: started,
     });
     // The branches are boxed so this future stays small: large futures cost a copy at every

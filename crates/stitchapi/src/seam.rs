@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::settings::{Settings, settings_setters};
 use crate::stitch::StitchBuilder;
 use crate::store::{StitchStore, keys};
+use crate::template::Redacted;
 use crate::throttle::{Limiter, Pool};
 
 /// Stitches that share a base URL, headers, retry and timeout defaults, and one transport,
@@ -62,7 +63,8 @@ impl Seam {
     }
 
     /// Declares a member with any method. A relative `path` is appended to the base URL; an
-    /// absolute URL is used as is.
+    /// absolute URL (one that starts with a scheme and `://`, such as `https://…`) is used as
+    /// is. A `://` further on, as in `/redirect?next=https://x`, leaves the path relative.
     pub fn stitch(&self, method: Method, path: impl Into<String>) -> StitchBuilder<Value> {
         StitchBuilder::new(Some(self.clone()), method, path.into())
     }
@@ -169,7 +171,7 @@ impl Seam {
 impl fmt::Debug for Seam {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Seam")
-            .field("base_url", &self.inner.base_url)
+            .field("base_url", &Redacted::url(&self.inner.base_url).to_string())
             .finish_non_exhaustive()
     }
 }
@@ -198,10 +200,20 @@ impl SeamBuilder {
         let parsed = Url::parse(&self.base_url).map_err(|e| {
             Error::config(
                 "base_url",
-                format!("{:?} is not an absolute URL ({e})", self.base_url),
+                format!(
+                    "\"{}\" is not an absolute URL ({e})",
+                    Redacted::url(&self.base_url)
+                ),
                 "write it in full, e.g. \"https://api.example.com/v1\"",
             )
         })?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(Error::config(
+                "base_url",
+                "the URL has credentials before its host (user:password@), which would show wherever the URL is written",
+                "remove them and authenticate with .auth(Auth::basic(user, password)), or another Auth",
+            ));
+        }
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Error::config(
                 "base_url",
@@ -264,7 +276,7 @@ impl SeamBuilder {
 impl fmt::Debug for SeamBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SeamBuilder")
-            .field("base_url", &self.base_url)
+            .field("base_url", &Redacted::url(&self.base_url).to_string())
             .finish_non_exhaustive()
     }
 }

@@ -30,7 +30,7 @@ use crate::runtime::MaybeSend;
 use crate::seam::Seam;
 use crate::settings::{DEFAULT_MAX_RESPONSE_BYTES, Runtime, Settings, settings_setters};
 use crate::store::{DynStore, PrefixedStore, Scope, keys};
-use crate::template::UrlTemplate;
+use crate::template::{Redacted, UrlTemplate, scheme_prefix_len, userinfo_end};
 use crate::throttle::{Limiter, Pool, Throttle};
 
 /// A declared endpoint, ready to call. Cheap to clone; clones share everything.
@@ -127,7 +127,7 @@ impl FixedOrigin {
     fn of(template: &str) -> Option<FixedOrigin> {
         let literal_end = template.find('{').unwrap_or(template.len());
         let literal = &template[..literal_end];
-        let after_scheme = literal.find("://")? + 3;
+        let after_scheme = scheme_prefix_len(literal, false)?;
         let authority_end = literal[after_scheme..]
             .find(['/', '?', '#'])
             .map(|offset| after_scheme + offset);
@@ -352,7 +352,9 @@ impl<O> Stitch<O> {
         Ok(request)
     }
 
-    /// The stitch's name (its `name(...)`, else `"<METHOD> <url template>"`).
+    /// The stitch's name: its `name(...)`, else `"<METHOD> <url template>"` with the
+    /// template [redacted](UrlTemplate#display-is-redacted) (`GET
+    /// https://api.example.com/items?api_key=…{&page}`).
     pub fn name(&self) -> &str {
         &self.inner.spec.name
     }
@@ -379,7 +381,7 @@ impl<O> fmt::Debug for Stitch<O> {
         f.debug_struct("Stitch")
             .field("name", &spec.name)
             .field("method", &spec.method)
-            .field("template", &spec.template.as_str())
+            .field("template", &spec.template.to_string())
             .field("retry", &spec.retry)
             .field("timeout", &spec.timeout)
             .finish_non_exhaustive()
@@ -397,6 +399,8 @@ pub struct StitchBuilder<O = Value> {
     output: Output<O>,
     pick: Option<String>,
     sensitive: bool,
+    /// Template variables whose empty value is meant ([`StitchBuilder::allow_empty`]).
+    allow_empty: Vec<String>,
 }
 
 impl StitchBuilder<Value> {
@@ -410,6 +414,7 @@ impl StitchBuilder<Value> {
             output: Output::json(),
             pick: None,
             sensitive: false,
+            allow_empty: Vec::new(),
         }
     }
 }
@@ -417,7 +422,8 @@ impl StitchBuilder<Value> {
 impl<O: 'static> StitchBuilder<O> {
     settings_setters!();
 
-    /// Names the stitch (in traces, events and store keys). Default: `"<METHOD> <url>"`.
+    /// Names the stitch (in traces, events and store keys). Default: `"<METHOD> <url>"`, with
+    /// the URL redacted (see [`Stitch::name`]).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -449,7 +455,28 @@ impl<O: 'static> StitchBuilder<O> {
             output,
             pick: self.pick,
             sensitive: self.sensitive,
+            allow_empty: self.allow_empty,
         }
+    }
+
+    /// Allows an empty value for the template variable `name` in the path, where it is
+    /// otherwise an `Input` error because it changes the endpoint (`DELETE /users/{id}` with
+    /// `id = ""` would be `DELETE /users/`). Query variables (`{?q}`, `?q={q}`) and `{;x}`
+    /// take empty values without it. `build` fails if `name` is not a template variable.
+    ///
+    /// ```
+    /// use stitchapi::{Input, Stitch};
+    ///
+    /// let list = Stitch::get("https://api.example.com/files/{+prefix}")
+    ///     .allow_empty("prefix")
+    ///     .build()?;
+    /// let request = list.to_request(Input::new().param("prefix", ""))?;
+    /// assert_eq!(request.uri(), "https://api.example.com/files/");
+    /// # Ok::<(), stitchapi::Error>(())
+    /// ```
+    pub fn allow_empty(mut self, name: impl Into<String>) -> Self {
+        self.allow_empty.push(name.into());
+        self
     }
 
     /// Marks the endpoint's responses as sensitive: never cached, never shared between
@@ -480,26 +507,50 @@ impl<O: 'static> StitchBuilder<O> {
             Some(seam) => self.settings.inherit(seam.settings()),
             None => self.settings,
         };
+        let scheme_len = scheme_prefix_len(&self.url, true);
         let url = match &self.seam {
-            Some(seam) if !self.url.contains("://") => seam.join(&self.url),
+            Some(seam) if scheme_len.is_none() => seam.join(&self.url),
             _ => self.url.clone(),
         };
-        if !url.contains("://") && !url.starts_with('{') {
+        let scheme_len = scheme_len.or_else(|| scheme_prefix_len(&url, true));
+        if scheme_len.is_none() && !url.starts_with('{') {
             return Err(Error::config(
                 "url",
-                format!("{url:?} is not an absolute URL"),
+                format!("\"{}\" is not an absolute URL", Redacted::template(&url)),
                 "write the full URL (https://api.example.com/...), or declare the stitch on a seam with a base URL",
             ));
         }
-        let template = UrlTemplate::parse(&url).map_err(|e| {
+        if userinfo_end(&url, true).is_some() {
+            return Err(Error::config(
+                "url",
+                "the URL has credentials before its host (user:password@), which would show wherever the URL is written",
+                "remove them and authenticate with .auth(Auth::basic(user, password)), or another Auth",
+            ));
+        }
+        let mut template = UrlTemplate::parse(&url).map_err(|e| {
             Error::config(
                 "url",
                 e,
                 "fix the template: variables look like {id}, {+path}, {?q,page}",
             )
         })?;
-        if let Some(scheme_end) = url.find("://") {
-            let scheme = &url[..scheme_end];
+        for name in &self.allow_empty {
+            if !template.variables().any(|variable| variable == name) {
+                let known = template.variables().collect::<Vec<_>>().join(", ");
+                return Err(Error::config(
+                    "allow_empty",
+                    format!("`{name}` is not a variable of the URL template"),
+                    if known.is_empty() {
+                        "the template has no variables; remove allow_empty".to_owned()
+                    } else {
+                        format!("name one of its variables: {known}")
+                    },
+                ));
+            }
+            template = template.allow_empty(name);
+        }
+        if let Some(scheme_len) = scheme_len {
+            let scheme = &url[..scheme_len - 3];
             if !scheme.contains('{')
                 && !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
             {
@@ -564,12 +615,22 @@ impl<O: 'static> StitchBuilder<O> {
                 ));
             }
             Some(name) => Arc::from(name.as_str()),
-            None => Arc::from(format!("{} {}", self.method, url)),
+            None => Arc::from(format!("{} {}", self.method, Redacted::template(&url))),
+        };
+        // What keys the stitch's state in the store (circuit, throttle, cache): its name, and
+        // when redaction hid part of the default name, a hash of the whole template, so two
+        // stitches that differ only in a query value keep their own state.
+        let state_id = match &self.name {
+            None if Redacted::template(&url).to_string() != url => format!(
+                "{name} #{:016x}",
+                xxhash_rust::xxh64::xxh64(url.as_bytes(), 0)
+            ),
+            _ => name.to_string(),
         };
         let origin = FixedOrigin::of(&url);
         let throttle_key = |throttle: &Throttle| -> Result<String> {
             match throttle.pool_kind() {
-                Pool::Stitch => Ok(name.to_string()),
+                Pool::Stitch => Ok(state_id.clone()),
                 Pool::Host => origin
                     .as_ref()
                     .and_then(|origin| origin.parsed.as_ref())
@@ -602,7 +663,7 @@ impl<O: 'static> StitchBuilder<O> {
         }
         let breaker = match &settings.circuit {
             Some(circuit) => {
-                Some(circuit.build(&name, runtime.store.clone(), runtime.clock.clone())?)
+                Some(circuit.build(&state_id, runtime.store.clone(), runtime.clock.clone())?)
             }
             None => None,
         };
@@ -617,7 +678,7 @@ impl<O: 'static> StitchBuilder<O> {
                 runtime.store.clone(),
                 runtime.clock.clone(),
                 CacheIds {
-                    stitch_id: name.to_string(),
+                    stitch_id: state_id.clone(),
                     seam_id: self.seam.as_ref().map(|seam| keys::seam_state(seam.id())),
                 },
                 self.seam
@@ -713,7 +774,7 @@ impl<O> fmt::Debug for StitchBuilder<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StitchBuilder")
             .field("method", &self.method)
-            .field("url", &self.url)
+            .field("url", &Redacted::template(&self.url).to_string())
             .finish_non_exhaustive()
     }
 }

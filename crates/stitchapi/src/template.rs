@@ -29,6 +29,17 @@
 //! producing a different URL. Variables used only in `{?…}` / `{&…}` are optional and
 //! skipped when undefined, as the RFC says.
 //!
+//! # Empty values
+//!
+//! An expression with operator none, `+`, `.` or `/` that stands before the query (no literal
+//! `?`/`#` and no `{?…}`, `{&…}`, `{#…}` before it) and expands to nothing is an
+//! [`ExpandError::Empty`]: `DELETE /users/{id}` with `id = ""` would otherwise be
+//! `DELETE /users/`, another endpoint. A list or map that expands to nothing counts as empty;
+//! one with a non-empty expansion (`{/x*}` with `["a", ""]` is `/a/`) keeps its RFC meaning.
+//! Allow it per variable with [`UrlTemplate::allow_empty`] (on a stitch:
+//! [`StitchBuilder::allow_empty`](crate::StitchBuilder::allow_empty)). In the query (`{?q}`, `?q={q}`), in the fragment and with
+//! `{;x}` (which keeps the name), empty values expand as the RFC says.
+//!
 //! # Safety of the expanded URL
 //!
 //! * Operators none, `.`, `/`, `;`, `?`, `&` percent-encode (UTF-8, `%XX` uppercase) every
@@ -44,10 +55,30 @@
 //!   `dir = "a/"` would give `a/.`). A segment counts as a dot-segment also when followed by
 //!   `;params` (`..;x`), which some servers strip before resolving dot-segments.
 //!   Dot-segments written in the template's own literal text are left alone.
+//! * Servers that percent-decode the path before resolving dot-segments take `%2F` and `%5C`
+//!   (any case) for `/` and `\`, so those count as separators too: a `+`/`#` value such as
+//!   `..%2fadmin`, `..%5Cadmin` or `..\admin` is refused, and so is a value `../admin` for
+//!   `{x}` (sent as `..%2Fadmin`), while `a/b` is still sent as `a%2Fb`.
+//! * A `{+x}` in the path with more of the template after it refuses a value with `?` or `#`
+//!   ([`ExpandError::EndsPath`]), which would push the rest of the template's path into the
+//!   query or fragment (`/raw/{+path}/end` with `a?` would be `/raw/a?/end`). At the end of
+//!   the template, `{+x}` lets them through, as the RFC says.
 //!
-//! Variable names are looked up exactly as written in the template, `%XX` included.
 //! * Literal template text is copied with characters that are not allowed in a URI
 //!   percent-encoded.
+//!
+//! Variable names are looked up exactly as written in the template, `%XX` included.
+//!
+//! # Display is redacted
+//!
+//! A template is text a developer wrote, and it may carry a secret (`?api_key=…`).
+//! [`UrlTemplate`]'s `Display` and `Debug`, and the errors of this module, show it with
+//! userinfo (`https://…@host/`), every literal query value (`?api_key=…&page=…`; an item
+//! without `=` as a whole) and the fragment replaced by `…`; expressions, the scheme, host,
+//! port, path and query keys are shown. [`UrlTemplate::as_str`] returns the text as written.
+//! The crate displays URLs of calls the same way (stitch names, traces, `Error::url`). A
+//! secret in the *path* (`/bot<token>/send`) cannot be told apart and is shown: pass it as a
+//! variable or through `Auth` instead.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -61,6 +92,12 @@ use crate::input::json_type;
 ///
 /// Parse once (at startup), expand per request: expansion does no parsing and writes
 /// straight into the caller's `String`.
+///
+/// # Display is redacted
+///
+/// `Display` and `Debug` replace userinfo, literal query values and the fragment by `…`
+/// (see the [module docs](self#display-is-redacted)); [`as_str`](Self::as_str) is the text as
+/// written.
 ///
 /// ```
 /// use serde_json::json;
@@ -89,7 +126,7 @@ use crate::input::json_type;
 /// assert!(matches!(template.expand_to_string(&vars), Err(ExpandError::Missing { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UrlTemplate {
     /// The template text as given to [`UrlTemplate::parse`].
     source: String,
@@ -118,6 +155,11 @@ enum Part {
 struct Expr {
     op: Op,
     specs: Box<[VarSpec]>,
+    /// Whether the expression stands before the query and fragment (in the scheme,
+    /// authority or path): no literal `?`/`#` and no `{?…}`/`{&…}`/`{#…}` comes before it.
+    in_path: bool,
+    /// Whether the template goes on after the expression (literal text or expressions).
+    followed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +168,9 @@ struct VarSpec {
     modifier: Modifier,
     /// Whether the variable is required anywhere in the template (not just here).
     required: bool,
+    /// Whether an empty value is allowed where it would change the path
+    /// ([`UrlTemplate::allow_empty`]).
+    allow_empty: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +257,18 @@ impl Op {
     fn makes_required(self) -> bool {
         !matches!(self, Op::Query | Op::QueryCont)
     }
+
+    /// Whether an empty expansion in the path changes the endpoint: `/users/{id}`,
+    /// `/users{/id}`, `/files/{+path}` and `/report{.ext}` lose or empty a segment, while
+    /// `{;x}` keeps its name and `{?…}`, `{&…}`, `{#…}` are not in the path.
+    fn empty_changes_path(self) -> bool {
+        matches!(self, Op::Simple | Op::Reserved | Op::Path | Op::Label)
+    }
+
+    /// Whether the expansion ends the path: what follows it is in the query or fragment.
+    fn ends_path(self) -> bool {
+        matches!(self, Op::Query | Op::QueryCont | Op::Fragment)
+    }
 }
 
 /// Where expansion reads variable values.
@@ -268,10 +325,13 @@ impl<K: AsRef<str>> Vars for Vec<(K, Value)> {
 }
 
 /// A template that is not valid RFC 6570 syntax.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid URL template {template:?} at byte {position}: {message}")]
+///
+/// `Display` and `Debug` show the template [redacted](UrlTemplate#display-is-redacted); the
+/// `template` field holds it as written.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid URL template {:?} at byte {position}: {message}", Redacted::template(.template).to_string())]
 pub struct TemplateError {
-    /// The template text.
+    /// The template text, as written.
     pub template: String,
     /// Byte offset in `template` of the offending character (of the `{` for an unclosed or
     /// empty expression).
@@ -281,16 +341,28 @@ pub struct TemplateError {
 }
 
 /// Why a template could not be expanded with the given values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Display` and `Debug` show the template [redacted](UrlTemplate#display-is-redacted).
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExpandError {
     /// A required variable (see [`UrlTemplate::is_required`]) is undefined: not set, `null`,
     /// `[]` or `{}`. Reported for the first such variable in template order.
-    #[error("missing parameter `{name}`: the URL template {template:?} needs it")]
+    #[error("missing parameter `{name}`: the URL template {:?} needs it", Redacted::template(.template).to_string())]
     Missing {
         /// The variable name.
         name: String,
-        /// The template text.
+        /// The template text, as written.
         template: String,
+    },
+    /// The value is empty where an empty value changes the endpoint: an expression with
+    /// operator none, `+`, `.` or `/` before the query (`DELETE /users/{id}` with `id = ""`
+    /// would be `DELETE /users/`). Allowed per variable with [`UrlTemplate::allow_empty`].
+    #[error(
+        "parameter `{name}` is empty, which would change the URL path; pass a non-empty value, or declare `allow_empty(\"{name}\")` if an empty value is meant"
+    )]
+    Empty {
+        /// The variable name.
+        name: String,
     },
     /// The value would put a `.` or `..` path segment in the URL, which URL parsers
     /// resolve away (climbing out of the intended path).
@@ -301,6 +373,18 @@ pub enum ExpandError {
         /// The offending segment (`.`, `..`, `%2e%2e`, ...).
         value: String,
     },
+    /// A `{+…}` expression in the path, with more of the template after it, expanded to a `?`
+    /// or `#`: the rest of the template's path would move into the query or fragment
+    /// (`/raw/{+path}/end` with `path = "a?"` would be `/raw/a?/end`).
+    #[error(
+        "parameter `{name}` contains `{delimiter}`, which in `{{+{name}}}` would end the path before the rest of the template; send it percent-encoded (`%3F`, `%23`), or put the expression at the end of the template"
+    )]
+    EndsPath {
+        /// The variable name.
+        name: String,
+        /// The delimiter found: `?` or `#`.
+        delimiter: char,
+    },
     /// The value has a shape a URL cannot carry: a nested array or object inside a list or
     /// map, a `null` list member, or a prefix modifier (`:N`) on a list or map.
     #[error("parameter `{name}` cannot be used in a URL: {reason}")]
@@ -310,6 +394,46 @@ pub enum ExpandError {
         /// What is wrong with the value.
         reason: String,
     },
+}
+
+impl fmt::Debug for TemplateError {
+    /// Like the derived `Debug`, with the template redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemplateError")
+            .field("template", &Redacted::template(&self.template).to_string())
+            .field("position", &self.position)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ExpandError {
+    /// Like the derived `Debug`, with the template redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpandError::Missing { name, template } => f
+                .debug_struct("Missing")
+                .field("name", name)
+                .field("template", &Redacted::template(template).to_string())
+                .finish(),
+            ExpandError::Empty { name } => f.debug_struct("Empty").field("name", name).finish(),
+            ExpandError::EndsPath { name, delimiter } => f
+                .debug_struct("EndsPath")
+                .field("name", name)
+                .field("delimiter", delimiter)
+                .finish(),
+            ExpandError::DotSegment { name, value } => f
+                .debug_struct("DotSegment")
+                .field("name", name)
+                .field("value", value)
+                .finish(),
+            ExpandError::Unsupported { name, reason } => f
+                .debug_struct("Unsupported")
+                .field("name", name)
+                .field("reason", reason)
+                .finish(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -331,6 +455,7 @@ impl UrlTemplate {
             names: Vec::new(),
             literal_len: 0,
             expressions: 0,
+            in_query: false,
         };
         let mut rest_start = 0;
         loop {
@@ -381,6 +506,34 @@ impl UrlTemplate {
     /// Every variable name, in order of first use, without duplicates.
     pub fn variables(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(|var| &*var.name)
+    }
+
+    /// Allows an empty value for variable `name` where it would otherwise be refused
+    /// ([`ExpandError::Empty`]): in an expression with operator none, `+`, `.` or `/` before
+    /// the query. Use it when an empty value is part of the endpoint's meaning. Names that are
+    /// not variables of the template change nothing (see [`variables`](Self::variables)).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use stitchapi::template::{ExpandError, UrlTemplate};
+    ///
+    /// let template = UrlTemplate::parse("https://api.example.com/files/{+prefix}")?;
+    /// let vars = vec![("prefix", json!(""))];
+    /// assert!(matches!(template.expand_to_string(&vars), Err(ExpandError::Empty { .. })));
+    /// let template = template.allow_empty("prefix");
+    /// assert_eq!(template.expand_to_string(&vars)?, "https://api.example.com/files/");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn allow_empty(mut self, name: &str) -> UrlTemplate {
+        for part in &mut self.parts {
+            if let Part::Expr(expr) = part {
+                for spec in expr.specs.iter_mut().filter(|spec| &*spec.name == name) {
+                    spec.allow_empty = true;
+                }
+            }
+        }
+        self
     }
 
     /// Whether `name` is a required variable: used in at least one expression whose operator
@@ -442,9 +595,19 @@ impl FromStr for UrlTemplate {
 }
 
 impl fmt::Display for UrlTemplate {
-    /// Writes the template text.
+    /// Writes the template text [redacted](UrlTemplate#display-is-redacted); the text as
+    /// written is [`as_str`](UrlTemplate::as_str).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.source)
+        Redacted::template(&self.source).fmt(f)
+    }
+}
+
+impl fmt::Debug for UrlTemplate {
+    /// `UrlTemplate("…")` with the template [redacted](UrlTemplate#display-is-redacted).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("UrlTemplate")
+            .field(&Redacted::template(&self.source).to_string())
+            .finish()
     }
 }
 
@@ -454,6 +617,8 @@ struct Parser<'s> {
     names: Vec<VarName>,
     literal_len: usize,
     expressions: usize,
+    /// Whether a literal `?`/`#` or a `{?…}`/`{&…}`/`{#…}` expression came before.
+    in_query: bool,
 }
 
 impl Parser<'_> {
@@ -469,6 +634,7 @@ impl Parser<'_> {
         if text.is_empty() {
             return;
         }
+        self.in_query |= text.contains(['?', '#']);
         let mut encoded = String::with_capacity(text.len());
         encode(&mut encoded, text, true);
         self.literal_len += encoded.len();
@@ -568,6 +734,7 @@ impl Parser<'_> {
                 name: name.into(),
                 modifier,
                 required: false,
+                allow_empty: false,
             });
             match at(pos) {
                 None => break,
@@ -579,7 +746,10 @@ impl Parser<'_> {
         self.parts.push(Part::Expr(Expr {
             op,
             specs: specs.into_boxed_slice(),
+            in_path: !self.in_query,
+            followed: close + 1 < self.src.len(),
         }));
+        self.in_query |= op.ends_path();
         Ok(close)
     }
 
@@ -831,10 +1001,32 @@ impl Expr {
                 out.push(lead);
             }
             first = false;
+            let value_start = out.len();
             match value {
                 Defined::Scalar(scalar) => expand_scalar(op, spec, scalar, out)?,
                 Defined::List(items) => expand_list(op, spec, items, out)?,
                 Defined::Map(map) => expand_map(op, spec, map, out)?,
+            }
+            if out.len() == value_start
+                && self.in_path
+                && op.empty_changes_path()
+                && !spec.allow_empty
+            {
+                return Err(ExpandError::Empty {
+                    name: spec.name.to_string(),
+                });
+            }
+            if op == Op::Reserved
+                && self.in_path
+                && self.followed
+                && let Some(delimiter) = out
+                    .get(value_start..)
+                    .and_then(|value| value.chars().find(|&c| c == '?' || c == '#'))
+            {
+                return Err(ExpandError::EndsPath {
+                    name: spec.name.to_string(),
+                    delimiter,
+                });
             }
             if op.on_path() {
                 marks.push(start, out.len(), &spec.name);
@@ -1119,17 +1311,49 @@ fn is_dot_segment(segment: &[u8]) -> bool {
     }
 }
 
+/// Whether `triplet` (the two bytes after a `%`) encodes a path separator: `%2F` (`/`) or
+/// `%5C` (`\`, a separator for some servers), in either case. Servers that decode before
+/// resolving dot-segments see these as separators.
+fn is_encoded_separator(triplet: Option<&[u8]>) -> bool {
+    matches!(triplet, Some([b'2', b'f' | b'F'] | [b'5', b'c' | b'C']))
+}
+
+/// The first dot-segment of a `+`/`#` value, splitting at `/`, `?`, `#`, `\` and at the
+/// encoded separators `%2F` and `%5C` (either case).
+fn dot_segment_in(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    loop {
+        let separator = match bytes.get(i) {
+            None => 0,
+            Some(b'/' | b'?' | b'#' | b'\\') => 1,
+            Some(b'%') if is_encoded_separator(bytes.get(i + 1..i + 3)) => 3,
+            Some(_) => {
+                i += 1;
+                continue;
+            }
+        };
+        if is_dot_segment(bytes.get(start..i).unwrap_or_default()) {
+            // `start` is 0 or follows an ASCII separator, `i` is one or the end.
+            return text.get(start..i);
+        }
+        if separator == 0 {
+            return None;
+        }
+        i += separator;
+        start = i;
+    }
+}
+
 /// The value-level rules: `.`/`..` values for operators none, `/` and `.`; any dot-segment
-/// inside the value (split at `/`, `?`, `#`) for `+` and `#`.
+/// inside the value (see [`dot_segment_in`]) for `+` and `#`.
 #[inline]
 fn check_value(op: Op, name: &str, text: &str) -> Result<(), ExpandError> {
     let bad = match op {
         Op::Simple | Op::Path | Op::Label => {
             Some(text).filter(|t| matches!(t.len(), 1 | 2) && t.bytes().all(|b| b == b'.'))
         }
-        Op::Reserved | Op::Fragment => text
-            .split(['/', '?', '#'])
-            .find(|segment| is_dot_segment(segment.as_bytes())),
+        Op::Reserved | Op::Fragment => dot_segment_in(text),
         Op::PathParam | Op::Query | Op::QueryCont => None,
     };
     match bad {
@@ -1195,8 +1419,10 @@ impl<'t> Marks<'t> {
 }
 
 /// The output-level rule: no `.`/`..` path segment of `out` may contain, or be delimited
-/// by, expanded bytes. Checks the path from the segment holding the first expansion up to
-/// the first `?` or `#`.
+/// by, expanded bytes. Segments are split at `/` and at `%2F`/`%5C` (either case), which
+/// servers that decode before resolving dot-segments take for separators: a value `../x`
+/// in `{x}` (sent as `..%2Fx`) is refused like `{+x}` with `../x`. Checks the path from the
+/// segment holding the first expansion up to the first `?` or `#`.
 fn check_dot_segments(out: &str, marks: &Marks<'_>) -> Result<(), ExpandError> {
     let Some(first) = marks.first_start() else {
         return Ok(());
@@ -1220,26 +1446,260 @@ fn check_dot_segments(out: &str, marks: &Marks<'_>) -> Result<(), ExpandError> {
             _ => {}
         }
     }
+    // Where the separator before the segment starts.
+    let mut delimiter_start = segment_start.saturating_sub(1);
     let mut i = segment_start;
     loop {
-        let byte = bytes.get(i).copied();
-        if matches!(byte, None | Some(b'/' | b'?' | b'#')) {
-            let segment = bytes.get(segment_start..i).unwrap_or_default();
-            if matches!(segment.first(), Some(b'.' | b'%')) && is_dot_segment(segment) {
-                // The segment with its delimiters: `segment_start - 1 ..= i`.
-                if let Some(name) = marks.overlapping(segment_start.saturating_sub(1), i + 1) {
-                    return Err(ExpandError::DotSegment {
-                        name: name.to_owned(),
-                        value: String::from_utf8_lossy(segment).into_owned(),
-                    });
+        let separator = match bytes.get(i) {
+            None | Some(b'?' | b'#') => 0,
+            Some(b'/') => 1,
+            Some(b'%') if is_encoded_separator(bytes.get(i + 1..i + 3)) => 3,
+            Some(_) => {
+                i += 1;
+                continue;
+            }
+        };
+        let segment = bytes.get(segment_start..i).unwrap_or_default();
+        if matches!(segment.first(), Some(b'.' | b'%')) && is_dot_segment(segment) {
+            // The segment with the separators around it.
+            let delimited_end = i + separator.max(1);
+            if let Some(name) = marks.overlapping(delimiter_start, delimited_end) {
+                return Err(ExpandError::DotSegment {
+                    name: name.to_owned(),
+                    value: String::from_utf8_lossy(segment).into_owned(),
+                });
+            }
+        }
+        if separator == 0 {
+            return Ok(());
+        }
+        delimiter_start = i;
+        i += separator;
+        segment_start = i;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// URL text: absolute detection, userinfo, redaction
+// ---------------------------------------------------------------------------------------
+
+/// The length of a leading `scheme://` in `text`: an RFC 3986 scheme (`ALPHA *( ALPHA /
+/// DIGIT / "+" / "-" / "." )`, where a template may also use expressions) followed by `://`.
+/// `None` for a relative reference, including one with `://` later on
+/// (`/redirect?next=https://x`) or a `:` in its first segment (`users:search`).
+pub(crate) fn scheme_prefix_len(text: &str, template: bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    loop {
+        match bytes.get(i) {
+            Some(b'{') if template => i = expression_end(bytes, i)?,
+            Some(b) if b.is_ascii_alphabetic() => i += 1,
+            Some(b) if i > 0 && (b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.')) => i += 1,
+            _ => break,
+        }
+    }
+    (i > 0 && bytes.get(i..i + 3) == Some(b"://")).then_some(i + 3)
+}
+
+/// Where the expression whose `{` is at `open` ends (just after its `}`), if it is closed.
+fn expression_end(bytes: &[u8], open: usize) -> Option<usize> {
+    let close = bytes.get(open..)?.iter().position(|&b| b == b'}')?;
+    Some(open + close + 1)
+}
+
+/// The authority of `text` after its `scheme://` prefix (of length `from`): up to the first
+/// `/`, `?` or `#`, or in a template the first expression that starts a path, query or
+/// fragment (`{/…}`, `{?…}`, `{&…}`, `{#…}`, `{+…}`, `{;…}`).
+fn authority_end(text: &str, from: usize, template: bool) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while let Some(&byte) = bytes.get(i) {
+        match byte {
+            b'/' | b'?' | b'#' => return i,
+            b'{' if template => {
+                if matches!(
+                    bytes.get(i + 1),
+                    Some(b'/' | b'?' | b'&' | b'#' | b'+' | b';')
+                ) {
+                    return i;
+                }
+                match expression_end(bytes, i) {
+                    Some(end) => i = end,
+                    None => return bytes.len(),
                 }
             }
-            if byte != Some(b'/') {
-                return Ok(());
-            }
-            segment_start = i + 1;
+            _ => i += 1,
         }
-        i += 1;
+    }
+    bytes.len()
+}
+
+/// Where the userinfo of `text` ends (the offset of its `@`), when its authority has one
+/// (`https://user:password@host/`). In a template, an `@` inside an expression does not count.
+pub(crate) fn userinfo_end(text: &str, template: bool) -> Option<usize> {
+    let start = scheme_prefix_len(text, template)?;
+    let end = authority_end(text, start, template);
+    let bytes = text.as_bytes();
+    let mut i = start;
+    let mut at = None;
+    while i < end {
+        match bytes.get(i) {
+            Some(b'@') => {
+                at = Some(i);
+                i += 1;
+            }
+            Some(b'{') if template => i = expression_end(bytes, i).unwrap_or(end),
+            _ => i += 1,
+        }
+    }
+    at
+}
+
+/// A URL or template text for display, with what may carry a secret replaced by `…`:
+/// userinfo (`https://…@host/`), literal query values (`?api_key=…&page=…`, and a query
+/// item without `=` as a whole) and the fragment (`#…`). The scheme, host, port, path and
+/// query keys stay, and so do template expressions (`{id}`, `{?q}`), which hold no value.
+///
+/// The one redaction of URLs in this crate: template `Display`/`Debug`, stitch names,
+/// `Debug` of stitches and seams, the `url` of a call's span, [`Error::url`](crate::Error::url)
+/// and events all go through it.
+#[derive(Clone, Copy)]
+pub(crate) struct Redacted<'a> {
+    text: &'a str,
+    /// Whether `{…}` are template expressions (in a URL they are literal characters).
+    template: bool,
+}
+
+impl<'a> Redacted<'a> {
+    /// A template's text: expressions are kept.
+    pub(crate) fn template(text: &'a str) -> Self {
+        Redacted {
+            text,
+            template: true,
+        }
+    }
+
+    /// A URL's text: `{` and `}` are ordinary characters.
+    pub(crate) fn url(text: &'a str) -> Self {
+        Redacted {
+            text,
+            template: false,
+        }
+    }
+
+    /// Whether a query item starting at `from` has a `=` (is `key=value`) before the next
+    /// `&` or `#`; in a template, `=` inside expressions does not count.
+    fn has_key(&self, from: usize) -> bool {
+        let bytes = self.text.as_bytes();
+        let mut i = from;
+        while let Some(&byte) = bytes.get(i) {
+            match byte {
+                b'=' => return true,
+                b'&' | b'#' => return false,
+                b'{' if self.template => match expression_end(bytes, i) {
+                    Some(end) => i = end,
+                    None => i += 1,
+                },
+                _ => i += 1,
+            }
+        }
+        false
+    }
+}
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// Where the scan is: copied (`Path`, `Key`) or hidden (`Value`, `Fragment`).
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum At {
+            Path,
+            Key,
+            Value,
+            Fragment,
+        }
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        if let Some(prefix) = scheme_prefix_len(text, self.template) {
+            i = authority_end(text, prefix, self.template);
+            // Cut at ASCII bytes (`://`, `@`, and `/`, `?`, `#`, `{`), so at char boundaries.
+            match userinfo_end(text, self.template) {
+                Some(at) => {
+                    f.write_str(text.get(..prefix).unwrap_or_default())?;
+                    f.write_str("…")?;
+                    f.write_str(text.get(at..i).unwrap_or_default())?;
+                }
+                None => f.write_str(text.get(..i).unwrap_or_default())?,
+            }
+        }
+        let mut at = At::Path;
+        // Whether `…` stands for the hidden run being scanned.
+        let mut hidden = false;
+        // Copied text not written yet starts at `copy`. Text is only cut at ASCII bytes
+        // (`{`, `}`, `?`, `&`, `=`, `#`) or after a whole skipped char: at char boundaries.
+        let mut copy = i;
+        while let Some(&byte) = bytes.get(i) {
+            let visible = matches!(at, At::Path | At::Key);
+            if byte == b'{'
+                && self.template
+                && let Some(end) = expression_end(bytes, i)
+            {
+                if !visible {
+                    copy = i;
+                }
+                f.write_str(text.get(copy..end).unwrap_or_default())?;
+                if at == At::Path && matches!(bytes.get(i + 1), Some(b'?' | b'&')) {
+                    at = At::Value;
+                } else if at != At::Fragment && bytes.get(i + 1) == Some(&b'#') {
+                    at = At::Fragment;
+                }
+                hidden = false;
+                i = end;
+                copy = i;
+                continue;
+            }
+            let next = match (at, byte) {
+                (At::Fragment, _) => None,
+                (_, b'#') => Some(At::Fragment),
+                (At::Path, b'?') | (At::Key | At::Value, b'&') => Some(if self.has_key(i + 1) {
+                    At::Key
+                } else {
+                    At::Value
+                }),
+                (At::Key, b'=') => Some(At::Value),
+                _ => None,
+            };
+            match next {
+                Some(next) => {
+                    if visible {
+                        f.write_str(text.get(copy..=i).unwrap_or_default())?;
+                    } else {
+                        f.write_char(char::from(byte))?;
+                    }
+                    at = next;
+                    hidden = false;
+                    i += 1;
+                    copy = i;
+                }
+                None if visible => i += 1,
+                None => {
+                    if !hidden {
+                        f.write_str("…")?;
+                        hidden = true;
+                    }
+                    // Skip the whole char.
+                    i += text
+                        .get(i..)
+                        .and_then(|rest| rest.chars().next())
+                        .map_or(1, char::len_utf8);
+                    copy = i;
+                }
+            }
+        }
+        if matches!(at, At::Path | At::Key) {
+            f.write_str(text.get(copy..).unwrap_or_default())?;
+        }
+        Ok(())
     }
 }
 
@@ -1450,6 +1910,154 @@ mod tests {
     // The RFC expands an undefined variable to nothing everywhere. This module makes every
     // variable used outside `{?…}`/`{&…}` required, so those RFC examples are `Missing` here.
 
+    /// The RFC examples with an empty value in the path: refused unless the variable allows
+    /// empty values, and then as the RFC says.
+    #[test]
+    fn rfc_empty_values_in_the_path_need_allow_empty() {
+        let vars = vars_3_2();
+        for (template, rfc) in [
+            ("O{empty}X", "OX"),
+            ("O{+empty}X", "OX"),
+            ("X{.empty}", "X."),
+            ("{/var,empty}", "/value/"),
+        ] {
+            let parsed = UrlTemplate::parse(template).unwrap();
+            assert_eq!(
+                parsed.expand_to_string(&vars),
+                Err(ExpandError::Empty {
+                    name: "empty".into()
+                }),
+                "{template}"
+            );
+            let allowed = parsed.allow_empty("empty");
+            assert_eq!(allowed.expand_to_string(&vars).unwrap(), rfc, "{template}");
+        }
+        // In the query and the fragment, and with `;`, empty values need nothing.
+        cases!(&vars;
+            "?{x,empty}" => "?1024,",
+            "foo{#empty}" => "foo#",
+            "{;empty}" => ";empty",
+            "{?x,y,empty}" => "?x=1024&y=768&empty=",
+            "x?a={empty}" => "x?a=",
+            "{?x}/{empty}" => "?x=1024/",
+        );
+    }
+
+    #[test]
+    fn empty_values_are_refused_where_they_change_the_path() {
+        let empty = |template: &str, value: Value| match expand_one(template, value.clone()) {
+            Err(ExpandError::Empty { name }) => assert_eq!(name, "x"),
+            other => panic!("{template} with {value}: expected Empty, got {other:?}"),
+        };
+        for template in [
+            "https://h.example/users/{x}",
+            "https://h.example/users{/x}",
+            "https://h.example/files/{+x}",
+            "https://h.example/files/{x}.json",
+            "https://h.example/report{.x}",
+            "https://{x}h.example/",
+        ] {
+            empty(template, json!(""));
+            // A list or map that expands to nothing is empty too.
+            empty(template, json!([""]));
+        }
+        empty("https://h.example/users/{x*}", json!([""]));
+        empty("/a/{x:3}/b", json!(""));
+        // Lists with a non-empty expansion keep their RFC meaning.
+        assert_eq!(
+            expand_one("https://h.example/p{/x*}", json!(["a", ""])).unwrap(),
+            "https://h.example/p/a/"
+        );
+        assert_eq!(
+            expand_one("https://h.example/p/{x}", json!(["", ""])).unwrap(),
+            "https://h.example/p/,"
+        );
+        // Numbers are never empty.
+        assert_eq!(
+            expand_one("https://h.example/users/{x}", json!(0)).unwrap(),
+            "https://h.example/users/0"
+        );
+        // Allowed per variable; other variables stay guarded.
+        let t = UrlTemplate::parse("https://h.example/{a}/{b}")
+            .unwrap()
+            .allow_empty("a")
+            .allow_empty("unknown");
+        assert_eq!(
+            t.expand_to_string(&vec![("a", json!("")), ("b", json!("x"))])
+                .unwrap(),
+            "https://h.example//x"
+        );
+        assert_eq!(
+            t.expand_to_string(&vec![("a", json!("x")), ("b", json!(""))]),
+            Err(ExpandError::Empty { name: "b".into() })
+        );
+        // Once the query or fragment started, an empty value is meaningful.
+        for template in [
+            "https://h.example/p?q={x}",
+            "https://h.example/p{?a}{x}",
+            "https://h.example/p{&a}/{x}",
+            "https://h.example/p#{x}",
+            "https://h.example/p{#x}",
+        ] {
+            expand_one(template, json!("")).unwrap_or_else(|e| panic!("{template}: {e}"));
+        }
+        assert_eq!(
+            ExpandError::Empty { name: "id".into() }.to_string(),
+            "parameter `id` is empty, which would change the URL path; pass a non-empty value, or declare `allow_empty(\"id\")` if an empty value is meant"
+        );
+    }
+
+    #[test]
+    fn reserved_values_cannot_end_the_path_before_the_template_does() {
+        for template in [
+            "https://h.example/raw/{+x}/end",
+            "https://h.example/raw/{+x}{/y}",
+            "https://h.example/raw/{+x}?k=v",
+            "https://h.example/raw/{+x}{?q}",
+            "{+x}/users",
+        ] {
+            for (value, delimiter) in [("a?b", '?'), ("a#b", '#'), ("?", '?'), ("a/b#", '#')] {
+                let vars = vec![("x", json!(value)), ("y", json!("s"))];
+                assert_eq!(
+                    UrlTemplate::parse(template)
+                        .unwrap()
+                        .expand_to_string(&vars),
+                    Err(ExpandError::EndsPath {
+                        name: "x".into(),
+                        delimiter
+                    }),
+                    "{template} {value}"
+                );
+            }
+        }
+        // At the end of the template, in the query and in the fragment, the RFC holds.
+        assert_eq!(
+            expand_one("https://h.example/raw/{+x}", json!("a?b=1#f")).unwrap(),
+            "https://h.example/raw/a?b=1#f"
+        );
+        assert_eq!(
+            expand_one("https://h.example/p?next={+x}&k=v", json!("/a?b#c")).unwrap(),
+            "https://h.example/p?next=/a?b#c&k=v"
+        );
+        assert_eq!(
+            expand_one("https://h.example/p{#x}/end", json!("a?b#c")).unwrap(),
+            "https://h.example/p#a?b#c/end"
+        );
+        // Other operators encode them.
+        assert_eq!(
+            expand_one("https://h.example/{x}/end", json!("a?b#c")).unwrap(),
+            "https://h.example/a%3Fb%23c/end"
+        );
+        assert!(
+            ExpandError::EndsPath {
+                name: "path".into(),
+                delimiter: '?'
+            }
+            .to_string()
+            .starts_with("parameter `path` contains `?`, which in `{+path}` would end the path")
+        );
+    }
+
     #[test]
     fn rfc_3_2_2_simple_string_expansion() {
         let vars = vars_3_2();
@@ -1457,7 +2065,6 @@ mod tests {
             "{var}" => "value",
             "{hello}" => "Hello%20World%21",
             "{half}" => "50%25",
-            "O{empty}X" => "OX",
             "{x,y}" => "1024,768",
             "{x,hello,y}" => "1024,Hello%20World%21,768",
             "?{x,empty}" => "?1024,",
@@ -1482,7 +2089,6 @@ mod tests {
             "{+half}" => "50%25",
             "{base}index" => "http%3A%2F%2Fexample.com%2Fhome%2Findex",
             "{+base}index" => "http://example.com/home/index",
-            "O{+empty}X" => "OX",
             "{+path}/here" => "/foo/bar/here",
             "here?ref={+path}" => "here?ref=/foo/bar",
             "up{+path}{var}/here" => "up/foo/barvalue/here",
@@ -1525,7 +2131,6 @@ mod tests {
             "{.half,who}" => ".50%25.fred",
             "www{.dom*}" => "www.example.com",
             "X{.var}" => "X.value",
-            "X{.empty}" => "X.",
             "X{.var:3}" => "X.val",
             "X{.list}" => "X.red,green,blue",
             "X{.list*}" => "X.red.green.blue",
@@ -1546,7 +2151,6 @@ mod tests {
             "{/half,who}" => "/50%25/fred",
             "{/who,dub}" => "/fred/me%2Ftoo",
             "{/var}" => "/value",
-            "{/var,empty}" => "/value/",
             "{/var,x}/here" => "/value/1024/here",
             "{/var:1,var}" => "/v/value",
             "{/list}" => "/red,green,blue",
@@ -1708,7 +2312,6 @@ mod tests {
     fn security_simple_values_cannot_escape_their_segment() {
         let t = "https://h.example/users/{x}/profile";
         let cases = [
-            ("../admin", "https://h.example/users/..%2Fadmin/profile"),
             ("a/b", "https://h.example/users/a%2Fb/profile"),
             ("x?y#z", "https://h.example/users/x%3Fy%23z/profile"),
             ("@evil.com", "https://h.example/users/%40evil.com/profile"),
@@ -1717,7 +2320,8 @@ mod tests {
                 "https://h.example/users/a%0D%0AX-Injected%3A%201/profile",
             ),
             ("%2e%2e", "https://h.example/users/%252e%252e/profile"),
-            ("..\\..\\x", "https://h.example/users/..%5C..%5Cx/profile"),
+            ("..a\\b..", "https://h.example/users/..a%5Cb../profile"),
+            ("%2F..", "https://h.example/users/%252F../profile"),
             (
                 "é 😀",
                 "https://h.example/users/%C3%A9%20%F0%9F%98%80/profile",
@@ -1730,6 +2334,16 @@ mod tests {
             let (host, segments) = host_and_segments(&got);
             assert_eq!(host, "h.example");
             assert_eq!(segments.len(), 3, "{got}");
+        }
+        // `/` and `\` are encoded, but a server that decodes `%2F`/`%5C` before resolving
+        // dot-segments would see them: dot-segments around them are refused.
+        for (value, segment) in [
+            ("../admin", ".."),
+            ("..\\..\\x", ".."),
+            ("a/./b", "."),
+            ("a/..", ".."),
+        ] {
+            assert_eq!(dot_segment(t, json!(value)), segment, "{value}");
         }
         // Before the path, too: the authority cannot be changed by a value.
         let got = expand_one("https://h.example:443{x}/p", json!("@evil.com")).unwrap();
@@ -1745,7 +2359,7 @@ mod tests {
         let encoded = "%2F%3F%23%40%25%20%0D%0A%3A%5B%5D%21%24%26%27%28%29%2A%2B%2C%3B%3D%C3%A9";
         for (template, prefix) in [
             ("{x}", String::new()),
-            ("{.x}", ".".into()),
+            ("X{.x}", "X.".into()),
             ("{/x}", "/".into()),
             ("{;x}", ";x=".into()),
             ("{?x}", "?x=".into()),
@@ -1825,6 +2439,18 @@ mod tests {
                 ("a/..?q=1", ".."),
                 ("a/..#f", ".."),
                 ("a/..;jsessionid=1/b", "..;jsessionid=1"),
+                // Behind encoded separators (`%2F`, `%5C`, any case) and `\`, which servers
+                // that decode before resolving dot-segments take for `/`.
+                ("..%2fadmin", ".."),
+                ("..%2Fadmin", ".."),
+                ("..%5cadmin", ".."),
+                ("..%5Cadmin", ".."),
+                ("..\\admin", ".."),
+                ("%2e%2e%2fadmin", "%2e%2e"),
+                ("a%2F.%5cb", "."),
+                ("%2f..", ".."),
+                ("..%2f", ".."),
+                ("a%5C..;x%5Cb", "..;x"),
             ] {
                 assert_eq!(
                     dot_segment(template, json!(value)),
@@ -1849,8 +2475,12 @@ mod tests {
             "a..",
             ".a",
             "%2e%2e%2e",
-            "%2f..",
-            "..%2f",
+            "a%2fb",
+            "...%2f",
+            "%2f..a",
+            "%252f..",
+            "..%2",
+            "..%2g",
             "a/.../b",
             "%252e%252e",
         ] {
@@ -1863,9 +2493,30 @@ mod tests {
 
     #[test]
     fn security_dot_segments_built_by_expansion_are_refused() {
-        // `{.x}` with an empty value is `.`, a whole segment after `/`.
-        assert_eq!(dot_segment("https://h.example/{.x}", json!("")), ".");
-        assert_eq!(dot_segment("https://h.example/{.x}/b", json!([""])), ".");
+        // `{.x}` with an empty value is `.`, a whole segment after `/`: refused as empty, and
+        // as a dot-segment when empty values are allowed.
+        let allowing = |template: &str, value: Value| {
+            UrlTemplate::parse(template)
+                .unwrap()
+                .allow_empty("x")
+                .expand_to_string(&vec![("x", value)])
+        };
+        for (template, value) in [
+            ("https://h.example/{.x}", json!("")),
+            ("https://h.example/{.x}/b", json!([""])),
+        ] {
+            assert_eq!(
+                expand_one(template, value.clone()),
+                Err(ExpandError::Empty { name: "x".into() })
+            );
+            assert_eq!(
+                allowing(template, value),
+                Err(ExpandError::DotSegment {
+                    name: "x".into(),
+                    value: ".".into()
+                })
+            );
+        }
         assert_eq!(
             expand_one("https://h.example/{.x}/b", json!(["", ""])).unwrap(),
             "https://h.example/.,/b"
@@ -1874,7 +2525,13 @@ mod tests {
             dot_segment("https://h.example/a/{.x*}", json!(["", ""])),
             ".."
         );
-        assert_eq!(dot_segment("https://h.example/.{.x}/", json!("")), "..");
+        assert_eq!(
+            allowing("https://h.example/.{.x}/", json!("")).unwrap_err(),
+            ExpandError::DotSegment {
+                name: "x".into(),
+                value: "..".into()
+            }
+        );
         // A map under `+`: keys and values are joined by `,`/`=`, so only real segments count.
         assert_eq!(
             dot_segment("https://h.example/{+x}", json!({"k": "a/../b"})),
@@ -1900,7 +2557,7 @@ mod tests {
             "https://h.example/../a/./b?q=.."
         );
         assert_eq!(
-            expand_one("https://h.example/X{.x}/", json!("")).unwrap(),
+            allowing("https://h.example/X{.x}/", json!("")).unwrap(),
             "https://h.example/X./"
         );
         assert_eq!(
@@ -1924,7 +2581,10 @@ mod tests {
         let t = UrlTemplate::parse(template).unwrap();
         let vars = vec![("a", json!("v")), ("x", json!(""))];
         assert_eq!(
-            t.expand_to_string(&vars).unwrap_err(),
+            t.clone()
+                .allow_empty("x")
+                .expand_to_string(&vars)
+                .unwrap_err(),
             ExpandError::DotSegment {
                 name: "x".into(),
                 value: ".".into()
@@ -2207,6 +2867,145 @@ mod tests {
         assert_eq!(out, "true-1.5x-y");
     }
 
+    #[test]
+    fn absolute_urls_start_with_a_scheme_and_slashes() {
+        for (text, len) in [
+            ("https://api.example.com/x", Some(8)),
+            ("HTTP://h/", Some(7)),
+            ("svn+ssh://h/", Some(10)),
+            ("{scheme}://h/", Some(11)),
+            ("http{s}://h/", Some(10)),
+            ("/redirect?next=https://x", None),
+            ("redirect?next=https://x", None),
+            ("users:search", None),
+            ("projects/p:batchGet?cb=http://x", None),
+            ("1http://h/", None),
+            ("://h/", None),
+            ("{+base}/users", None),
+            ("{unclosed://h/", None),
+            ("", None),
+        ] {
+            assert_eq!(scheme_prefix_len(text, true), len, "{text}");
+        }
+        // In a URL, braces are plain characters.
+        assert_eq!(scheme_prefix_len("http{s}://h/", false), None);
+    }
+
+    #[test]
+    fn userinfo_is_found_in_the_authority_only() {
+        for (text, found) in [
+            ("https://user:pw@h.example/", Some(15)),
+            ("https://token@h.example:8443/x", Some(13)),
+            ("https://{user}@h.example/", Some(14)),
+            ("https://a@b@h.example/", Some(11)),
+            ("https://h.example/@me", None),
+            ("https://h.example?q=a@b", None),
+            ("https://h.example{/who}@x", None),
+            ("https://{a@b}.example/", None),
+            ("/users/@me", None),
+        ] {
+            assert_eq!(userinfo_end(text, true), found, "{text}");
+        }
+    }
+
+    #[test]
+    fn redaction_hides_userinfo_query_values_and_the_fragment() {
+        let template = |text: &str| Redacted::template(text).to_string();
+        let url = |text: &str| Redacted::url(text).to_string();
+        for (text, shown) in [
+            (
+                "https://h.example/users/{id}",
+                "https://h.example/users/{id}",
+            ),
+            (
+                "https://h.example/a?api_key=SECRET&page=2",
+                "https://h.example/a?api_key=…&page=…",
+            ),
+            (
+                "https://u:SECRET@h.example:8443/a",
+                "https://…@h.example:8443/a",
+            ),
+            ("https://h.example/a?SECRET", "https://h.example/a?…"),
+            (
+                "https://h.example/a?SECRET&k=v",
+                "https://h.example/a?…&k=…",
+            ),
+            ("https://h.example/a?k=&j", "https://h.example/a?k=&…"),
+            ("https://h.example/a?k=SECRET=x", "https://h.example/a?k=…"),
+            ("https://h.example/a#SECRET", "https://h.example/a#…"),
+            (
+                "https://h.example/a?k=v#SECRET",
+                "https://h.example/a?k=…#…",
+            ),
+            ("https://h.example/a?k=é😀", "https://h.example/a?k=…"),
+            ("/relative?token=SECRET", "/relative?token=…"),
+            ("", ""),
+            ("?", "?"),
+            ("https://", "https://"),
+        ] {
+            assert_eq!(template(text), shown, "{text}");
+            assert_eq!(url(text), shown, "{text}");
+        }
+        for (text, shown) in [
+            (
+                "https://h.example/a{?q,page}",
+                "https://h.example/a{?q,page}",
+            ),
+            (
+                "https://h.example/a?key=SECRET{&page}&sig=SECRET",
+                "https://h.example/a?key=…{&page}&sig=…",
+            ),
+            (
+                "https://h.example/a{?q}&t=SECRET",
+                "https://h.example/a{?q}&t=…",
+            ),
+            ("https://h.example/a{?q}SECRET", "https://h.example/a{?q}…"),
+            ("https://h.example/a?k={v}", "https://h.example/a?k={v}"),
+            ("https://h.example/a?k=S{v}S", "https://h.example/a?k=…{v}…"),
+            (
+                "https://h.example/a?{k}=SECRET",
+                "https://h.example/a?{k}=…",
+            ),
+            ("https://h.example/a{#f}SECRET", "https://h.example/a{#f}…"),
+            (
+                "https://h.example/a?k=SECRET&{oops",
+                "https://h.example/a?k=…&…",
+            ),
+            ("https://{user}:SECRET@h/", "https://…@h/"),
+            ("{+base}/a?k=SECRET", "{+base}/a?k=…"),
+            ("https://h{/p}?k=SECRET", "https://h{/p}?k=…"),
+        ] {
+            assert_eq!(template(text), shown, "{text}");
+        }
+        // In a URL, braces are data, never an expression that would be copied.
+        assert_eq!(
+            url("https://h.example/a?k={SECRET}"),
+            "https://h.example/a?k=…"
+        );
+        // Display, Debug and the errors of a template go through it.
+        let t = UrlTemplate::parse("https://h.example/{id}?api_key=SECRET").unwrap();
+        assert_eq!(t.to_string(), "https://h.example/{id}?api_key=…");
+        assert_eq!(
+            format!("{t:?}"),
+            "UrlTemplate(\"https://h.example/{id}?api_key=…\")"
+        );
+        assert_eq!(t.as_str(), "https://h.example/{id}?api_key=SECRET");
+        let missing = t.expand_to_string(&Map::new()).unwrap_err();
+        let parse = UrlTemplate::parse("https://h.example/{id?api_key=SECRET").unwrap_err();
+        for text in [
+            missing.to_string(),
+            format!("{missing:?}"),
+            parse.to_string(),
+            format!("{parse:?}"),
+        ] {
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+        assert!(
+            parse.template.contains("SECRET"),
+            "the field keeps the text"
+        );
+    }
+
     /// A dependency-free xorshift64* generator.
     struct Rng(u64);
 
@@ -2252,7 +3051,15 @@ mod tests {
             out.clear();
             match t.expand(&vec![("x", json!(value))], &mut out) {
                 Ok(()) => {}
-                Err(ExpandError::DotSegment { .. }) if value == "." || value == ".." => continue,
+                Err(ExpandError::Empty { .. }) if value.is_empty() => continue,
+                // A dot-segment of the value split at `/` and `\` (sent as `%2F`/`%5C`).
+                Err(ExpandError::DotSegment { .. })
+                    if value
+                        .split(['/', '\\'])
+                        .any(|s| is_dot_segment(s.as_bytes())) =>
+                {
+                    continue;
+                }
                 Err(e) => panic!("{value:?}: {e}"),
             }
             assert!(
@@ -2280,6 +3087,8 @@ mod tests {
                     refused += 1;
                     continue;
                 }
+                Err(ExpandError::Empty { .. }) if value.is_empty() => continue,
+                Err(ExpandError::EndsPath { .. }) if value.contains(['?', '#']) => continue,
                 Err(e) => panic!("{value:?}: {e}"),
             };
             assert!(

@@ -16,7 +16,6 @@ async fn hostile_path_values_stay_inside_their_segment() {
         .build()
         .unwrap();
     let cases = [
-        ("../admin", "/users/..%2Fadmin/profile"),
         ("a/b", "/users/a%2Fb/profile"),
         ("x?y#z", "/users/x%3Fy%23z/profile"),
         ("@evil.com", "/users/%40evil.com/profile"),
@@ -45,7 +44,9 @@ async fn dot_segments_and_missing_parameters_are_input_errors_before_sending() {
     let stitch = Stitch::get(format!("{}/users/{{id}}", upstream.url()))
         .build()
         .unwrap();
-    for value in ["..", "."] {
+    // `../admin` would be sent as `..%2Fadmin`, which servers that decode `%2F` before
+    // resolving dot-segments read as `../admin`.
+    for value in ["..", ".", "../admin", "a/../b", "..\\admin"] {
         let error = stitch
             .call(Input::new().param("id", value))
             .await
