@@ -48,6 +48,7 @@ use crate::cache::Cache;
 use crate::circuit::Circuit;
 use crate::duration::DurationSpec;
 use crate::error::{Error, ErrorKind, Result};
+use crate::headers::DeclaredHeaders;
 use crate::output::Output;
 use crate::policy::{Backoff, Idempotency, Retry, StatusMatch, Timeout};
 use crate::query::ArrayFormat;
@@ -166,9 +167,9 @@ pub enum OutputFormat {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SharedConfig {
-    /// Static headers.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    /// Static headers (their `Debug` prints only [safe](crate::headers) values).
+    #[serde(default, skip_serializing_if = "DeclaredHeaders::is_empty")]
+    pub headers: DeclaredHeaders,
     /// Retry policy.
     #[serde(
         default,
@@ -208,7 +209,7 @@ pub struct SharedConfig {
     /// Circuit breaker: `[5, "30s"]` or `{ failures, cooldown }`.
     #[serde(default, skip_serializing)]
     pub circuit: Option<Circuit>,
-    /// Response cache: `"5m"` or `{ ttl, vary, entries, tenancy, methods, coalesce }`.
+    /// Response cache: `"5m"` or `{ ttl, vary, ignore_headers, entries, tenancy, methods, coalesce }`.
     #[serde(default, skip_serializing)]
     pub cache: Option<Cache>,
 }

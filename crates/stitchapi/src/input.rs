@@ -31,7 +31,10 @@ pub(crate) struct Body {
 /// What one call sends. Build it with chained methods; an unusable value (a header with a
 /// newline, a body that does not serialise) is reported by the call as an `Input` error,
 /// before anything is sent.
-#[derive(Clone, Debug, Default)]
+///
+/// Its `Debug` prints header values only for [safe headers](crate::headers) and the body's
+/// length only.
+#[derive(Clone, Default)]
 pub struct Input {
     pub(crate) params: Vec<(String, Value)>,
     pub(crate) query: Vec<(String, Value)>,
@@ -39,6 +42,23 @@ pub struct Input {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Option<Body>,
     pub(crate) error: Option<Error>,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Input");
+        d.field("params", &self.params)
+            .field("query", &self.query)
+            .field("fields", &self.fields)
+            .field("headers", &crate::headers::redacted(&self.headers));
+        if let Some(body) = &self.body {
+            d.field("body", &format_args!("<{} bytes>", body.bytes.len()));
+        }
+        if let Some(error) = &self.error {
+            d.field("error", error);
+        }
+        d.finish()
+    }
 }
 
 impl Input {
@@ -215,6 +235,22 @@ mod tests {
     fn header_injection_is_an_input_error() {
         let input = Input::new().header("x-a", "ok\r\nx-injected: 1");
         assert_eq!(input.error.unwrap().kind(), crate::ErrorKind::Input);
+    }
+
+    #[test]
+    fn debug_redacts_headers_that_are_not_safe_and_the_body() {
+        let input = Input::new()
+            .header("accept", "application/json")
+            .header("x-amz-security-token", "FwoGZXIvYXdzE-secret")
+            .json(&serde_json::json!({"password": "hunter2"}));
+        let shown = format!("{input:?}");
+        assert!(shown.contains(r#""accept": "application/json""#), "{shown}");
+        assert!(
+            shown.contains(r#""x-amz-security-token": "<redacted>""#),
+            "{shown}"
+        );
+        assert!(!shown.contains("FwoGZXIvYXdzE"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

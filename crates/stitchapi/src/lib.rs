@@ -319,6 +319,7 @@ pub mod duration;
 pub mod error;
 pub mod event;
 mod flight;
+pub mod headers;
 mod input;
 mod output;
 mod pipeline;

@@ -484,11 +484,13 @@ async fn attempts<O: MaybeSend + 'static>(
     }
 }
 
-/// The cache key of a prepared request, or why it is not cached.
+/// The cache key of a prepared request, or why it is not cached. `keyed`: `prepare` generated
+/// the idempotency key (which then stays out of the cache key).
 pub(crate) fn cache_key(
     spec: &Spec,
     cache: &ResponseCache,
     outgoing: &Outgoing,
+    keyed: bool,
     principal: Option<&str>,
 ) -> std::result::Result<CacheKey, Bypass> {
     cache.key(&KeyRequest {
@@ -497,6 +499,11 @@ pub(crate) fn cache_key(
         headers: &outgoing.headers,
         body: &outgoing.body,
         principal,
+        generated: spec
+            .idempotency
+            .as_ref()
+            .filter(|_| keyed)
+            .map(|policy| &policy.header),
         credentialed: spec.auth.is_some(),
     })
 }
@@ -545,7 +552,7 @@ async fn cached<O: MaybeSend + 'static>(
         emitter.progress(Phase::Cache, 0, clock.now(), || detail, None);
     };
     let uncached = |outgoing: Outgoing| fetch(inner, principal, outgoing, keyed, started, emitter);
-    let key = match cache_key(spec, cache, &outgoing, principal) {
+    let key = match cache_key(spec, cache, &outgoing, keyed, principal) {
         Ok(key) => key,
         Err(bypass) => {
             report(bypass.detail().to_owned());

@@ -295,8 +295,8 @@ impl<O> Stitch<O> {
         let Some(cache) = &spec.cache else {
             return Ok(());
         };
-        let (outgoing, _) = pipeline::prepare(spec, input)?;
-        let key = pipeline::cache_key(spec, cache, &outgoing, self.principal.as_deref());
+        let (outgoing, keyed) = pipeline::prepare(spec, input)?;
+        let key = pipeline::cache_key(spec, cache, &outgoing, keyed, self.principal.as_deref());
         match key {
             Ok(key) => cache.invalidate(&key).await,
             Err(_) => Ok(()),

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use stitchapi::testing::ManualClock;
-use stitchapi::{Auth, Event, Input, MemoryStore, Phase, Seam, Stitch};
+use stitchapi::{Auth, Cache, Event, Input, MemoryStore, Phase, Seam, Stitch};
 use support::{Answer, Upstream};
 
 #[derive(Debug, Deserialize)]
@@ -432,4 +432,185 @@ async fn a_coalesced_call_ends_at_its_own_deadline() {
     assert_eq!(error.kind(), stitchapi::ErrorKind::Timeout, "{error}");
     assert_eq!(upstream.hit_count(), 1, "the follower sent nothing");
     leader.abort();
+}
+
+/// An upstream that answers `/me` with the token it was sent, in whichever of the headers
+/// `x-auth-token` and `private-token` carries one, and counts its answers.
+async fn whoami_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::HeaderMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let app = axum::Router::new().route(
+        "/me",
+        axum::routing::get(move |headers: HeaderMap| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let token = ["x-auth-token", "private-token"]
+                    .iter()
+                    .find_map(|name| headers.get(*name))
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("anonymous")
+                    .to_owned();
+                axum::Json(json!({ "me": token }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, fetches)
+}
+
+#[tokio::test]
+async fn a_per_user_token_in_any_header_keeps_users_apart() {
+    use std::sync::atomic::Ordering;
+    for header in ["x-auth-token", "private-token"] {
+        let (url, fetches) = whoami_upstream().await;
+        let api = Seam::builder(url).cache("1m").build().unwrap();
+        let me = api.get("/me").build().unwrap();
+        let call = |token: &'static str| {
+            let me = me.clone();
+            async move {
+                me.call(Input::new().header(header, token)).await.unwrap()["me"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        };
+        assert_eq!(call("alice-token").await, "alice-token");
+        assert_eq!(
+            call("bob-token").await,
+            "bob-token",
+            "{header}: bob got alice's entry"
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "{header}");
+        // The same user again: a hit each.
+        assert_eq!(call("alice-token").await, "alice-token");
+        assert_eq!(call("bob-token").await, "bob-token");
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "{header}: the same user is served from the cache"
+        );
+    }
+}
+
+#[tokio::test]
+async fn per_user_seams_sharing_a_store_keep_users_apart() {
+    use std::sync::atomic::Ordering;
+    let (url, fetches) = whoami_upstream().await;
+    let store = Arc::new(MemoryStore::new());
+    // One seam per user, each with the user's token as a declared header, over one store.
+    let me_for = |token: &str| {
+        Seam::builder(url.clone())
+            .name("accounts")
+            .store(store.clone())
+            .header("private-token", token)
+            .cache("1m")
+            .build()
+            .unwrap()
+            .get("/me")
+            .build()
+            .unwrap()
+    };
+    let me = |token: &'static str| {
+        let stitch = me_for(token);
+        async move { stitch.call(Input::new()).await.unwrap()["me"].clone() }
+    };
+    assert_eq!(me("alice-token").await, "alice-token");
+    assert_eq!(me("alice-token").await, "alice-token");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "the seams share their entries through the store"
+    );
+    assert_eq!(me("bob-token").await, "bob-token", "bob got alice's entry");
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn headers_the_declaration_ignores_stay_out_of_the_key() {
+    let upstream = Upstream::start().await;
+    upstream.script("/prices", [Answer::json(200, json!({"eur": 1.08}))]);
+    let url = format!("{}/prices", upstream.url());
+    // By default a header that differs keeps the calls apart, whatever it is called.
+    let strict = Stitch::get(&url).cache("1m").build().unwrap();
+    strict
+        .call(Input::new().header("x-request-id", "r1"))
+        .await
+        .unwrap();
+    strict
+        .call(Input::new().header("x-request-id", "r2"))
+        .await
+        .unwrap();
+    assert_eq!(upstream.hit_count(), 2);
+    // The declaration says the request id does not change the response.
+    let relaxed = Stitch::get(&url)
+        .cache(Cache::ttl("1m").ignore_headers(["X-Request-Id", "traceparent"]))
+        .build()
+        .unwrap();
+    for id in ["r3", "r4", "r5"] {
+        relaxed
+            .call(
+                Input::new()
+                    .header("x-request-id", id)
+                    .header("traceparent", format!("00-{id}-01")),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(upstream.hit_count(), 3, "one fetch for every request id");
+    // Safe headers (content negotiation) stay out of the key by default, as before: a
+    // response that depends on them says so with `Vary`.
+    relaxed
+        .call(Input::new().header("accept-language", "fr"))
+        .await
+        .unwrap();
+    assert_eq!(upstream.hit_count(), 3);
+}
+
+#[tokio::test]
+async fn ignored_headers_are_checked_when_the_stitch_is_built() {
+    let bad = Stitch::get("https://api.example.com/x")
+        .cache(Cache::ttl("1m").ignore_headers(["bad header"]))
+        .build()
+        .unwrap_err();
+    assert!(
+        bad.to_string()
+            .starts_with("cache.ignore_headers: \"bad header\" is not a valid header name"),
+        "{bad}"
+    );
+    let both = Stitch::get("https://api.example.com/x")
+        .cache(
+            Cache::ttl("1m")
+                .vary(["accept-language"])
+                .ignore_headers(["Accept-Language"]),
+        )
+        .build()
+        .unwrap_err();
+    assert!(
+        both.to_string()
+            .starts_with("cache.ignore_headers: \"accept-language\" is also in `vary`"),
+        "{both}"
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_the_engine_generates_stays_out_of_the_key() {
+    let upstream = Upstream::start().await;
+    upstream.script("/search", [Answer::json(200, json!({"hits": 1}))]);
+    let search = Stitch::post(format!("{}/search", upstream.url()))
+        .cache(Cache::ttl("1m").methods(["POST"]))
+        .idempotency()
+        .build()
+        .unwrap();
+    let query = || Input::new().json(&json!({"q": "rust"}));
+    search.call(query()).await.unwrap();
+    search.call(query()).await.unwrap();
+    assert_eq!(upstream.hit_count(), 1);
+    search.invalidate(query()).await.unwrap();
+    search.call(query()).await.unwrap();
+    assert_eq!(upstream.hit_count(), 2, "invalidate found the entry");
 }

@@ -194,7 +194,7 @@ impl Stored {
 /// What a response's `Vary` says about storing it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Vary {
-    /// No `Vary` (or only headers the tenancy already keys): one entry for every request.
+    /// No `Vary`: one entry for every request.
     None,
     /// It varies on these request headers (lowercase, sorted, deduplicated).
     On(Vec<HeaderName>),
@@ -203,9 +203,9 @@ pub(crate) enum Vary {
 }
 
 impl Vary {
-    /// Reads the response's `Vary` header lines. Credential and tracing headers are left out:
-    /// they never enter a key, and the cache's tenancy already keeps per-principal entries
-    /// apart.
+    /// Reads the response's `Vary` header lines. Every named header counts, including those
+    /// the declaration ignores: the server said the response depends on them (a variant key
+    /// holds the values of headers that are not safe hashed, never in clear).
     pub(crate) fn of(headers: &HeaderMap) -> Vary {
         let mut names = Vec::new();
         for line in headers.get_all(http::header::VARY) {
@@ -220,9 +220,7 @@ impl Vary {
                     // A line we cannot read could name anything: never reuse the response.
                     return Vary::Any;
                 };
-                if !super::NEVER_KEY_HEADERS.contains(&name.as_str()) {
-                    names.push(name);
-                }
+                names.push(name);
             }
         }
         names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -332,8 +330,14 @@ mod tests {
         );
         assert_eq!(vary(&["accept-language, *"]), Vary::Any);
         assert_eq!(vary(&["bad header"]), Vary::Any);
-        // Credentials are keyed by the tenancy, never by value.
-        assert_eq!(vary(&["Authorization, Cookie"]), Vary::None);
+        // Every named header counts, credentials included (their values are hashed).
+        assert_eq!(
+            vary(&["Authorization, Cookie"]),
+            Vary::On(vec![
+                HeaderName::from_static("authorization"),
+                HeaderName::from_static("cookie"),
+            ])
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! let short: Cache = "5m".into();
 //! let full = Cache::ttl("5m")
 //!     .vary(["accept-language"])
+//!     .ignore_headers(["x-request-id"])
 //!     .entries(500)
 //!     .tenancy(Tenancy::App)
 //!     .coalesce(Coalesce::Fleet);
@@ -20,22 +21,32 @@
 //! - Only methods in `methods` (default `GET` and `HEAD`) are cached; others bypass.
 //! - The key is derived from the *resolved* request: the method, the normalised URL (scheme,
 //!   lowercase host, non-default port, path and query; user-info and fragment dropped), the
-//!   body (JSON bodies in canonical form), the `vary` headers and, under
-//!   [`Tenancy::Principal`], the bound principal. Credential headers (`authorization`,
-//!   `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`, and any header an auth
-//!   strategy added) never enter the key and cannot be named in `vary`.
-//! - **Principal tenancy fails closed**: a bound principal enters the key; with no principal
-//!   bound, a request that carries credentials (a credential header, or auth applied by the
-//!   stitch) is **not cached** (bypass); an anonymous request is cached application-wide.
-//!   Under [`Tenancy::App`] the principal never enters the key and credentialed requests are
-//!   shared by every caller: choose it only for data that is the same for everyone.
+//!   body (JSON bodies in canonical form), the request's headers as below and, under
+//!   [`Tenancy::Principal`], the bound principal.
+//! - **Every header that is not [safe](crate::headers) enters the key**, whoever set it (the
+//!   seam, the stitch or the call) and whatever its name (`authorization`, `x-api-key`,
+//!   `x-auth-token`, `private-token`, `x-request-id`, ...), as one digest (hashed, never in
+//!   clear). Two calls whose headers differ never share an entry, unless the declaration says
+//!   a header does not change the response: [`Cache::ignore_headers`] (for example a request
+//!   id or `traceparent`, which would otherwise make every call a miss). The idempotency key
+//!   the engine generates never enters. [Safe headers](crate::headers::SAFE_HEADERS)
+//!   (content negotiation, body description, `user-agent`, cache directives) stay out of the
+//!   key unless named in [`vary`](Cache::vary) or in the response's `Vary`.
+//! - What an **auth strategy** adds (a bearer token, an OAuth2 token, a session cookie) is
+//!   applied after the key is derived and never enters it (tokens rotate); the tenancy keeps
+//!   those callers apart. **Principal tenancy fails closed**: a bound principal enters the
+//!   key; with no principal bound, a call through an auth strategy is **not cached**
+//!   (bypass); any other call is cached under its key. Under [`Tenancy::App`] the principal
+//!   never enters the key and calls through an auth strategy share entries: choose it only for
+//!   data that is the same for everyone.
 //! - The entry is the raw response (status, a few headers, the body) stored as JSON, with the
 //!   TTL; a result is only written once it decoded and validated.
 //! - **The response's `Vary` is learned** (RFC 9111 §4.1): a response that varies on request
 //!   headers is stored per variant, picked by the request's values of those headers, so a
 //!   response negotiated for one caller (`Accept-Language: fr`) is never served to another
-//!   (`en`). `Vary: *` is never stored. Credential headers in `Vary` are left to the tenancy
-//!   rules above, since they never enter a key.
+//!   (`en`). `Vary: *` is never stored. A `Vary` header is honoured even when the
+//!   declaration ignores it (the server said the response depends on it); the values of
+//!   headers that are not safe enter a variant key hashed, never in clear.
 //!
 //! # Coalescing
 //!
@@ -69,7 +80,7 @@ use crate::error::{Error, Result};
 use crate::tenancy::Tenancy;
 
 pub(crate) use entry::CachedResponse;
-pub(crate) use key::{Bypass, CacheKey, KeyRequest, NEVER_KEY_HEADERS};
+pub(crate) use key::{Bypass, CacheKey, KeyRequest};
 pub(crate) use store::{CacheIds, Fills, Outcome, ResponseCache, invalidate_seam};
 
 /// The default TTL of the fleet fill lock (`lock`), renewed while the fetch runs.
@@ -104,12 +115,13 @@ pub enum Coalesce {
     Fleet,
 }
 
-/// A response-cache declaration: a TTL and optional vary headers, LRU cap, tenancy, methods
-/// and coalescing.
+/// A response-cache declaration: a TTL and optional vary and ignored headers, LRU cap,
+/// tenancy, methods and coalescing.
 ///
 /// The TTL is required and must be positive (checked when the stitch is built). In config
-/// files: `cache = "5m"` or `cache = { ttl = "5m", vary = ["accept-language"], entries = 500,
-/// tenancy = "app", methods = ["GET", "QUERY"], coalesce = "fleet" }`.
+/// files: `cache = "5m"` or `cache = { ttl = "5m", vary = ["accept-language"], ignore_headers
+/// = ["x-request-id"], entries = 500, tenancy = "app", methods = ["GET", "QUERY"], coalesce =
+/// "fleet" }`.
 ///
 /// ```
 /// use stitchapi::{Cache, Tenancy};
@@ -125,6 +137,7 @@ pub enum Coalesce {
 pub struct Cache {
     ttl: DurationSpec,
     vary: Vec<String>,
+    ignore_headers: Vec<String>,
     entries: Option<usize>,
     tenancy: Tenancy,
     methods: Option<Vec<String>>,
@@ -140,6 +153,7 @@ impl Cache {
         Cache {
             ttl: ttl.into(),
             vary: Vec::new(),
+            ignore_headers: Vec::new(),
             entries: None,
             tenancy: Tenancy::Principal,
             methods: None,
@@ -150,14 +164,45 @@ impl Cache {
         }
     }
 
-    /// Request headers whose values enter the key (case-insensitive). Credential headers are
-    /// refused at build time.
+    /// [Safe](crate::headers) request headers whose values enter the key (case-insensitive),
+    /// such as `accept-language` for an endpoint that negotiates without sending `Vary`.
+    /// Every header that is not safe enters the key already; naming one here changes nothing.
     pub fn vary<I, S>(mut self, headers: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         self.vary = headers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Request headers that do not change the response, left out of the key
+    /// (case-insensitive; replaces an earlier list). By default every header that is not
+    /// [safe](crate::headers) enters the key, so calls whose headers differ never share an
+    /// entry; list here the ones that differ per call without changing the answer, such as a
+    /// request id or trace context. Only list a header that carries no per-user credential:
+    /// calls that differ only in an ignored header share one entry. Names are checked when the
+    /// stitch is built; a name also in [`vary`](Cache::vary) is refused.
+    ///
+    /// ```
+    /// use stitchapi::{Cache, Stitch};
+    ///
+    /// let cache = Cache::ttl("5m").ignore_headers(["x-request-id", "traceparent"]);
+    /// let stitch = Stitch::get("https://api.example.com/prices").cache(cache).build();
+    /// assert!(stitch.is_ok());
+    ///
+    /// let bad = Stitch::get("https://api.example.com/prices")
+    ///     .cache(Cache::ttl("5m").ignore_headers(["x request id"]))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(bad.to_string().starts_with("cache.ignore_headers:"));
+    /// ```
+    pub fn ignore_headers<I, S>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.ignore_headers = headers.into_iter().map(Into::into).collect();
         self
     }
 
@@ -222,29 +267,19 @@ impl Cache {
                 "use a positive duration such as \"5m\"",
             ));
         }
-        let mut vary = Vec::with_capacity(self.vary.len());
-        for name in &self.vary {
-            let lower = name.trim().to_ascii_lowercase();
-            let header = HeaderName::from_bytes(lower.as_bytes()).map_err(|_| {
-                Error::config(
-                    &format!("{field}.vary"),
-                    format_args!("{name:?} is not a valid header name"),
-                    "name request headers such as \"accept-language\"",
-                )
-            })?;
-            if NEVER_KEY_HEADERS.contains(&header.as_str()) {
-                return Err(Error::config(
-                    &format!("{field}.vary"),
-                    format_args!(
-                        "{header:?} is a credential or tracing header and never enters the cache key"
-                    ),
-                    "remove it; keep per-user entries apart with tenancy = \"principal\" and a bound principal",
-                ));
-            }
-            vary.push(header);
+        let vary = header_names(&self.vary, &format!("{field}.vary"), "accept-language")?;
+        let ignored = header_names(
+            &self.ignore_headers,
+            &format!("{field}.ignore_headers"),
+            "x-request-id",
+        )?;
+        if let Some(both) = ignored.iter().find(|name| vary.contains(name)) {
+            return Err(Error::config(
+                &format!("{field}.ignore_headers"),
+                format_args!("{both:?} is also in `vary`"),
+                "keep it in one list: `vary` to key on it, `ignore_headers` to leave it out",
+            ));
         }
-        vary.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        vary.dedup();
         let entries = self.entries.unwrap_or(DEFAULT_ENTRIES);
         if entries == 0 {
             return Err(Error::config(
@@ -302,6 +337,7 @@ impl Cache {
         Ok(CachePolicy {
             ttl,
             vary,
+            ignored,
             entries,
             tenancy: self.tenancy,
             methods,
@@ -311,6 +347,26 @@ impl Cache {
             poll,
         })
     }
+}
+
+/// Request header names, checked, lowercased, sorted and deduplicated; `field` names the list
+/// in errors and `example` is a name to suggest.
+fn header_names(names: &[String], field: &str, example: &str) -> Result<Vec<HeaderName>> {
+    let mut headers = Vec::with_capacity(names.len());
+    for name in names {
+        let lower = name.trim().to_ascii_lowercase();
+        let header = HeaderName::from_bytes(lower.as_bytes()).map_err(|_| {
+            Error::config(
+                field,
+                format_args!("{name:?} is not a valid header name"),
+                format_args!("name request headers such as \"{example}\""),
+            )
+        })?;
+        headers.push(header);
+    }
+    headers.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    headers.dedup();
+    Ok(headers)
 }
 
 impl From<&str> for Cache {
@@ -336,6 +392,8 @@ impl From<Duration> for Cache {
 pub(crate) struct CachePolicy {
     pub(crate) ttl: Duration,
     pub(crate) vary: Vec<HeaderName>,
+    /// Headers the declaration says do not change the response: never keyed.
+    pub(crate) ignored: Vec<HeaderName>,
     pub(crate) entries: usize,
     pub(crate) tenancy: Tenancy,
     pub(crate) methods: Vec<Method>,
@@ -351,6 +409,8 @@ struct CacheFields {
     ttl: DurationSpec,
     #[serde(default)]
     vary: Option<OneOrMany>,
+    #[serde(default)]
+    ignore_headers: Option<OneOrMany>,
     #[serde(default)]
     entries: Option<usize>,
     #[serde(default)]
@@ -389,7 +449,7 @@ impl<'de> Deserialize<'de> for Cache {
         impl<'de> Visitor<'de> for CacheVisitor {
             type Value = Cache;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a TTL such as \"5m\" or a table { ttl, vary, entries, tenancy, methods, coalesce }")
+                f.write_str("a TTL such as \"5m\" or a table { ttl, vary, ignore_headers, entries, tenancy, methods, coalesce }")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Cache, E> {
                 Ok(Cache::ttl(v))
@@ -406,6 +466,10 @@ impl<'de> Deserialize<'de> for Cache {
                 let f = CacheFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 let mut cache = Cache::ttl(f.ttl);
                 cache.vary = f.vary.map(OneOrMany::into_vec).unwrap_or_default();
+                cache.ignore_headers = f
+                    .ignore_headers
+                    .map(OneOrMany::into_vec)
+                    .unwrap_or_default();
                 cache.entries = f.entries;
                 cache.tenancy = f.tenancy.unwrap_or_default();
                 cache.methods = f.methods.map(OneOrMany::into_vec);
@@ -504,6 +568,7 @@ pub mod bench_support {
             headers,
             body: b"",
             principal: None,
+            generated: None,
             credentialed: false,
         }
     }
@@ -541,15 +606,22 @@ mod tests {
     }
 
     #[test]
-    fn vary_refuses_credentials_and_bad_names() {
+    fn vary_and_ignored_headers_are_checked_names() {
         let e = Cache::ttl("1m")
-            .vary(["Authorization"])
+            .ignore_headers(["x-ok", "x\nbad"])
             .resolve("cache")
             .unwrap_err();
         assert!(
-            e.to_string().starts_with("cache.vary: \"authorization\""),
+            e.to_string()
+                .starts_with("cache.ignore_headers: \"x\\nbad\" is not a valid header name"),
             "{e}"
         );
+        let p = Cache::ttl("1m")
+            .ignore_headers(["X-Request-Id", "traceparent", "x-request-id"])
+            .resolve("cache")
+            .unwrap();
+        let names: Vec<_> = p.ignored.iter().map(|h| h.as_str()).collect();
+        assert_eq!(names, ["traceparent", "x-request-id"]);
         let e = Cache::ttl("1m")
             .vary(["bad header"])
             .resolve("cache")
@@ -588,11 +660,12 @@ mod tests {
         let c: Cache = serde_json::from_str("30000").unwrap();
         assert_eq!(c.resolve("c").unwrap().ttl, Duration::from_secs(30));
         let c: Cache = serde_json::from_str(
-            r#"{"ttl":"5m","vary":"accept-language","entries":500,"tenancy":"app","methods":["GET","QUERY"],"coalesce":"fleet","lock":"3s"}"#,
+            r#"{"ttl":"5m","vary":"accept-language","ignore_headers":["X-Request-Id"],"entries":500,"tenancy":"app","methods":["GET","QUERY"],"coalesce":"fleet","lock":"3s"}"#,
         )
         .unwrap();
         let p = c.resolve("c").unwrap();
         assert_eq!(p.entries, 500);
+        assert_eq!(p.ignored, [HeaderName::from_static("x-request-id")]);
         assert_eq!(p.tenancy, Tenancy::App);
         assert_eq!(p.coalesce, Coalesce::Fleet);
         assert_eq!(p.lock_ttl, Duration::from_secs(3));

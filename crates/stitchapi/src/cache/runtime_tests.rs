@@ -143,6 +143,7 @@ fn key_of(cache: &ResponseCache, url: &str) -> super::CacheKey {
             headers: &HeaderMap::new(),
             body: b"",
             principal: None,
+            generated: None,
             credentialed: false,
         })
         .unwrap()
@@ -833,6 +834,7 @@ async fn principals_get_their_own_entries() {
             headers: &headers,
             body: b"",
             principal: p,
+            generated: None,
             credentialed: true,
         })
     };

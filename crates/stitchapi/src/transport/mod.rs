@@ -1,8 +1,8 @@
 //! The transport seam: `http::Request<Bytes>` in, `http::Response<Bytes>` out.
 //!
 //! Bodies are buffered [`Bytes`], so every retry resends the exact body. The engine follows
-//! redirects itself (so it can strip credentials on a cross-origin hop); a transport must not
-//! follow them. [`ReqwestTransport`] is the default; `stitchapi::testing::MockTransport` serves
+//! redirects itself, so that on a cross-origin hop it forwards only the
+//! [safe headers](crate::headers) (an allow-list); a transport must not follow them. [`ReqwestTransport`] is the default; `stitchapi::testing::MockTransport` serves
 //! scripted responses in unit tests; anything else (a Worker's `fetch`, a recording proxy)
 //! plugs in by implementing [`Transport`].
 //!

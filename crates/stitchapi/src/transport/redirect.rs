@@ -1,4 +1,5 @@
-//! Redirects, followed by the engine so credentials never cross origins.
+//! Redirects, followed by the engine so credentials never cross origins: on a cross-origin
+//! hop only the headers in [`crate::headers::SAFE_HEADERS`] are forwarded (an allow-list).
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
@@ -7,12 +8,14 @@ use url::Url;
 
 use super::{DynTransport, RequestContext};
 use crate::error::{Error, ErrorKind};
+use crate::headers;
 
 /// The most redirects one attempt follows.
 pub(crate) const MAX_REDIRECTS: usize = 20;
 
-/// One request as the engine sends it: buffered, so it can be resent and redirected.
-#[derive(Clone, Debug)]
+/// One request as the engine sends it: buffered, so it can be resent and redirected. Its
+/// `Debug` redacts headers that are not safe and shows the body's length only.
+#[derive(Clone)]
 pub(crate) struct Outgoing {
     pub method: Method,
     pub url: Url,
@@ -20,10 +23,24 @@ pub(crate) struct Outgoing {
     pub uri: http::Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
-    /// Headers an auth strategy added; dropped with the standard credential headers on a
-    /// cross-origin hop.
+    /// Headers an auth strategy added; dropped on a cross-origin hop, even one whose name is
+    /// on the safe list.
     pub credential_headers: Vec<HeaderName>,
     pub body_limit: usize,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("method", &self.method)
+            .field(
+                "url",
+                &format_args!("{}", crate::error::RedactedUrl(&self.url)),
+            )
+            .field("headers", &headers::redacted(&self.headers))
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an attempt got back: the response and the URL it finally came from.
@@ -60,8 +77,8 @@ fn to_request(outgoing: &Outgoing) -> http::Request<Bytes> {
 }
 
 /// Sends `outgoing`, following up to [`MAX_REDIRECTS`] redirects. On a cross-origin hop
-/// (scheme, host or port differs) `authorization`, `cookie`, `proxy-authorization` and every
-/// credential header are dropped; 303 (and 301/302 after a POST) turn into a bodiless GET.
+/// (scheme, host or port differs) only [safe headers](crate::headers) are kept, and never one
+/// an auth strategy added; 303 (and 301/302 after a POST) turn into a bodiless GET.
 pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<Received, Error> {
     // Cloned only when a redirect changes the request.
     let mut redirected: Option<Outgoing> = None;
@@ -117,13 +134,9 @@ pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<R
             }
         }
         if !same_origin(&outgoing.url, &next) {
-            for name in [
-                header::AUTHORIZATION,
-                header::COOKIE,
-                header::PROXY_AUTHORIZATION,
-            ] {
-                outgoing.headers.remove(name);
-            }
+            // An allow-list: only headers known to carry no credential cross origins.
+            headers::retain_safe(&mut outgoing.headers);
+            // And never what an auth strategy added, whatever its name.
             for name in std::mem::take(&mut outgoing.credential_headers) {
                 outgoing.headers.remove(name);
             }
