@@ -154,6 +154,15 @@ where
 ///
 /// Sessions are per principal by default and fail closed without one.
 ///
+/// The login's `Set-Cookie`s are checked before they are kept (RFC 6265bis): a cookie whose
+/// `Domain` is a public suffix (`com`, `co.uk`, `github.io`, a single label) is refused unless
+/// that is the login's own host (then it stays host-only), so a session never reaches every
+/// host under a shared suffix; `Secure` is accepted only from `https` (or loopback);
+/// `__Secure-` needs `Secure`, and `__Host-` needs `Secure`, `Path=/` and no `Domain`. The
+/// public suffix list is compiled in (the `psl` crate): nothing is fetched at run time. A
+/// huge `Max-Age` or a far `Expires` is clamped, a negative `Max-Age` expires the cookie. The
+/// login is bounded by the calling stitch's per-attempt timeout and total deadline.
+///
 /// ```no_run
 /// use stitchapi::auth::{Auth, CookieSession};
 /// use stitchapi::{Input, Stitch, Tenancy};

@@ -9,7 +9,14 @@
 //!   replayed on later calls, per principal by default;
 //! - [`Auth::custom`]: anything implementing [`AuthStrategy`].
 //!
-//! Credentials are [`Secret`]s: redacted in `Debug` and `Display`, resolved per call.
+//! Credentials are [`Secret`]s: redacted in `Debug` and `Display`, resolved per call. Tokens
+//! and sessions live in the store's vault (keys under `vault:`), encrypted at rest when the
+//! seam or stitch is given a [`VaultKey`].
+//!
+//! Values a token endpoint or a login sends are taken as hostile: `expires_in` is clamped (see
+//! [`OAuth2`]), cookies scoped to a public suffix or breaking the `__Host-`/`__Secure-` rules
+//! are refused (see [`CookieSession`]), and the token fetch and the login end at the call's
+//! per-attempt timeout and total deadline.
 //!
 //! ```
 //! use stitchapi::auth::{ApiKey, Auth, OAuth2, Secret};
@@ -32,6 +39,7 @@ mod cookie;
 mod header;
 mod oauth2;
 mod secret;
+mod vault;
 
 use std::fmt;
 use std::future::Future;
@@ -53,6 +61,8 @@ pub use cookie::{CookieSession, LoginFailure, LoginInput, LoginOutcome, OutcomeH
 pub use header::{ApiKey, ApiKeyLocation};
 pub use oauth2::{ClientAuth, OAuth2};
 pub use secret::{Secret, SecretSource};
+pub(crate) use vault::SealedStore;
+pub use vault::VaultKey;
 
 /// The vault prefix: tokens and sessions live under `vault:` in the store.
 pub const VAULT_PREFIX: &str = keys::VAULT_PREFIX;
