@@ -333,6 +333,7 @@ async fn attempts<O: MaybeSend + 'static>(
         )
         .with_principal(principal)
         .with_deadline(deadline)
+        .with_attempt_timeout(spec.timeout.each)
         .with_events(Some(&auth_events));
         let authed = match &spec.auth {
             Some(auth) => Some(

@@ -38,6 +38,7 @@ pub(crate) struct Settings {
     pub circuit: Option<Circuit>,
     pub cache: Option<Cache>,
     pub auth: Option<Auth>,
+    pub vault_key: Option<crate::auth::VaultKey>,
 }
 
 impl Settings {
@@ -65,6 +66,7 @@ impl Settings {
             circuit: self.circuit.or_else(|| parent.circuit.clone()),
             cache: self.cache.or_else(|| parent.cache.clone()),
             auth: self.auth.or_else(|| parent.auth.clone()),
+            vault_key: self.vault_key.or_else(|| parent.vault_key.clone()),
         }
     }
 
@@ -235,6 +237,14 @@ macro_rules! settings_setters {
         /// reaches events, errors or traces.
         pub fn auth(mut self, auth: $crate::Auth) -> Self {
             self.settings.auth = Some(auth);
+            self
+        }
+
+        /// Encrypts the auth vault (tokens, refresh tokens, cookie jars) at rest with `key`:
+        /// see [`VaultKey`]($crate::auth::VaultKey). Every process sharing the store must use
+        /// the same key; an entry that does not open is treated as absent.
+        pub fn vault_key(mut self, key: $crate::auth::VaultKey) -> Self {
+            self.settings.vault_key = Some(key);
             self
         }
 

@@ -667,10 +667,13 @@ impl<O: 'static> StitchBuilder<O> {
             }
             None => None,
         };
-        let vault: DynStore = Arc::new(PrefixedStore::new(
+        let mut vault: DynStore = Arc::new(PrefixedStore::new(
             runtime.store.clone(),
             keys::VAULT_PREFIX,
         ));
+        if let Some(key) = &settings.vault_key {
+            vault = Arc::new(crate::auth::SealedStore::new(vault, key.clone()));
+        }
         own.report_local_coordination(&name, &runtime.store);
         let cache = match &settings.cache {
             Some(cache) if !self.sensitive => Some(ResponseCache::new(

@@ -55,11 +55,12 @@ impl Timestamp {
         self.0
     }
 
-    /// A timestamp from milliseconds since the epoch; negative or non-finite values clamp to
-    /// the epoch.
+    /// A timestamp from milliseconds since the epoch; negative values and NaN clamp to the
+    /// epoch, values past the last representable instant (`+inf` included) to that instant.
+    /// It never panics, whatever a store or a server handed over.
     pub fn from_millis_f64(millis: f64) -> Self {
-        if millis.is_finite() && millis > 0.0 {
-            Timestamp(Duration::from_secs_f64(millis / 1000.0))
+        if millis > 0.0 {
+            Timestamp(Duration::try_from_secs_f64(millis / 1000.0).unwrap_or(Duration::MAX))
         } else {
             Timestamp::UNIX_EPOCH
         }
@@ -445,5 +446,21 @@ mod tests {
         let t = Timestamp::from_millis_f64(1_767_225_600_333.333);
         assert!((t.as_millis_f64() - 1_767_225_600_333.333).abs() < 1e-3);
         assert_eq!(Timestamp::from_millis_f64(-5.0), Timestamp::UNIX_EPOCH);
+    }
+
+    /// Regression: a huge value (from a store or a server) panicked in `from_secs_f64`.
+    #[test]
+    fn timestamp_arithmetic_saturates_on_extreme_values() {
+        let end = Timestamp::from_unix(Duration::MAX);
+        assert_eq!(Timestamp::from_millis_f64(1e300), end);
+        assert_eq!(Timestamp::from_millis_f64(f64::INFINITY), end);
+        assert_eq!(Timestamp::from_millis_f64(f64::NAN), Timestamp::UNIX_EPOCH);
+        assert_eq!(
+            Timestamp::from_millis_f64(f64::NEG_INFINITY),
+            Timestamp::UNIX_EPOCH
+        );
+        assert_eq!(ManualClock::START + Duration::MAX, end);
+        assert_eq!(end.as_millis(), u64::MAX);
+        assert_eq!(ManualClock::START - Duration::MAX, Timestamp::UNIX_EPOCH);
     }
 }

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cookie_store::CookieStore;
+use cookie_store::{CookieDomain, CookieStore, RawCookie};
 use http::header::SET_COOKIE;
 use http::{HeaderMap, StatusCode};
-use url::Url;
+use url::{Host, Url};
 
 use super::{AuthContext, AuthRequest, AuthStrategy, CredentialId};
 use crate::error::{Error, ErrorKind};
@@ -153,6 +153,15 @@ where
 /// single-flight in the process and, over a fleet store with owned locks, across the fleet.
 ///
 /// Sessions are per principal by default and fail closed without one.
+///
+/// The login's `Set-Cookie`s are checked before they are kept (RFC 6265bis): a cookie whose
+/// `Domain` is a public suffix (`com`, `co.uk`, `github.io`, a single label) is refused unless
+/// that is the login's own host (then it stays host-only), so a session never reaches every
+/// host under a shared suffix; `Secure` is accepted only from `https` (or loopback);
+/// `__Secure-` needs `Secure`, and `__Host-` needs `Secure`, `Path=/` and no `Domain`. The
+/// public suffix list is compiled in (the `psl` crate): nothing is fetched at run time. A
+/// huge `Max-Age` or a far `Expires` is clamped, a negative `Max-Age` expires the cookie. The
+/// login is bounded by the calling stitch's per-attempt timeout and total deadline.
 ///
 /// ```no_run
 /// use stitchapi::auth::{Auth, CookieSession};
@@ -338,18 +347,19 @@ impl CookieSession {
         let result = self.login.call(input).await;
         let (outcome, session) = match result {
             Ok(reply) if reply.status.is_success() => match self.capture(&reply, cx.clock.now().as_millis()) {
-                Some(jar) => (
+                Ok(jar) => (
                     LoginOutcome { ok: true, status: Some(reply.status), failure: None },
                     Ok(jar),
                 ),
-                None => (
+                Err(refused) => (
                     LoginOutcome { ok: false, status: Some(reply.status), failure: Some(LoginFailure::Unknown) },
                     Err(Error::new(
                         ErrorKind::Auth,
                         format!(
-                            "cookie_session login answered HTTP {} but set no {} cookie. Fix: check the login input and the cookie name",
+                            "cookie_session login answered HTTP {} but set no {} cookie{}. Fix: check the login input and the cookie name",
                             reply.status.as_u16(),
-                            self.cookie.as_deref().map_or("session".to_owned(), |n| format!("{n:?}"))
+                            self.cookie.as_deref().map_or("session".to_owned(), |n| format!("{n:?}")),
+                            refused.map_or(String::new(), |why| format!(" (one was refused: {why})")),
                         ),
                     )
                     .with_status(reply.status)),
@@ -389,12 +399,29 @@ impl CookieSession {
         }
     }
 
-    /// The serialised jar of the login's cookies, or `None` when the session cookie is missing.
-    fn capture(&self, reply: &LoginReply, now: u64) -> Option<Bytes> {
+    /// The serialised jar of the login's admitted cookies (see [`admit`]), or, when the session
+    /// cookie is missing, why a cookie of that name was refused, if one was.
+    fn capture(&self, reply: &LoginReply, now: u64) -> Result<Bytes, Option<&'static str>> {
         let mut jar = CookieStore::new();
+        let mut refused = None;
         for value in reply.headers.get_all(SET_COOKIE) {
-            if let Ok(text) = value.to_str() {
-                let _ = jar.parse(text, &reply.url);
+            let Some(cookie) = value
+                .to_str()
+                .ok()
+                .and_then(|text| RawCookie::parse(text).ok())
+            else {
+                continue;
+            };
+            match admit(cookie, &reply.url) {
+                Ok(cookie) => {
+                    let _ = jar.insert_raw(&cookie, &reply.url);
+                }
+                Err((name, why)) => {
+                    tracing::debug!(cookie = %name, reason = why, "refused a Set-Cookie of the login");
+                    if self.cookie.as_deref().is_none_or(|wanted| wanted == name) {
+                        refused = Some(why);
+                    }
+                }
             }
         }
         let mut cookies = jar.iter_unexpired();
@@ -403,15 +430,18 @@ impl CookieSession {
             None => cookies.next().is_some(),
         };
         if !captured {
-            return None;
+            return Err(refused);
         }
         let mut out = Vec::new();
-        cookie_store::serde::json::save_incl_expired_and_nonpersistent(&jar, &mut out).ok()?;
+        cookie_store::serde::json::save_incl_expired_and_nonpersistent(&jar, &mut out)
+            .map_err(|_| None)?;
         let record = SessionRecord {
             at: now,
-            jar: serde_json::from_slice(&out).ok()?,
+            jar: serde_json::from_slice(&out).map_err(|_| None)?,
         };
-        serde_json::to_vec(&record).ok().map(Bytes::from)
+        serde_json::to_vec(&record)
+            .map(Bytes::from)
+            .map_err(|_| None)
     }
 
     fn replay(&self, record: &[u8], request: &mut AuthRequest<'_>) -> Result<(), Error> {
@@ -429,7 +459,11 @@ impl CookieSession {
             .map_err(|e| invalid(&e))?;
         let url = request.url().clone();
         let pairs: Vec<(String, String)> = jar
-            .get_request_values(&url)
+            .matches(&url)
+            .into_iter()
+            // A jar stored before public suffixes were refused may still hold such a cookie.
+            .filter(|cookie| !is_wide(&cookie.domain, &url))
+            .map(|cookie| cookie.name_value())
             .filter(|(name, _)| self.cookie.as_deref().is_none_or(|wanted| wanted == *name))
             .map(|(n, v)| (n.to_owned(), v.to_owned()))
             .collect();
@@ -438,6 +472,89 @@ impl CookieSession {
         }
         Ok(())
     }
+}
+
+/// The storage rules of RFC 6265bis that `cookie_store` does not apply itself, checked before a
+/// login's cookie enters the jar. `Err` names the cookie and why it was refused.
+///
+/// - A `Domain` that is a public suffix (`com`, `co.uk`, `github.io`, or any single label, by
+///   the list's implicit `*` rule) is refused, unless it is the login's own host, where the
+///   cookie becomes host-only. The list is the `psl` crate's, compiled in: nothing is fetched
+///   at run time, and it is as fresh as the `psl` version the build resolved.
+/// - `Secure` is accepted only from a secure origin (`https`, or loopback and `localhost`, as
+///   the jar itself counts them when it replays).
+/// - `__Secure-` (any case) requires `Secure`; `__Host-` requires `Secure`, no `Domain` and
+///   `Path=/`.
+///
+/// The rest (domain and path matching, expiry, `HttpOnly`) is `cookie_store`'s, which clamps
+/// a huge `Max-Age` or a far `Expires` to the year 9999 and takes a negative `Max-Age` as
+/// expired.
+fn admit<'c>(
+    mut cookie: RawCookie<'c>,
+    url: &Url,
+) -> Result<RawCookie<'c>, (String, &'static str)> {
+    let refuse = |cookie: &RawCookie<'_>, why| Err((cookie.name().to_owned(), why));
+    if cookie.domain() == Some("") {
+        // `Domain=` or `Domain=.`: ignored, as RFC 6265 advises.
+        cookie.unset_domain();
+    }
+    let secure = cookie.secure() == Some(true);
+    if secure && !is_secure_origin(url) {
+        return refuse(&cookie, "Secure from an insecure origin");
+    }
+    let prefixed = |prefix: &str| {
+        cookie
+            .name()
+            .as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    if prefixed("__Secure-") && !secure {
+        return refuse(&cookie, "a __Secure- cookie without Secure");
+    }
+    if prefixed("__Host-") && !(secure && cookie.domain().is_none() && cookie.path() == Some("/")) {
+        return refuse(
+            &cookie,
+            "a __Host- cookie needs Secure, Path=/ and no Domain",
+        );
+    }
+    if let Some(domain) = cookie.domain() {
+        match Host::parse(domain) {
+            Ok(Host::Domain(domain)) if is_public_suffix(&domain) => {
+                if url.host_str() == Some(domain.as_str()) {
+                    cookie.unset_domain();
+                } else {
+                    return refuse(&cookie, "its Domain is a public suffix");
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return refuse(&cookie, "its Domain is not a host name"),
+        }
+    }
+    Ok(cookie)
+}
+
+/// Whether `domain` (lowercase ASCII) is a public suffix: listed, or a single label.
+fn is_public_suffix(domain: &str) -> bool {
+    psl::suffix(domain.as_bytes()).is_some_and(|suffix| suffix.as_bytes().len() == domain.len())
+}
+
+/// Whether a stored cookie's domain is a public suffix other than `url`'s own host.
+fn is_wide(domain: &CookieDomain, url: &Url) -> bool {
+    matches!(domain, CookieDomain::Suffix(domain)
+        if is_public_suffix(domain) && url.host_str() != Some(domain.as_str()))
+}
+
+/// `https`, or a loopback or `localhost` host: the origins `cookie_store` sends `Secure`
+/// cookies to.
+fn is_secure_origin(url: &Url) -> bool {
+    url.scheme() == "https"
+        || match url.host() {
+            Some(Host::Domain(host)) => host == "localhost",
+            Some(Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
@@ -851,5 +968,379 @@ mod tests {
             ]
         );
         assert!(seen.lock().unwrap()[4].ok);
+    }
+}
+
+/// Set-Cookie handling against hostile values: the RFC 6265bis storage rules, and a bounded
+/// property-based fuzz target over arbitrary header values and attributes.
+#[cfg(test)]
+mod hostile_cookies {
+    use std::sync::Arc;
+
+    use http::{HeaderValue, Method};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::Retry;
+    use crate::testing::MockTransport;
+
+    fn session(cookie: Option<&str>) -> CookieSession {
+        let login = Stitch::post("https://app.example.com/login")
+            .text()
+            .transport(Arc::new(MockTransport::new()))
+            .retry(Retry::attempts(1))
+            .build()
+            .unwrap();
+        match cookie {
+            Some(name) => CookieSession::new(login, name),
+            None => CookieSession::jar(login),
+        }
+    }
+
+    fn reply(url: &str, set_cookies: &[HeaderValue]) -> LoginReply {
+        let mut headers = HeaderMap::new();
+        for value in set_cookies {
+            headers.append(SET_COOKIE, value.clone());
+        }
+        LoginReply {
+            status: StatusCode::OK,
+            headers,
+            url: Url::parse(url).unwrap(),
+        }
+    }
+
+    /// The `cookie` header the session sends to `url`, if any.
+    fn replayed(session: &CookieSession, record: &[u8], url: &str) -> Option<String> {
+        let method = Method::GET;
+        let mut url = Url::parse(url).unwrap();
+        let mut headers = HeaderMap::new();
+        let mut request = AuthRequest::new(&method, &mut url, &mut headers);
+        session.replay(record, &mut request).unwrap();
+        headers
+            .get("cookie")
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    /// What one `Set-Cookie` from `login` leads to: `None` when refused, else the cookie
+    /// header a request to `probe` gets.
+    fn outcome(login: &str, set_cookie: &str, probe: &str) -> Option<Option<String>> {
+        let session = session(None);
+        let reply = reply(login, &[HeaderValue::from_str(set_cookie).unwrap()]);
+        let record = session.capture(&reply, 0).ok()?;
+        Some(replayed(&session, &record, probe))
+    }
+
+    #[test]
+    fn public_suffix_domains_are_refused_unless_they_are_the_host() {
+        let login = "https://app.example.com/login";
+        for domain in [
+            "com",
+            ".com",
+            "COM",
+            "com.",
+            "co.uk",
+            "github.io",
+            "test",
+            "localhost",
+        ] {
+            assert_eq!(
+                outcome(
+                    login,
+                    &format!("sid=1; Domain={domain}; Path=/"),
+                    "https://other.com/"
+                ),
+                None,
+                "Domain={domain}"
+            );
+        }
+        assert_eq!(
+            outcome(
+                login,
+                "sid=1; Domain=example.com; Path=/",
+                "https://api.example.com/"
+            ),
+            Some(Some("sid=1".to_owned()))
+        );
+        // A public suffix that is the host itself: kept, host-only.
+        let io = "https://github.io/login";
+        assert_eq!(
+            outcome(io, "sid=1; Domain=github.io; Path=/", "https://github.io/x"),
+            Some(Some("sid=1".to_owned()))
+        );
+        assert_eq!(
+            outcome(
+                io,
+                "sid=1; Domain=github.io; Path=/",
+                "https://evil.github.io/x"
+            ),
+            Some(None)
+        );
+        // `Domain=` is ignored (host-only); a Domain that is no host name is refused.
+        assert_eq!(
+            outcome(login, "sid=1; Domain=; Path=/", "https://app.example.com/"),
+            Some(Some("sid=1".to_owned()))
+        );
+        assert_eq!(
+            outcome(login, "sid=1; Domain=exa mple.com", "https://x/"),
+            None
+        );
+    }
+
+    #[test]
+    fn secure_and_the_cookie_prefixes_follow_rfc_6265bis() {
+        let https = "https://app.example.com/login";
+        let http = "http://app.example.com/login";
+        let to = "https://app.example.com/";
+        let sent = |v: &str| Some(Some(v.to_owned()));
+        assert_eq!(outcome(https, "a=1; Secure", to), sent("a=1"));
+        assert_eq!(outcome(http, "a=1; Secure", to), None, "Secure over http");
+        assert_eq!(
+            outcome(
+                "http://127.0.0.1:9/login",
+                "a=1; Secure",
+                "http://127.0.0.1:9/"
+            ),
+            sent("a=1"),
+            "loopback is a secure origin"
+        );
+        assert_eq!(
+            outcome(https, "__Secure-a=1; Secure", to),
+            sent("__Secure-a=1")
+        );
+        assert_eq!(outcome(https, "__Secure-a=1", to), None);
+        assert_eq!(outcome(https, "__secure-a=1", to), None, "any case");
+        assert_eq!(outcome(http, "__Secure-a=1; Secure", to), None);
+        assert_eq!(
+            outcome(https, "__Host-a=1; Secure; Path=/", to),
+            sent("__Host-a=1")
+        );
+        assert_eq!(outcome(https, "__Host-a=1; Secure", to), None, "no Path");
+        assert_eq!(outcome(https, "__Host-a=1; Secure; Path=/x", to), None);
+        assert_eq!(outcome(https, "__Host-a=1; Path=/", to), None, "no Secure");
+        assert_eq!(
+            outcome(
+                https,
+                "__Host-a=1; Secure; Path=/; Domain=app.example.com",
+                to
+            ),
+            None
+        );
+        assert_eq!(outcome(https, "__HOST-a=1; Secure; Path=/x", to), None);
+    }
+
+    #[test]
+    fn extreme_lifetimes_neither_panic_nor_overflow() {
+        let login = "https://app.example.com/login";
+        let to = "https://app.example.com/";
+        for kept in [
+            "a=1; Max-Age=9223372036854775807",
+            "a=1; Max-Age=99999999999999999999999999",
+            "a=1; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+            "a=1; Max-Age=nonsense",
+        ] {
+            assert_eq!(
+                outcome(login, kept, to),
+                Some(Some("a=1".to_owned())),
+                "{kept}"
+            );
+        }
+        for expired in [
+            "a=1; Max-Age=0",
+            "a=1; Max-Age=-1",
+            "a=1; Max-Age=-9223372036854775808",
+            "a=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        ] {
+            assert_eq!(outcome(login, expired, to), None, "{expired}");
+        }
+    }
+
+    #[test]
+    fn a_stored_jar_with_a_public_suffix_cookie_is_not_replayed_there() {
+        // A jar written before public suffixes were refused.
+        let session = session(None);
+        let mut jar = CookieStore::new();
+        let url = Url::parse("https://app.example.com/login").unwrap();
+        jar.parse("old=1; Domain=com; Path=/", &url).unwrap();
+        jar.parse("mine=1; Path=/", &url).unwrap();
+        let mut out = Vec::new();
+        cookie_store::serde::json::save_incl_expired_and_nonpersistent(&jar, &mut out).unwrap();
+        let record = serde_json::to_vec(&SessionRecord {
+            at: 0,
+            jar: serde_json::from_slice(&out).unwrap(),
+        })
+        .unwrap();
+        assert_eq!(replayed(&session, &record, "https://other.com/"), None);
+        assert_eq!(
+            replayed(&session, &record, "https://app.example.com/").as_deref(),
+            Some("mine=1")
+        );
+    }
+
+    const LOGINS: &[&str] = &[
+        "https://app.example.com/a/login",
+        "http://app.example.com/login",
+        "https://x.github.io/login",
+        "https://shop.example.co.uk/login",
+        "http://127.0.0.1:8080/login",
+        "http://localhost/login",
+    ];
+
+    const PROBES: &[&str] = &[
+        "https://app.example.com/a/b",
+        "http://app.example.com/",
+        "https://api.example.com/",
+        "https://example.com/",
+        "https://other.com/",
+        "https://app.example.com.evil.com/",
+        "https://x.github.io/",
+        "https://evil.github.io/",
+        "https://github.io/",
+        "https://shop.example.co.uk/login",
+        "https://other.co.uk/",
+        "https://co.uk/",
+        "http://127.0.0.1:8080/",
+        "http://127.0.0.2/",
+        "http://localhost/",
+    ];
+
+    /// The site of a URL: its registrable domain, or its host when it has none (an IP,
+    /// `localhost`, a public suffix).
+    fn site(url: &str) -> String {
+        let url = Url::parse(url).unwrap();
+        let host = url.host_str().unwrap().to_owned();
+        psl::domain_str(&host).map_or(host.clone(), str::to_owned)
+    }
+
+    fn attribute() -> impl Strategy<Value = String> {
+        let domains = prop::sample::select(vec![
+            "com",
+            ".com",
+            "COM",
+            "com.",
+            "co.uk",
+            "github.io",
+            "x.github.io",
+            "example.com",
+            ".example.com",
+            "Example.COM",
+            "app.example.com",
+            "example.co.uk",
+            "other.com",
+            "127.0.0.1",
+            "localhost",
+            "",
+            ".",
+            "test",
+            "xn--",
+            "exa mple.com",
+            "%2e",
+            "..",
+        ]);
+        let paths = prop::sample::select(vec![
+            "", "/", "//", "/a/../b", "%2f", "/\u{e9}", "a", "/login/", "/a", "/a/b/",
+        ]);
+        let expires = prop::sample::select(vec![
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "Wed, 31 Dec 99999 23:59:59 GMT",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+            "Tue, 01 Jan 2999 00:00:00 GMT",
+            "garbage",
+            "",
+        ]);
+        let max_ages = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            prop::sample::select(vec![
+                "9223372036854775807",
+                "-9223372036854775808",
+                "99999999999999999999999999",
+                "-0",
+                "1e300",
+                "",
+                "0",
+            ])
+            .prop_map(str::to_owned),
+        ];
+        prop_oneof![
+            domains.prop_map(|d| format!("Domain={d}")),
+            paths.prop_map(|p| format!("Path={p}")),
+            max_ages.prop_map(|m| format!("Max-Age={m}")),
+            expires.prop_map(|e| format!("Expires={e}")),
+            Just("Secure".to_owned()),
+            Just("HttpOnly".to_owned()),
+            Just("SameSite=None".to_owned()),
+            "[ -:<-~]{0,12}",
+        ]
+    }
+
+    fn set_cookie() -> impl Strategy<Value = HeaderValue> {
+        let name = prop_oneof![
+            prop::sample::select(vec![
+                "sid",
+                "__Host-sid",
+                "__Secure-sid",
+                "__host-x",
+                "__SECURE-y",
+                "",
+                " ",
+                "=",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z_-]{1,8}",
+        ];
+        let structured = (
+            name,
+            "[ -:<-~]{0,12}",
+            prop::collection::vec(attribute(), 0..6),
+        )
+            .prop_map(|(name, value, attributes)| {
+                let mut text = format!("{name}={value}");
+                for attribute in attributes {
+                    text.push_str("; ");
+                    text.push_str(&attribute);
+                }
+                HeaderValue::from_str(&text).unwrap()
+            });
+        // Anything a header value may hold, obs-text (non-UTF-8) included.
+        let raw = prop::collection::vec(prop_oneof![Just(b'\t'), 32u8..127, 128u8..=255], 0..64)
+            .prop_map(|bytes| HeaderValue::from_bytes(&bytes).unwrap());
+        prop_oneof![4 => structured, 1 => raw]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Never a panic; never a stored cookie scoped to a public suffix; never a cookie sent
+        /// to another site than the login's; a `__Host-` cookie only ever to the login's host.
+        #[test]
+        fn set_cookie_values_never_panic_nor_cross_sites(
+            login in prop::sample::select(LOGINS),
+            values in prop::collection::vec(set_cookie(), 1..5),
+            named in any::<bool>(),
+        ) {
+            let session = session(named.then_some("sid"));
+            let Ok(record) = session.capture(&reply(login, &values), 0) else {
+                return Ok(());
+            };
+            let stored: StoredJar<'_> = serde_json::from_slice(&record).unwrap();
+            let jar = cookie_store::serde::json::load(stored.jar.get().as_bytes()).unwrap();
+            let login_host = Url::parse(login).unwrap().host_str().unwrap().to_owned();
+            for cookie in jar.iter_any() {
+                if let CookieDomain::Suffix(domain) = &cookie.domain {
+                    prop_assert!(!is_public_suffix(domain), "stored for {domain}");
+                }
+            }
+            for probe in PROBES {
+                let Some(header) = replayed(&session, &record, probe) else {
+                    continue;
+                };
+                prop_assert_eq!(site(probe), site(login), "{} reached {}", header, probe);
+                let probe_host = Url::parse(probe).unwrap().host_str().unwrap().to_owned();
+                for pair in header.split("; ") {
+                    if pair.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("__Host-")) {
+                        prop_assert_eq!(&probe_host, &login_host, "{}", pair);
+                    }
+                }
+            }
+        }
     }
 }

@@ -9,7 +9,14 @@
 //!   replayed on later calls, per principal by default;
 //! - [`Auth::custom`]: anything implementing [`AuthStrategy`].
 //!
-//! Credentials are [`Secret`]s: redacted in `Debug` and `Display`, resolved per call.
+//! Credentials are [`Secret`]s: redacted in `Debug` and `Display`, resolved per call. Tokens
+//! and sessions live in the store's vault (keys under `vault:`), encrypted at rest when the
+//! seam or stitch is given a [`VaultKey`].
+//!
+//! Values a token endpoint or a login sends are taken as hostile: `expires_in` is clamped (see
+//! [`OAuth2`]), cookies scoped to a public suffix or breaking the `__Host-`/`__Secure-` rules
+//! are refused (see [`CookieSession`]), and the token fetch and the login end at the call's
+//! per-attempt timeout and total deadline.
 //!
 //! ```
 //! use stitchapi::auth::{ApiKey, Auth, OAuth2, Secret};
@@ -32,6 +39,7 @@ mod cookie;
 mod header;
 mod oauth2;
 mod secret;
+mod vault;
 
 use std::fmt;
 use std::future::Future;
@@ -53,6 +61,8 @@ pub use cookie::{CookieSession, LoginFailure, LoginInput, LoginOutcome, OutcomeH
 pub use header::{ApiKey, ApiKeyLocation};
 pub use oauth2::{ClientAuth, OAuth2};
 pub use secret::{Secret, SecretSource};
+pub(crate) use vault::SealedStore;
+pub use vault::VaultKey;
 
 /// The vault prefix: tokens and sessions live under `vault:` in the store.
 pub const VAULT_PREFIX: &str = keys::VAULT_PREFIX;
@@ -367,6 +377,10 @@ pub struct AuthContext<'a> {
     pub principal: Option<&'a str>,
     /// The call's total deadline, if any: auth work (token fetch, login, waiting) ends there.
     pub deadline: Option<Timestamp>,
+    /// The call's per-attempt timeout, if any: each run of auth work through
+    /// [`within`](AuthContext::within) (an `apply`, a `refresh`) ends after it, as a request
+    /// attempt does.
+    pub attempt_timeout: Option<std::time::Duration>,
     /// Where progress events go.
     pub events: Option<&'a dyn AuthEvents>,
 }
@@ -377,6 +391,7 @@ impl fmt::Debug for AuthContext<'_> {
             .field("store", &self.store.name())
             .field("principal", &self.principal)
             .field("deadline", &self.deadline)
+            .field("attempt_timeout", &self.attempt_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -396,6 +411,7 @@ impl<'a> AuthContext<'a> {
             transport,
             principal: None,
             deadline: None,
+            attempt_timeout: None,
             events: None,
         }
     }
@@ -409,6 +425,12 @@ impl<'a> AuthContext<'a> {
     /// Sets the deadline.
     pub fn with_deadline(mut self, deadline: Option<Timestamp>) -> Self {
         self.deadline = deadline;
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    pub fn with_attempt_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.attempt_timeout = timeout;
         self
     }
 
@@ -429,22 +451,43 @@ impl<'a> AuthContext<'a> {
         }
     }
 
-    /// Runs `future` until the call's deadline; past it, a `Timeout` error.
+    /// Runs `future` for at most the per-attempt timeout, and not past the call's deadline;
+    /// past either, a `Timeout` error. Each run starts its own per-attempt budget.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// use stitchapi::auth::AuthContext;
+    /// use stitchapi::store::{DynStore, MemoryStore};
+    /// use stitchapi::testing::{ManualClock, MockTransport};
+    ///
+    /// let store: DynStore = std::sync::Arc::new(MemoryStore::new());
+    /// let clock = ManualClock::auto_advance();
+    /// let transport = MockTransport::new();
+    /// let cx = AuthContext::new(&store, &store, &clock, &transport)
+    ///     .with_attempt_timeout(Some(Duration::from_secs(1)));
+    /// let silent = cx.within(std::future::pending::<stitchapi::Result<()>>());
+    /// assert_eq!(silent.await.unwrap_err().to_string(), "timed out after 1000ms");
+    /// # }
+    /// ```
     pub async fn within<T>(
         &self,
         future: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let Some(deadline) = self.deadline else {
-            return future.await;
+        let left = self
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(self.clock.now()));
+        let limit = match (left, self.attempt_timeout) {
+            (Some(left), Some(each)) => left.min(each),
+            (Some(limit), None) | (None, Some(limit)) => limit,
+            (None, None) => return future.await,
         };
-        let now = self.clock.now();
-        let left = deadline.saturating_duration_since(now);
-        if left.is_zero() {
-            return Err(Error::timeout(std::time::Duration::ZERO));
+        if limit.is_zero() {
+            return Err(Error::timeout(limit));
         }
-        crate::time::timeout(self.clock, left, future)
+        crate::time::timeout(self.clock, limit, future)
             .await
-            .unwrap_or_else(|| Err(Error::timeout(left)))
+            .unwrap_or_else(|| Err(Error::timeout(limit)))
     }
 
     /// The vault key for `base`, with `\u{0}<principal>` appended under principal tenancy.

@@ -39,6 +39,16 @@ pub enum ClientAuth {
 /// locks), and fetched again once when a response has a `refresh_on` status (401), unless the
 /// vault already holds another token than the one the server rejected.
 ///
+/// The server's `expires_in` (seconds, as a number or a numeric string) is clamped to
+/// `0..=`[`OAuth2::MAX_LIFETIME`] (one day): a huge value keeps a token for a day at most, and
+/// zero or a negative value means the token is already expired, so it serves the calls that
+/// fetched it and is never served from the vault. Without a usable `expires_in` the token is
+/// kept until the server rejects it. Expiry and store TTLs are computed with saturating time
+/// arithmetic: no value a token endpoint sends can panic or wrap.
+///
+/// The token request, like the login of a [`CookieSession`](super::CookieSession), is bounded
+/// by the call's per-attempt timeout and total deadline.
+///
 /// ```
 /// use stitchapi::auth::{Auth, ClientAuth, OAuth2, Secret};
 ///
@@ -105,6 +115,9 @@ enum Wanted {
 }
 
 impl OAuth2 {
+    /// The longest a token is kept, whatever `expires_in` the server sent: one day.
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
     /// The client-credentials grant against `token_url`.
     pub fn client_credentials(
         token_url: impl Into<String>,
@@ -204,8 +217,7 @@ impl OAuth2 {
             return Ok(true);
         }
         let skew = self.skew.resolve("auth.oauth2.skew")?;
-        Ok(cx.clock.now().as_millis() + skew.as_millis() as u64
-            <= record.expires_at.saturating_sub(1))
+        Ok((cx.clock.now() + skew).as_millis() < record.expires_at)
     }
 
     /// A token from the vault that `wanted` accepts.
@@ -292,22 +304,25 @@ impl OAuth2 {
                 self.request(cx, self.client_credentials_form()).await?
             }
         };
-        let now = cx.clock.now().as_millis();
+        // 0 is "no expiry known"; an expiry at the epoch itself is pushed past it.
         let expires_at = response
-            .expires_in
-            .filter(|s| *s > 0)
-            .map_or(0, |s| now + s * 1000);
+            .lifetime
+            .map_or(0, |lifetime| (cx.clock.now() + lifetime).as_millis().max(1));
         let refresh_token = response.refresh_token.or(previous_refresh);
-        let ttl = match (&refresh_token, response.expires_in) {
-            (None, Some(s)) if s > 0 => Some(Duration::from_secs(s)),
-            _ => None,
+        // A refresh token is kept until it is used; a bare token lives as long as it is valid.
+        let ttl = match refresh_token {
+            None => response.lifetime,
+            Some(_) => None,
         };
         let record = TokenRecord {
             token: response.access_token,
             expires_at,
             refresh_token,
         };
-        cx.vault.set_json(key, &record, ttl).await?;
+        // An already-expired bare token is not worth a write (a zero TTL means "keep").
+        if ttl != Some(Duration::ZERO) {
+            cx.vault.set_json(key, &record, ttl).await?;
+        }
         Ok(record.token)
     }
 
@@ -419,8 +434,25 @@ impl OAuth2 {
 
 struct TokenResponse {
     access_token: String,
-    expires_in: Option<u64>,
+    /// `expires_in`, clamped: see [`lifetime`].
+    lifetime: Option<Duration>,
     refresh_token: Option<String>,
+}
+
+/// The token's lifetime from `expires_in` (seconds, a number or a numeric string), clamped to
+/// `0..=MAX_LIFETIME`: zero or negative means already expired. `None` when it is absent or not
+/// a number.
+fn lifetime(expires_in: Option<&serde_json::Value>) -> Option<Duration> {
+    let seconds = match expires_in? {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    if seconds.is_nan() {
+        return None;
+    }
+    let max = OAuth2::MAX_LIFETIME;
+    Some(Duration::try_from_secs_f64(seconds.clamp(0.0, max.as_secs_f64())).unwrap_or(max))
 }
 
 fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> {
@@ -437,13 +469,7 @@ fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> {
         .filter(|t| !t.is_empty())
         .ok_or_else(missing)?
         .to_owned();
-    let expires_in = match value.get("expires_in") {
-        Some(serde_json::Value::Number(n)) => {
-            n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64))
-        }
-        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    };
+    let lifetime = lifetime(value.get("expires_in"));
     let refresh_token = value
         .get("refresh_token")
         .and_then(|v| v.as_str())
@@ -451,7 +477,7 @@ fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> {
         .map(str::to_owned);
     Ok(TokenResponse {
         access_token,
-        expires_in,
+        lifetime,
         refresh_token,
     })
 }
@@ -572,6 +598,54 @@ mod tests {
         let clock = Arc::new(ManualClock::new());
         let store = MemoryStore::with_clock(clock.clone());
         (Env::new(store, clock.clone(), MockTransport::new()), clock)
+    }
+
+    #[test]
+    fn expires_in_is_clamped_to_a_lifetime() {
+        let max = OAuth2::MAX_LIFETIME;
+        let of = |value: serde_json::Value| lifetime(Some(&value));
+        assert_eq!(of(json!(3600)), Some(Duration::from_secs(3600)));
+        assert_eq!(of(json!(1.5)), Some(Duration::from_millis(1500)));
+        assert_eq!(of(json!(" 60 ")), Some(Duration::from_secs(60)));
+        for huge in [json!(1e300), json!(u64::MAX), json!("inf"), json!("1e400")] {
+            assert_eq!(of(huge.clone()), Some(max), "{huge}");
+        }
+        for expired in [
+            json!(0),
+            json!(-1),
+            json!(i64::MIN),
+            json!("-5"),
+            json!("-inf"),
+        ] {
+            assert_eq!(of(expired.clone()), Some(Duration::ZERO), "{expired}");
+        }
+        for unusable in [
+            json!("NaN"),
+            json!("soon"),
+            json!(null),
+            json!([1]),
+            json!(true),
+        ] {
+            assert_eq!(of(unusable.clone()), None, "{unusable}");
+        }
+        assert_eq!(lifetime(None), None);
+    }
+
+    #[tokio::test]
+    async fn an_extreme_skew_means_always_refresh_without_overflow() {
+        let (env, _clock) = manual();
+        env.mock.route(
+            Method::POST,
+            "/token",
+            [token("t1", 3600), token("t2", 3600)],
+        );
+        let auth = Auth::oauth2(
+            OAuth2::client_credentials("https://auth.test/token", "cid", "s")
+                .key("k")
+                .skew(Duration::MAX),
+        );
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t2");
     }
 
     #[tokio::test]

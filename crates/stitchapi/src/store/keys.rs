@@ -86,6 +86,11 @@ pub(crate) fn vault_lock(vault_key: &str) -> String {
     format!("lock:{vault_key}")
 }
 
+/// Whether a vault key is a [`vault_lock`] (which holds an ownership token, not a credential).
+pub(crate) fn is_vault_lock(key: &str) -> bool {
+    key.starts_with("lock:")
+}
+
 /// An OAuth2 token in the vault.
 pub(crate) fn oauth2_token(key: &str) -> String {
     format!("oauth2:{key}")

@@ -616,9 +616,23 @@ pub trait StitchStoreExt: StitchStore {
 
 impl<S: StitchStore + ?Sized> StitchStoreExt for S {}
 
-/// Normalises a TTL: zero means "no expiry", like `None`.
+/// The longest TTL a store is handed: 100 years. Longer ones are shortened to it by
+/// [`normalize_ttl`], so no declared or remote lifetime can overflow a backend's expiry
+/// arithmetic (Redis refuses a `PX` whose deadline passes `i64::MAX` milliseconds).
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// Normalises a TTL: zero means "no expiry", like `None`; a TTL over [`MAX_TTL`] is shortened
+/// to it.
+///
+/// ```
+/// use std::time::Duration;
+/// use stitchapi::store::{MAX_TTL, normalize_ttl};
+///
+/// assert_eq!(normalize_ttl(Some(Duration::ZERO)), None);
+/// assert_eq!(normalize_ttl(Some(Duration::MAX)), Some(MAX_TTL));
+/// ```
 pub fn normalize_ttl(ttl: Option<Duration>) -> Option<Duration> {
-    ttl.filter(|ttl| !ttl.is_zero())
+    ttl.filter(|ttl| !ttl.is_zero()).map(|ttl| ttl.min(MAX_TTL))
 }
 
 #[cfg(test)]
