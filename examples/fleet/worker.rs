@@ -93,7 +93,12 @@ fn build(plan: &WorkerPlan) -> stitchapi::Result<Stitch> {
     }
     let lock = plan.lock_ms.map(Duration::from_millis);
     if plan.cache {
-        let mut cache = Cache::ttl("60s").coalesce(Coalesce::Fleet);
+        // Every header that is not known safe keys the cache (a per-user token in any header
+        // must never share an entry); the worker's diagnostic `x-worker` header does not
+        // change the response, so the declaration says so.
+        let mut cache = Cache::ttl("60s")
+            .coalesce(Coalesce::Fleet)
+            .ignore_headers(["x-worker"]);
         if let Some(lock) = lock {
             cache = cache.lock(lock);
         }
