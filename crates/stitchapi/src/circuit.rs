@@ -21,6 +21,10 @@
 //!   cooldown. On a fleet store without owned locks, the trial is exclusive within each
 //!   process only, which a stitch or seam reports as a `warn` trace when it is built.
 //!
+//! Only outcomes of requests that were sent count. A call that ends before its request goes
+//! out (its own deadline ran out in the throttle, the store or the credential fetch failed)
+//! is [abstained](Breaker::abstain): nothing is counted, and a trial it held is given back.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
 //! use std::sync::Arc;

@@ -231,6 +231,10 @@ pub struct StitchConfig {
     pub pick: Option<String>,
     /// `json` (default) or `text`.
     pub output: Option<OutputFormat>,
+    /// Path variables that may be empty (`allow_empty = ["id"]`); any other empty path value
+    /// is refused, since it would change the endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_empty: Vec<String>,
     /// The shared options, own values winning over the seam's.
     #[serde(flatten)]
     pub shared: SharedConfig,
@@ -421,6 +425,9 @@ impl StitchConfig {
         }
         if self.output == Some(OutputFormat::Text) {
             builder = builder.with_output(Output::text_value());
+        }
+        for name in &self.allow_empty {
+            builder = builder.allow_empty(name.clone());
         }
         Ok(apply_shared!(builder, &self.shared))
     }

@@ -37,9 +37,11 @@
 //! JSON, form or raw body, encoded once so every retry resends the same bytes.
 //!
 //! Path parameters are always percent-encoded: `../admin`, `a/b`, `x?y#z`, `@evil.com` or a
-//! value with CR/LF can never change the host, the path shape or the headers; a bare `..` is
-//! refused, and so is any expansion that would move the request to another origin. A missing
-//! parameter is an [`ErrorKind::Input`] error before anything is sent.
+//! value with CR/LF can never change the host, the path shape or the headers; a dot-segment
+//! (`..`, also behind `%2F` or `%5C`) is refused, and so is any expansion that would move the
+//! request to another origin. A missing parameter, or an empty value in the path (which would
+//! turn `DELETE /users/{id}` into `DELETE /users/`) unless the declaration says
+//! `allow_empty("id")`, is an [`ErrorKind::Input`] error before anything is sent.
 //!
 //! ## Output
 //!
@@ -57,23 +59,26 @@
 //! - **Retry** ([`Retry`]): total attempts, the statuses to retry (default 429, 502, 503,
 //!   504), a [`Backoff`] curve (`expo-jitter` by default, base 100 ms, max 10 s; also
 //!   `fixed`, `expo`, `decorrelated-jitter`). `Retry-After` is honoured (seconds or an
-//!   HTTP-date), optionally capped by `max_retry_after`, and never slept past the total
-//!   deadline: a wait that would cross it fails at once with a timeout error.
+//!   HTTP-date) up to `max_retry_after` (60 s by default: a longer one fails the call at once
+//!   with the upstream's answer), and never slept past the total deadline: a wait that would
+//!   cross it fails at once with a timeout error.
 //! - **Only safe retries of failures**: transport errors and per-attempt timeouts are retried
 //!   only for idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE, QUERY), or when the stitch
 //!   carries an idempotency key or opts in with `retry_non_idempotent(true)`. A blind POST
 //!   retry could duplicate a write.
 //! - **Idempotency keys** ([`Idempotency`]): `idempotency()` adds a UUID v4
 //!   `Idempotency-Key` to writes, stable across the retries of one call.
-//! - **Timeouts** ([`Timeout`]): `total` bounds the whole call; `each` bounds one attempt
-//!   (effectively `min(each, time left)`). A timed-out attempt is cancelled: its request future
-//!   is dropped and the connection closed.
+//! - **Timeouts** ([`Timeout`]): `total` bounds the whole call (30 s unless declared;
+//!   `Timeout::none()` lifts it); `each` bounds one attempt (effectively `min(each, time
+//!   left)`), its token fetch or login included. A timed-out attempt is cancelled: its request
+//!   future is dropped and the connection closed.
 //! - **Verdict**: `accept([404])` (or a predicate, [`StatusMatch`]) turns a non-2xx status
 //!   into a result; a status both retried and accepted is retried, then accepted on the last
 //!   attempt.
 //! - **Redirects** are followed by the engine (up to 20). On a cross-origin hop (scheme, host
-//!   or port differs) `authorization`, `cookie`, `proxy-authorization` and any credential header
-//!   an auth strategy added are dropped. [`Reply::url`] and [`Error::url`] are the final URL.
+//!   or port differs) only the [safe headers](headers) are forwarded: `x-api-key`, a session
+//!   cookie or any custom token header never reaches another origin. [`Reply::url`] and
+//!   [`Error::url`] are the final URL.
 //!
 //! ## Seams
 //!
@@ -102,8 +107,11 @@
 //! concurrency through `lease`/`release`), and so is a host pool on any store. A seam's
 //! throttle is one bucket its members share, and a member's own throttle can only tighten it.
 //! Waits never pass `timeout.total`: a caller whose grant would come later is refused at once
-//! and costs the callers after it nothing. A store that cannot enforce the throttle is refused
-//! at build time.
+//! and costs the callers after it nothing. A call cancelled while it waits gives back what it
+//! took: its concurrency slot (also a fleet lease still in flight when it was cancelled) and,
+//! in the process, its pacing turn; on a fleet store a cancelled caller's turn stays spent,
+//! which costs the callers after it at most that caller's deadline. A store that cannot
+//! enforce the throttle is refused at build time.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -137,7 +145,8 @@
 //! ## Circuit breaker
 //!
 //! `circuit(failures, cooldown)`: after `failures` consecutive service failures (transport
-//! errors, timeouts, 5xx, 429) calls fail fast with [`ErrorKind::CircuitOpen`] without touching
+//! errors, timeouts, 5xx, 429 of requests that were sent; a call that ends before its request
+//! goes out, on its own deadline in the throttle say, counts for nothing) calls fail fast with [`ErrorKind::CircuitOpen`] without touching
 //! the network; after the cooldown exactly one trial call at a time (fleet-wide with a shared
 //! store) decides whether it closes. Failures are counted with the store's atomic increment,
 //! so concurrent failures across a fleet all count.
@@ -166,11 +175,14 @@
 //! ## Response cache
 //!
 //! `cache("5m")` (or [`Cache`]) keeps successful, validated responses in the store, keyed by
-//! the resolved request (method, normalised URL, body, `vary` headers, principal; never
-//! credentials). A response's own `Vary` is learned: each variant (each language, say) is
-//! stored and served apart, and `Vary: *` is not stored. Identical concurrent misses make one
-//! request, across every member of a seam however it was built; with `Coalesce::Fleet`, one
-//! request for the whole fleet. Invalidate one input, a stitch or a whole seam without scans.
+//! the resolved request (method, normalised URL, body, principal, `vary` headers, and a digest
+//! of every header that is not [safe](headers), so two users whose tokens differ never share
+//! an entry, whatever header carries them). A response's own `Vary` is learned: each variant
+//! (each language, say) is stored and served apart, and `Vary: *` is not stored. Identical
+//! concurrent misses make one request, across every member of a seam however it was built;
+//! with `Coalesce::Fleet`, one request for the whole fleet, and when it fails the callers
+//! waiting on it fail with it rather than fetch one after another. Invalidate one input, a
+//! stitch or a whole seam without scans.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -199,8 +211,10 @@
 //! Strategies are values attached to a stitch or seam ([`Auth`]): bearer, API key (header,
 //! query or cookie), basic, OAuth2 client credentials (token cached in the store's vault,
 //! refreshed early, fetched once per process and per fleet, renewed once on 401 unless another
-//! caller already replaced the rejected token), and cookie sessions seeded by a login stitch. Credentials are [`Secret`]s: never in `Debug`, errors or
-//! traces. `seam.as_principal("alice")` keeps sessions and cache entries apart per end user.
+//! caller already replaced the rejected token), and cookie sessions seeded by a login stitch.
+//! Credentials are [`Secret`]s: never in `Debug`, errors or traces. `seam.as_principal("alice")`
+//! keeps sessions and cache entries apart per end user, and `vault_key(..)` encrypts the vault
+//! at rest (see [Security model](#security-model)).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -238,7 +252,51 @@
 //! [`attempts`](Error::attempts), [`url`](Error::url) and the failing body
 //! ([`body_json`](Error::body_json), [`body_bytes`](Error::body_bytes)). Messages follow
 //! the reference texts (`HTTP 503`, `timed out after 400ms`). `Debug` and `Display` never print
-//! a body, a header value or a query string.
+//! a body, a header value, a query value or a value from a response (a decode error names the
+//! JSON path and the types; [`Error::decode_detail`] has the deserializer's full message).
+//!
+//! ## Security model
+//!
+//! What the engine guarantees whatever the declarations, the inputs or the network send it,
+//! each proven by a regression test through whole calls:
+//!
+//! - **Headers that cross origins.** One list, [`headers::SAFE_HEADERS`] (content
+//!   negotiation, body description, cache directives, `user-agent`), decides redirects, cache
+//!   keys and redaction alike. A cross-origin redirect forwards only those; every other header,
+//!   however it was set, is dropped for the rest of the chain.
+//! - **What enters a cache key.** Method, normalised URL, canonical body, the principal, the
+//!   `vary` headers and a digest of every header that is not safe (minus the ones named in
+//!   [`Cache::ignore_headers`] and the generated idempotency key). Values are hashed, never
+//!   stored in clear.
+//! - **What is redacted.** Userinfo in a URL is refused at build time (use `Auth::basic`); query
+//!   values, userinfo and fragments read `…` wherever a URL or template is displayed (names,
+//!   `Debug`, errors, [`Error::url`], events, spans); header values other than safe ones read
+//!   `<redacted>` in `Debug`; secrets are [`Secret`]s; decode errors never quote the response.
+//! - **Cookies.** A login's cookies follow RFC 6265bis storage rules: a `Domain` that is a
+//!   public suffix (the list is compiled in, no fetch at run time) is refused, `Secure` is only
+//!   taken from https or loopback, and the `__Secure-` and `__Host-` prefixes are enforced.
+//! - **Secrets at rest.** With `vault_key(VaultKey)`, tokens, refresh tokens and cookie jars
+//!   are sealed with XChaCha20-Poly1305 (random nonce, bound to their vault key): a shared
+//!   store hands out no session, and an entry that does not open is fetched or logged in again,
+//!   never read as plaintext. Without a key the vault is plaintext JSON.
+//! - **Remote values.** OAuth2 `expires_in` is clamped to one day (zero or negative: the token
+//!   is already expired), store TTLs to 100 years, `Retry-After` is parsed saturating and
+//!   honoured up to `max_retry_after`, and time arithmetic on remote values saturates: no value
+//!   can panic, wrap into the past or park a call.
+//! - **Defaults that bound every call.** A 30 s total timeout ([`policy::DEFAULT_TOTAL_TIMEOUT`])
+//!   covering attempts, backoff, throttle waits, token fetches and logins; `Retry-After` up to
+//!   60 s ([`policy::DEFAULT_MAX_RETRY_AFTER`]); backoff bounds of at most an hour. Each can be
+//!   changed, and `Debug` of a stitch shows them.
+//! - **Inputs.** See [Declaring and calling](#declaring-and-calling): no value changes the
+//!   origin or the path shape, an empty path value is refused, and a response body is exactly
+//!   one JSON document (trailing content is a validation error).
+//! - **Cancellation.** A cancelled call releases what it holds or may hold: a concurrency slot
+//!   or fleet lease, an owned fleet lock (also while the store is still answering), a pacing
+//!   turn in the process.
+//!
+//! The parsers that take untrusted input (URL templates and their expansion, durations,
+//! rates, `Retry-After`, `Set-Cookie` through the session, config files) are fuzzed by bounded
+//! property tests in the test suite.
 //!
 //! ## The store
 //!
@@ -253,8 +311,8 @@
 //!
 //! ## Watching a call
 //!
-//! Each call is a `tracing` span `stitch.call` (fields `stitch`, `method`, `url` without its
-//! query, `status`, `attempts`, `error`) with a child span `stitch.attempt` per attempt
+//! Each call is a `tracing` span `stitch.call` (fields `stitch`, `method`, `url` with its query
+//! values, userinfo and fragment redacted, `status`, `attempts`, `error`) with a child span `stitch.attempt` per attempt
 //! (`attempt`, `status`, `wait_ms`, `reason`). [`Stitch::stream`] yields typed [`Event`]s:
 //! start, progress (request, retry, ...), result or error, done.
 //!

@@ -696,8 +696,10 @@ async fn throttle<O>(
     Ok(Some(grant))
 }
 
-/// Whether a failed fetch counts against the circuit breaker: the service failed (transport,
-/// timeout, 5xx, 429, delegated rate limit), not the caller (other 4xx).
+/// Whether a failed fetch whose request was sent counts against the circuit breaker: the
+/// service failed (transport, timeout, 5xx, 429, delegated rate limit), not the caller (other
+/// 4xx). A call that sent nothing is not counted at all
+/// ([`Breaker::abstain`](crate::circuit::Breaker::abstain)).
 fn is_service_failure(error: &Error) -> bool {
     match error.kind() {
         ErrorKind::Transport | ErrorKind::Timeout | ErrorKind::RateLimited => true,

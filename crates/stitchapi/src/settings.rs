@@ -212,8 +212,8 @@ macro_rules! settings_setters {
             self
         }
 
-        /// A circuit breaker: after `failures` consecutive failures (transport errors,
-        /// timeouts, 5xx, 429) calls fail fast with `CircuitOpen` for `cooldown`, then one
+        /// A circuit breaker: after `failures` consecutive failures of requests sent
+        /// (transport errors, timeouts, 5xx, 429) calls fail fast with `CircuitOpen` for `cooldown`, then one
         /// trial call at a time (fleet-wide with a shared store) decides whether it closes.
         pub fn circuit(
             mut self,

@@ -140,6 +140,23 @@ async fn allow_empty_opts_a_variable_in_on_a_stitch_and_on_a_seam_member() {
     assert!(error.to_string().starts_with("allow_empty: "), "{error}");
     assert!(error.to_string().contains("`idd`"), "{error}");
     assert!(error.to_string().contains("id"), "{error}");
+
+    // The same opt-in from a config file.
+    let catalog: stitchapi::config::SeamConfig = toml::from_str(&format!(
+        "base_url = \"{}\"\n[stitches.remove]\npath = \"/users/{{id}}\"\nallow_empty = [\"id\"]\n[stitches.strict]\npath = \"/users/{{id}}\"\n",
+        upstream.url()
+    ))
+    .unwrap();
+    let catalog = catalog.build().unwrap();
+    let from_file = &catalog.stitches["remove"];
+    // Sent (the upstream answers 404 to it): not refused as input.
+    let sent = from_file.call(Input::new().param("id", "")).await.unwrap_err();
+    assert_eq!(sent.status(), Some(http::StatusCode::NOT_FOUND), "{sent}");
+    let strict = catalog.stitches["strict"]
+        .call(Input::new().param("id", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(strict.kind(), ErrorKind::Input);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -352,7 +352,10 @@ impl OAuth2 {
         let url = url::Url::parse(&self.token_url).map_err(|e| {
             Error::config(
                 "auth.oauth2.token_url",
-                format!("{:?} is not a URL ({e})", self.token_url),
+                format!(
+                    "\"{}\" is not a URL ({e})",
+                    crate::template::Redacted::url(&self.token_url)
+                ),
                 "use an absolute https:// URL",
             )
         })?;

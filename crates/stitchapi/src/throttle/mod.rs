@@ -19,6 +19,13 @@
 //! cell is not advanced, in the process or in the store: `reserve` takes the deadline as its
 //! `latest`). The window-counter fallback cannot take a counted slot back.
 //!
+//! A caller cancelled while it waits gives back what it took. Its concurrency slot is freed
+//! (a fleet lease still in flight is released in the background, since the store may have
+//! granted it). In the process, its pacing turn is given back when no live turn comes after
+//! it. On a fleet store its turn stays spent in the store's cell; since the turn was reserved
+//! no later than the caller's deadline (30 s by default), that is the most it can cost the
+//! callers after it.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
 //! use std::sync::Arc;
