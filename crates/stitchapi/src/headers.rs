@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 
 /// The headers known to carry no credential and no per-user identity (see the
 /// [module docs](self) for what this decides). Lowercase, sorted.
-pub static SAFE_HEADERS: [HeaderName; 10] = [
+pub static SAFE_HEADERS: &[HeaderName] = &[
     header::ACCEPT,
     header::ACCEPT_ENCODING,
     header::ACCEPT_LANGUAGE,
@@ -81,6 +81,18 @@ pub static SAFE_HEADERS: [HeaderName; 10] = [
 pub fn is_safe(name: &HeaderName) -> bool {
     SAFE_HEADERS.contains(name)
 }
+
+/// Headers whose standard or common meaning is a credential or a session: a cache declaration
+/// may not ignore them (two users' entries would be shared).
+pub(crate) const CREDENTIAL_HEADERS: [&str; 7] = [
+    "authorization",
+    "cookie",
+    "private-token",
+    "proxy-authorization",
+    "x-amz-security-token",
+    "x-api-key",
+    "x-auth-token",
+];
 
 /// Whether the header spelled `name` (any case) is in [`SAFE_HEADERS`]. A string that is not
 /// a header name is not safe.

@@ -47,8 +47,14 @@ pub struct Input {
 impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Input");
+        // Query values are redacted as in every displayed URL; the keys show.
+        let query: Vec<_> = self
+            .query
+            .iter()
+            .map(|(key, _)| (key, format_args!("…")))
+            .collect();
         d.field("params", &self.params)
-            .field("query", &self.query)
+            .field("query", &query)
             .field("fields", &self.fields)
             .field("headers", &crate::headers::redacted(&self.headers));
         if let Some(body) = &self.body {

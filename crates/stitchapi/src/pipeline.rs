@@ -257,9 +257,32 @@ pub(crate) async fn run<O: MaybeSend + 'static>(
     result
 }
 
-/// Runs the attempts of one call. `sent` is set once a request has gone to the transport, so
-/// the circuit breaker counts only outcomes of requests the upstream received (or could not
-/// be reached for).
+/// Whether the upstream's answer to one request counts as a service failure for the circuit
+/// breaker: 5xx, 429, or a status the delegate throttle treats as a rate limit. Other 4xx are
+/// the caller's.
+fn is_service_failure(spec: &Spec, status: http::StatusCode) -> bool {
+    status.is_server_error()
+        || status == http::StatusCode::TOO_MANY_REQUESTS
+        || spec
+            .delegate
+            .as_ref()
+            .is_some_and(|delegate| delegate.is_rate_limited(status.as_u16()))
+}
+
+/// What the upstream made of the last request a call sent, for the circuit breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LastSent {
+    /// No request went out (the throttle, the store or auth ended the call first).
+    Nothing,
+    /// It answered with a status that is not the service's failure.
+    Healthy,
+    /// It could not be reached, did not answer in time, or answered 5xx/429.
+    Failed,
+}
+
+/// Runs the attempts of one call. `last_sent` is updated with the outcome of every request
+/// that goes to the transport, so the circuit breaker counts only outcomes of requests the
+/// upstream received (or could not be reached for), and the last of them.
 async fn attempts<O: MaybeSend + 'static>(
     inner: &StitchInner<O>,
     principal: Option<&str>,
@@ -267,7 +290,7 @@ async fn attempts<O: MaybeSend + 'static>(
     keyed: bool,
     started: Timestamp,
     emitter: &Emitter<O>,
-    sent_any: &mut bool,
+    last_sent: &mut LastSent,
 ) -> Result<(Received, u32)> {
     let spec = &inner.spec;
     let clock = &*spec.runtime.clock;
@@ -289,15 +312,9 @@ async fn attempts<O: MaybeSend + 'static>(
             })
             .map_err(|error| error.in_call(&outgoing.url, attempt - 1))?;
         let now = clock.now();
-        let left = deadline.map(|deadline| deadline.saturating_duration_since(now));
-        if left == Some(Duration::ZERO) {
+        if deadline.is_some_and(|deadline| deadline <= now) {
             return Err(total_timeout().in_call(&outgoing.url, attempt - 1));
         }
-        let (limit, limit_is_total) = match (spec.timeout.each, left) {
-            (Some(each), Some(left)) if each < left => (Some(each), false),
-            (Some(each), None) => (Some(each), false),
-            (_, left) => (left, true),
-        };
         let attempt_span = tracing::debug_span!(
             "stitch.attempt",
             attempt,
@@ -348,7 +365,16 @@ async fn attempts<O: MaybeSend + 'static>(
             None => (None, None),
         };
         let request = authed.as_ref().unwrap_or(&outgoing);
-        *sent_any = true;
+        // The request's limit counts from now: the time the credential took is spent.
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(clock.now()));
+        if left == Some(Duration::ZERO) {
+            return Err(total_timeout().in_call(&outgoing.url, attempt - 1));
+        }
+        let (limit, limit_is_total) = match (spec.timeout.each, left) {
+            (Some(each), Some(left)) if each < left => (Some(each), false),
+            (Some(each), None) => (Some(each), false),
+            (_, left) => (left, true),
+        };
         let sent = Box::pin(
             within(
                 clock,
@@ -371,6 +397,12 @@ async fn attempts<O: MaybeSend + 'static>(
                     .map_err(|error| error.scrub_url(&authed.url, &outgoing.url))
             }),
             _ => sent,
+        };
+        *last_sent = match &sent {
+            Some(Ok(received)) if !is_service_failure(spec, received.response.status()) => {
+                LastSent::Healthy
+            }
+            _ => LastSent::Failed,
         };
         // The slot is given back before any backoff sleep, and before the call returns.
         if let Some(grant) = grant {
@@ -696,20 +728,6 @@ async fn throttle<O>(
     Ok(Some(grant))
 }
 
-/// Whether a failed fetch whose request was sent counts against the circuit breaker: the
-/// service failed (transport, timeout, 5xx, 429, delegated rate limit), not the caller (other
-/// 4xx). A call that sent nothing is not counted at all
-/// ([`Breaker::abstain`](crate::circuit::Breaker::abstain)).
-fn is_service_failure(error: &Error) -> bool {
-    match error.kind() {
-        ErrorKind::Transport | ErrorKind::Timeout | ErrorKind::RateLimited => true,
-        ErrorKind::Http => error
-            .status()
-            .is_some_and(|status| status.is_server_error() || status.as_u16() == 429),
-        _ => false,
-    }
-}
-
 /// Runs the attempts behind the circuit breaker, if the stitch has one.
 async fn guarded<O: MaybeSend + 'static>(
     inner: &StitchInner<O>,
@@ -720,10 +738,10 @@ async fn guarded<O: MaybeSend + 'static>(
     emitter: &Emitter<O>,
 ) -> Result<(Received, u32)> {
     let spec = &inner.spec;
-    let mut sent = false;
+    let mut last_sent = LastSent::Nothing;
     let Some(breaker) = &spec.breaker else {
         return attempts(
-            inner, principal, outgoing, keyed, started, emitter, &mut sent,
+            inner, principal, outgoing, keyed, started, emitter, &mut last_sent,
         )
         .await;
     };
@@ -750,19 +768,21 @@ async fn guarded<O: MaybeSend + 'static>(
         .hold(
             clock,
             attempts(
-                inner, principal, outgoing, keyed, started, emitter, &mut sent,
+                inner, principal, outgoing, keyed, started, emitter, &mut last_sent,
             ),
         )
         .await;
-    if !sent {
-        // Nothing reached the upstream (the caller's deadline ran out in the throttle, or the
-        // store or auth failed first): not the upstream's outcome to count.
-        breaker.abstain(admission).await;
-        return fetched;
-    }
-    let success = match &fetched {
-        Ok(_) => true,
-        Err(error) => !is_service_failure(error),
+    // Only the upstream's answer to the last request sent counts: a call whose request never
+    // went out (its deadline ran out in the throttle, the store or auth failed first) counts
+    // for nothing, and a call that ends on its own deadline or an auth failure after a 5xx
+    // counts that 5xx.
+    let success = match (&fetched, last_sent) {
+        (Ok(_), _) => true,
+        (Err(_), LastSent::Nothing) => {
+            breaker.abstain(admission).await;
+            return fetched;
+        }
+        (Err(_), last) => last == LastSent::Healthy,
     };
     match breaker.record(admission, success).await {
         Ok(Transition::Opened) => {

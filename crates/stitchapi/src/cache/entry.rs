@@ -203,10 +203,12 @@ pub(crate) enum Vary {
 }
 
 impl Vary {
-    /// Reads the response's `Vary` header lines. Every named header counts, including those
-    /// the declaration ignores: the server said the response depends on them (a variant key
-    /// holds the values of headers that are not safe hashed, never in clear).
-    pub(crate) fn of(headers: &HeaderMap) -> Vary {
+    /// Reads the response's `Vary` header lines. A named header that is not safe and not
+    /// `ignored` is already in the entry's key (as a digest), so it adds no variant; a safe
+    /// one, or one the declaration ignores, counts: the server said the response depends on
+    /// it (a variant key holds the values of headers that are not safe hashed, never in
+    /// clear).
+    pub(crate) fn of(headers: &HeaderMap, ignored: &[HeaderName]) -> Vary {
         let mut names = Vec::new();
         for line in headers.get_all(http::header::VARY) {
             let Ok(line) = line.to_str() else {
@@ -220,7 +222,9 @@ impl Vary {
                     // A line we cannot read could name anything: never reuse the response.
                     return Vary::Any;
                 };
-                names.push(name);
+                if crate::headers::is_safe(&name) || ignored.contains(&name) {
+                    names.push(name);
+                }
             }
         }
         names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -317,7 +321,7 @@ mod tests {
             for line in lines {
                 h.append(http::header::VARY, line.parse().unwrap());
             }
-            Vary::of(&h)
+            Vary::of(&h, &[HeaderName::from_static("x-trace")])
         };
         assert_eq!(vary(&[]), Vary::None);
         assert_eq!(
@@ -325,18 +329,16 @@ mod tests {
             Vary::On(vec![
                 HeaderName::from_static("accept-encoding"),
                 HeaderName::from_static("accept-language"),
-                HeaderName::from_static("x-b"),
             ])
         );
         assert_eq!(vary(&["accept-language, *"]), Vary::Any);
         assert_eq!(vary(&["bad header"]), Vary::Any);
-        // Every named header counts, credentials included (their values are hashed).
+        // Headers that are not safe are in the key already; one the declaration ignores
+        // counts again when the server names it.
+        assert_eq!(vary(&["Authorization, Cookie"]), Vary::None);
         assert_eq!(
-            vary(&["Authorization, Cookie"]),
-            Vary::On(vec![
-                HeaderName::from_static("authorization"),
-                HeaderName::from_static("cookie"),
-            ])
+            vary(&["Authorization, X-Trace"]),
+            Vary::On(vec![HeaderName::from_static("x-trace")])
         );
     }
 

@@ -273,6 +273,18 @@ impl Cache {
             &format!("{field}.ignore_headers"),
             "x-request-id",
         )?;
+        if let Some(credential) = ignored
+            .iter()
+            .find(|name| crate::headers::CREDENTIAL_HEADERS.contains(&name.as_str()))
+        {
+            return Err(Error::config(
+                &format!("{field}.ignore_headers"),
+                format_args!(
+                    "{credential:?} carries credentials: ignoring it would serve one user's entry to another"
+                ),
+                "remove it; to share entries across users on purpose, set `tenancy` to `app` and send no per-user header",
+            ));
+        }
         if let Some(both) = ignored.iter().find(|name| vary.contains(name)) {
             return Err(Error::config(
                 &format!("{field}.ignore_headers"),
@@ -622,6 +634,18 @@ mod tests {
             .unwrap();
         let names: Vec<_> = p.ignored.iter().map(|h| h.as_str()).collect();
         assert_eq!(names, ["traceparent", "x-request-id"]);
+        // A credential header cannot be declared irrelevant: users would share entries.
+        for credential in ["Authorization", "cookie", "x-api-key", "private-token"] {
+            let e = Cache::ttl("1m")
+                .ignore_headers([credential])
+                .resolve("cache")
+                .unwrap_err();
+            assert!(
+                e.to_string().starts_with("cache.ignore_headers: ")
+                    && e.to_string().contains("carries credentials"),
+                "{e}"
+            );
+        }
         let e = Cache::ttl("1m")
             .vary(["bad header"])
             .resolve("cache")

@@ -327,7 +327,7 @@ impl ResponseCache {
         headers: &HeaderMap,
         response: CachedResponse,
     ) -> (Filled, Option<String>) {
-        let names = match Vary::of(&response.headers) {
+        let names = match Vary::of(&response.headers, &self.policy.ignored) {
             Vary::Any => {
                 let filled = Filled {
                     response,

@@ -19,10 +19,14 @@
 //!
 //! **A failing leader** leaves its failure beside the lock (`<lock>:failed`, for the lock's
 //! TTL: the error's kind, status and `Retry-After`, never its body or URL) before it
-//! releases the lock. The callers that were waiting on that leader (each reads the holder's
-//! token once when it starts waiting) fail with it instead of fetching one after another: a
-//! failing upstream sees one request per wave across the fleet, as in the process. A caller
-//! that arrives after the wave fetches anew.
+//! releases the lock, when the failure is the upstream's answer (an HTTP error, a rate limit,
+//! a transport failure, a response that does not validate, a refused credential; not a
+//! timeout, which may be the leader's own deadline). The callers that were waiting on that
+//! leader (each reads the holder's token when it starts waiting) fail with it instead of
+//! fetching one after another: a failing upstream sees one request per wave across the
+//! fleet, as in the process. A caller that arrives after the wave fetches anew, and so may a
+//! waiter whose holder changed while it waited (a second wave, not one fetch per caller).
+//! A waiter reads the failure key once per poll, after `done` found nothing.
 
 mod lock;
 
@@ -344,6 +348,21 @@ async fn shared_failure(
     Some(error)
 }
 
+/// Whether a leader's failure is the upstream's answer, the same for every caller of the
+/// flight: an HTTP status, a rate limit, a transport failure, a response that does not
+/// validate, a credential refused. A timeout is not (it may be the leader's own deadline, and
+/// each waiter stops at its own), nor is a store, circuit, input or declaration error.
+fn is_upstream_failure(error: &Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::Http
+            | ErrorKind::RateLimited
+            | ErrorKind::Transport
+            | ErrorKind::Validation
+            | ErrorKind::Auth
+    )
+}
+
 /// Leaves `error` beside the lock for the callers waiting on `held`. Best effort: a caller
 /// that misses it fetches itself.
 async fn leave_failure(store: &DynStore, failure_key: &str, held: &HeldLock, error: &Error) {
@@ -389,7 +408,9 @@ where
             .await
             .map(|value| (value, Flown::Led { waited })),
     };
-    if let Err(error) = &result {
+    if let Err(error) = &result
+        && is_upstream_failure(error)
+    {
         leave_failure(held.store(), failure_key, &held, error).await;
     }
     held.release().await;

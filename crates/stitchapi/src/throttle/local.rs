@@ -65,9 +65,11 @@ impl Pacing {
         (reservation, seq)
     }
 
-    /// The turn's time has come and its waiter goes on: nothing to give back.
+    /// The turn's time has come and its waiter goes on. Every turn before it is forgotten
+    /// too: the cell can never be given back past a turn that went out (an earlier turn
+    /// cancelled later stays spent).
     fn taken(&mut self, seq: u64) {
-        self.outstanding.remove(&seq);
+        self.outstanding = self.outstanding.split_off(&(seq + 1));
     }
 
     /// The turn's waiter is gone: unwind the cell past every cancelled turn at the end.
@@ -245,6 +247,38 @@ mod tests {
         assert_eq!(refused, Reservation::Refused(t + s * 4));
         // Three live turns and the cancelled one between them.
         assert_eq!(pacing.outstanding.len(), 4);
+    }
+
+    #[test]
+    fn nothing_is_given_back_past_a_turn_that_went_out() {
+        let t = Timestamp::from_unix(Duration::from_secs(100));
+        let s = Duration::from_millis(100);
+        let mut pacing = Pacing::default();
+        let [a, b, c] = turns(&mut pacing, t, s, 3)[..] else {
+            unreachable!()
+        };
+        // B is cancelled while C still waits; then A and C go out.
+        pacing.cancelled(b);
+        pacing.taken(a);
+        pacing.taken(c);
+        // D is handed out after C and cancelled: the cell returns to just after C, not to B.
+        let later = t + Duration::from_millis(250);
+        let (_, d) = pacing.reserve(later, s, None);
+        pacing.cancelled(d);
+        assert_eq!(pacing.cell, Some(t + s * 3));
+        assert_eq!(
+            pacing.reserve(t + Duration::from_millis(270), s, None).0,
+            Reservation::Granted(t + s * 3)
+        );
+        // A later turn taken before an earlier one is polled: the earlier one's cancel gives
+        // nothing back either.
+        let mut pacing = Pacing::default();
+        let [e, f] = turns(&mut pacing, t, s, 2)[..] else {
+            unreachable!()
+        };
+        pacing.taken(f);
+        pacing.cancelled(e);
+        assert_eq!(pacing.cell, Some(t + s * 2));
     }
 
     #[test]

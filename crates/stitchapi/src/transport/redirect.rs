@@ -125,11 +125,14 @@ pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<R
         if to_get {
             outgoing.method = Method::GET;
             outgoing.body = Bytes::new();
-            for name in [
-                header::CONTENT_TYPE,
-                header::CONTENT_LENGTH,
-                header::CONTENT_ENCODING,
-            ] {
+            // Every `content-*` header described the body that is gone.
+            let described: Vec<_> = outgoing
+                .headers
+                .keys()
+                .filter(|name| name.as_str().starts_with("content-"))
+                .cloned()
+                .collect();
+            for name in described {
                 outgoing.headers.remove(name);
             }
         }
