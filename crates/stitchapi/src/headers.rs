@@ -100,6 +100,14 @@ fn is_safe_str(name: &str) -> bool {
     HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()).is_ok_and(|n| is_safe(&n))
 }
 
+/// Marks every value that is not safe as sensitive (`HeaderValue::set_sensitive`): HTTP/2
+/// header compression never indexes it, and `Debug` of the request prints `Sensitive`.
+pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        value.set_sensitive(!is_safe(name));
+    }
+}
+
 /// Drops every header that is not safe (what a cross-origin redirect forwards).
 pub(crate) fn retain_safe(headers: &mut HeaderMap) {
     let unsafe_names: Vec<HeaderName> = headers.keys().filter(|n| !is_safe(n)).cloned().collect();

@@ -266,8 +266,9 @@
 //!   however it was set, is dropped for the rest of the chain.
 //! - **What enters a cache key.** Method, normalised URL, canonical body, the principal, the
 //!   `vary` headers and a digest of every header that is not safe (minus the ones named in
-//!   [`Cache::ignore_headers`] and the generated idempotency key). Values are hashed, never
-//!   stored in clear.
+//!   [`Cache::ignore_headers`], which may not name a credential header, and the generated
+//!   idempotency key). Values are hashed (xxh64, not a secret: a low-entropy value could be
+//!   guessed from a key by whoever can list the store), never stored in clear.
 //! - **What is redacted.** Userinfo in a URL is refused at build time (use `Auth::basic`); query
 //!   values, userinfo and fragments read `…` wherever a URL or template is displayed (names,
 //!   `Debug`, errors, [`Error::url`], events, spans); header values other than safe ones read
@@ -276,11 +277,12 @@
 //!   public suffix (the list is compiled in, no fetch at run time) is refused, `Secure` is only
 //!   taken from https or loopback, and the `__Secure-` and `__Host-` prefixes are enforced.
 //! - **Secrets at rest.** With `vault_key(VaultKey)`, tokens, refresh tokens and cookie jars
-//!   are sealed with XChaCha20-Poly1305 (random nonce, bound to their vault key): a shared
-//!   store hands out no session, and an entry that does not open is fetched or logged in again,
-//!   never read as plaintext. Without a key the vault is plaintext JSON.
+//!   are sealed with XChaCha20-Poly1305 (random nonce, bound to their name in the vault): a
+//!   shared store hands out no session, and an entry that does not open is fetched or logged in
+//!   again, never read as plaintext. Without a key the vault is plaintext JSON (and an entry
+//!   sealed by another process reads as absent).
 //! - **Remote values.** OAuth2 `expires_in` is clamped to one day (zero or negative: the token
-//!   is already expired), store TTLs to 100 years, `Retry-After` is parsed saturating and
+//!   is already expired; a short-lived token is refreshed at half its life), store TTLs to 100 years, `Retry-After` is parsed saturating and
 //!   honoured up to `max_retry_after`, and time arithmetic on remote values saturates: no value
 //!   can panic, wrap into the past or park a call.
 //! - **Defaults that bound every call.** A 30 s total timeout ([`policy::DEFAULT_TOTAL_TIMEOUT`])

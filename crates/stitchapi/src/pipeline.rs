@@ -62,7 +62,10 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
     let (url, uri) = resolve_url(spec, &url)?;
     let mut headers = spec.headers.clone();
     for (name, value) in &input.headers {
-        headers.insert(name.clone(), value.clone());
+        let mut value = value.clone();
+        // Never indexed by HTTP/2 header compression, and `Debug` of the request hides it.
+        value.set_sensitive(!crate::headers::is_safe(name));
+        headers.insert(name.clone(), value);
     }
     let body = match input.body {
         Some(body) => {
@@ -741,7 +744,13 @@ async fn guarded<O: MaybeSend + 'static>(
     let mut last_sent = LastSent::Nothing;
     let Some(breaker) = &spec.breaker else {
         return attempts(
-            inner, principal, outgoing, keyed, started, emitter, &mut last_sent,
+            inner,
+            principal,
+            outgoing,
+            keyed,
+            started,
+            emitter,
+            &mut last_sent,
         )
         .await;
     };
@@ -768,7 +777,13 @@ async fn guarded<O: MaybeSend + 'static>(
         .hold(
             clock,
             attempts(
-                inner, principal, outgoing, keyed, started, emitter, &mut last_sent,
+                inner,
+                principal,
+                outgoing,
+                keyed,
+                started,
+                emitter,
+                &mut last_sent,
             ),
         )
         .await;

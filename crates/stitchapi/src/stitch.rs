@@ -334,14 +334,18 @@ impl<O> Stitch<O> {
 
     /// Builds the request a call with `input` would send first, without sending it: the
     /// template expanded, the query merged, headers, body and idempotency key set. Useful to
-    /// inspect a declaration; fails like the call would on bad input.
+    /// inspect a declaration; fails like the call would on bad input. Header values that are
+    /// not [safe](crate::headers) are marked sensitive, so `Debug` of the request hides them.
     ///
     /// ```
     /// use stitchapi::{Input, Stitch};
     ///
     /// let stitch = Stitch::get("https://api.example.com/users/{id}?fields=all").build().unwrap();
-    /// let request = stitch.to_request(Input::new().param("id", "a/b").query("fields", "name")).unwrap();
+    /// let request = stitch
+    ///     .to_request(Input::new().param("id", "a/b").query("fields", "name").header("x-api-key", "k-s3cret"))
+    ///     .unwrap();
     /// assert_eq!(request.uri(), "https://api.example.com/users/a%2Fb?fields=name");
+    /// assert!(!format!("{request:?}").contains("k-s3cret"));
     /// ```
     pub fn to_request(&self, input: Input) -> Result<http::Request<Bytes>> {
         let (outgoing, _) = pipeline::prepare(&self.inner.spec, input)?;
@@ -577,6 +581,7 @@ impl<O: 'static> StitchBuilder<O> {
         if output_kind == OutputKind::Json && !headers.contains_key(header::ACCEPT) {
             headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         }
+        crate::headers::mark_sensitive(&mut headers);
         let retry = settings
             .retry
             .clone()
@@ -667,13 +672,13 @@ impl<O: 'static> StitchBuilder<O> {
             }
             None => None,
         };
-        let mut vault: DynStore = Arc::new(PrefixedStore::new(
-            runtime.store.clone(),
-            keys::VAULT_PREFIX,
+        let vault: DynStore = Arc::new(crate::auth::SealedStore::new(
+            Arc::new(PrefixedStore::new(
+                runtime.store.clone(),
+                keys::VAULT_PREFIX,
+            )),
+            settings.vault_key.clone(),
         ));
-        if let Some(key) = &settings.vault_key {
-            vault = Arc::new(crate::auth::SealedStore::new(vault, key.clone()));
-        }
         own.report_local_coordination(&name, &runtime.store);
         let cache = match &settings.cache {
             Some(cache) if !self.sensitive => Some(ResponseCache::new(

@@ -68,10 +68,11 @@ async fn a_call_cancelled_while_its_fleet_lease_is_in_flight_frees_the_slot() {
         let items = items.clone();
         async move { items.call(Input::new()).await }
     });
-    until_sleepers(&clock, 1).await;
+    // The call's total timer, and the lease on its way to the store.
+    until_sleepers(&clock, 2).await;
     clock.advance(Duration::from_millis(2));
     // The store has granted the slot; its answer is still on the way back.
-    until_sleepers(&clock, 1).await;
+    until_sleepers(&clock, 2).await;
     cancelled.abort();
     assert!(cancelled.await.unwrap_err().is_cancelled());
 
@@ -177,7 +178,11 @@ async fn a_half_open_trial_that_never_reaches_the_upstream_is_given_back() {
     clock.advance(Duration::from_secs(4));
     stitch.call(Input::new()).await.unwrap();
     let throttled = stitch.call(Input::new()).await.unwrap_err();
-    assert_eq!(throttled.kind(), ErrorKind::Timeout, "throttled again, circuit closed");
+    assert_eq!(
+        throttled.kind(),
+        ErrorKind::Timeout,
+        "throttled again, circuit closed"
+    );
     assert_eq!(upstream.hit_count(), 2);
 }
 

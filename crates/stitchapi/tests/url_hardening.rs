@@ -150,7 +150,10 @@ async fn allow_empty_opts_a_variable_in_on_a_stitch_and_on_a_seam_member() {
     let catalog = catalog.build().unwrap();
     let from_file = &catalog.stitches["remove"];
     // Sent (the upstream answers 404 to it): not refused as input.
-    let sent = from_file.call(Input::new().param("id", "")).await.unwrap_err();
+    let sent = from_file
+        .call(Input::new().param("id", ""))
+        .await
+        .unwrap_err();
     assert_eq!(sent.status(), Some(http::StatusCode::NOT_FOUND), "{sent}");
     let strict = catalog.stitches["strict"]
         .call(Input::new().param("id", ""))

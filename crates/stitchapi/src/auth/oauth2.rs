@@ -34,7 +34,8 @@ pub enum ClientAuth {
 /// OAuth 2 client credentials: see [`Auth::oauth2`](super::Auth::oauth2).
 ///
 /// The token is cached in the vault under `oauth2:<key or token_url>` (with
-/// `\u{0}<principal>` under principal tenancy), refreshed `skew` (30 s) before it expires,
+/// `\u{0}<principal>` under principal tenancy), refreshed `skew` (30 s) before it expires
+/// (at half its life, for a token that lives less than twice the skew),
 /// fetched single-flight (in the process, and across the fleet over a fleet store with owned
 /// locks), and fetched again once when a response has a `refresh_on` status (401), unless the
 /// vault already holds another token than the one the server rejected.
@@ -101,8 +102,15 @@ struct TokenRecord {
     token: String,
     /// Milliseconds since the epoch; 0 means "never refresh proactively".
     expires_at: u64,
+    /// When it was fetched, in milliseconds since the epoch (0: unknown, an older record).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    issued_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Which token a caller can use.
@@ -180,7 +188,8 @@ impl OAuth2 {
         self
     }
 
-    /// How long before expiry the token is refreshed (default 30 s).
+    /// How long before expiry the token is refreshed (default 30 s; at most half the token's
+    /// life).
     pub fn skew(mut self, skew: impl Into<DurationSpec>) -> Self {
         self.skew = skew.into();
         self
@@ -216,7 +225,14 @@ impl OAuth2 {
         if record.expires_at == 0 {
             return Ok(true);
         }
-        let skew = self.skew.resolve("auth.oauth2.skew")?;
+        let mut skew = self.skew.resolve("auth.oauth2.skew")?;
+        if record.issued_at != 0 {
+            // A token that lives less than twice the skew is refreshed at half its life, not
+            // on every call.
+            let lifetime =
+                Duration::from_millis(record.expires_at.saturating_sub(record.issued_at));
+            skew = skew.min(lifetime / 2);
+        }
         Ok((cx.clock.now() + skew).as_millis() < record.expires_at)
     }
 
@@ -305,6 +321,7 @@ impl OAuth2 {
             }
         };
         // 0 is "no expiry known"; an expiry at the epoch itself is pushed past it.
+        let issued_at = cx.clock.now().as_millis();
         let expires_at = response
             .lifetime
             .map_or(0, |lifetime| (cx.clock.now() + lifetime).as_millis().max(1));
@@ -317,6 +334,7 @@ impl OAuth2 {
         let record = TokenRecord {
             token: response.access_token,
             expires_at,
+            issued_at: if expires_at == 0 { 0 } else { issued_at },
             refresh_token,
         };
         // An already-expired bare token is not worth a write (a zero TTL means "keep").
@@ -635,8 +653,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_extreme_skew_means_always_refresh_without_overflow() {
-        let (env, _clock) = manual();
+    async fn an_extreme_skew_refreshes_at_half_life_without_overflow() {
+        let (env, clock) = manual();
         env.mock.route(
             Method::POST,
             "/token",
@@ -648,6 +666,8 @@ mod tests {
                 .skew(Duration::MAX),
         );
         assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
+        clock.advance(Duration::from_secs(1800));
         assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t2");
     }
 
@@ -693,6 +713,23 @@ mod tests {
         clock.advance(Duration::from_secs(69));
         assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
         clock.advance(Duration::from_secs(2)); // 71 s: inside the 30 s skew
+        assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t2");
+        assert_eq!(env.mock.request_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_token_shorter_lived_than_twice_the_skew_is_refreshed_at_half_its_life() {
+        let (env, clock) = manual();
+        // 20 s of life under the default 30 s skew: refreshed after 10 s, not on every call.
+        env.mock
+            .route(Method::POST, "/token", [token("t1", 20), token("t2", 20)]);
+        let auth = oauth("k");
+        for _ in 0..3 {
+            assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t1");
+            clock.advance(Duration::from_secs(3));
+        }
+        assert_eq!(env.mock.request_count(), 1);
+        clock.advance(Duration::from_secs(2)); // 11 s
         assert_eq!(bearer(&auth, &env.cx()).await.unwrap(), "Bearer t2");
         assert_eq!(env.mock.request_count(), 2);
     }

@@ -28,9 +28,11 @@ const NONCE_LEN: usize = 24;
 /// give it to a seam or stitch with `.vault_key(key)`.
 ///
 /// Each entry is sealed with XChaCha20-Poly1305 (RustCrypto's `chacha20poly1305`) under a
-/// random 192-bit nonce, with the entry's vault key as associated data: whoever can read the
-/// store sees neither tokens nor cookies, and an entry copied under another key (another
-/// principal's session) does not open. An entry that does not open (another key, tampered, or
+/// random 192-bit nonce, with the entry's name in the vault as associated data: whoever can
+/// read the store sees neither tokens nor cookies, and an entry copied under another name
+/// (another principal's session) does not open. The binding is to the name only: the same
+/// name in another store or prefix that shares the key would open it, so give each trust
+/// domain (tenant namespace) its own key. An entry that does not open (another key, tampered, or
 /// written unencrypted) is treated as absent, with a warning: the token is fetched again or
 /// the login redone, and the new entry is sealed. Nothing is ever written in plaintext.
 ///
@@ -145,19 +147,26 @@ fn associated(key: &str) -> Vec<u8> {
 /// The vault seen through a [`VaultKey`]: values are sealed on the way in and opened on the
 /// way out. The fleet locks of token fetches and logins (`lock:` keys) hold random ownership
 /// tokens, not credentials, and pass through as they are, as do counters and pacing cells.
+///
+/// Without a key (`None`) values pass through, except that a sealed entry (written by a
+/// process that has the key) reads as absent, with a warning, rather than as data that does
+/// not decode: the call fetches or logs in again instead of failing on every call.
 #[derive(Debug)]
 pub(crate) struct SealedStore {
     inner: DynStore,
-    key: VaultKey,
+    key: Option<VaultKey>,
 }
 
 impl SealedStore {
-    pub(crate) fn new(inner: DynStore, key: VaultKey) -> Self {
+    pub(crate) fn new(inner: DynStore, key: Option<VaultKey>) -> Self {
         SealedStore { inner, key }
     }
 
-    fn seal(&self, operation: &'static str, key: &str, value: &[u8]) -> Result<Bytes, StoreError> {
-        self.key.seal(key, value).map_err(|problem| {
+    fn seal(&self, operation: &'static str, key: &str, value: Bytes) -> Result<Bytes, StoreError> {
+        let Some(vault_key) = &self.key else {
+            return Ok(value);
+        };
+        vault_key.seal(key, &value).map_err(|problem| {
             StoreError::new(self.name(), operation, StoreErrorKind::Backend, problem)
         })
     }
@@ -188,16 +197,27 @@ impl StitchStore for SealedStore {
         if keys::is_vault_lock(key) {
             return Ok(stored);
         }
-        Ok(stored.and_then(|stored| {
-            let opened = self.key.open(key, &stored);
-            if opened.is_none() {
+        Ok(stored.and_then(|stored| match &self.key {
+            Some(vault_key) => {
+                let opened = vault_key.open(key, &stored);
+                if opened.is_none() {
+                    tracing::warn!(
+                        store = self.name(),
+                        "a vault entry does not open with the vault key (another key, tampered, \
+                         or written unencrypted): treated as absent"
+                    );
+                }
+                opened
+            }
+            None if stored.starts_with(SEALED) => {
                 tracing::warn!(
                     store = self.name(),
-                    "a vault entry does not open with the vault key (another key, tampered, or \
-                     written unencrypted): treated as absent"
+                    "a vault entry is sealed but this stitch has no vault key: treated as \
+                     absent; give every process the same `vault_key`"
                 );
+                None
             }
-            opened
+            None => Some(stored),
         }))
     }
 
@@ -208,7 +228,7 @@ impl StitchStore for SealedStore {
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
         let value = match value {
-            Some(value) if !keys::is_vault_lock(key) => Some(self.seal("set", key, &value)?),
+            Some(value) if !keys::is_vault_lock(key) => Some(self.seal("set", key, value)?),
             value => value,
         };
         self.inner.set(key, value, ttl).await
@@ -253,7 +273,7 @@ impl StitchStore for SealedStore {
         let value = if keys::is_vault_lock(key) {
             value
         } else {
-            self.seal("create", key, &value)?
+            self.seal("create", key, value)?
         };
         self.inner.create(key, value, ttl).await
     }
@@ -264,14 +284,14 @@ impl StitchStore for SealedStore {
         expected: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        if !keys::is_vault_lock(key) {
+        if self.key.is_some() && !keys::is_vault_lock(key) {
             return Err(self.not_comparable("renew_if"));
         }
         self.inner.renew_if(key, expected, ttl).await
     }
 
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
-        if !keys::is_vault_lock(key) {
+        if self.key.is_some() && !keys::is_vault_lock(key) {
             return Err(self.not_comparable("delete_if"));
         }
         self.inner.delete_if(key, expected).await
@@ -346,7 +366,7 @@ mod tests {
     #[tokio::test]
     async fn locks_pass_through_and_entries_cannot_be_compared() {
         let memory = Arc::new(MemoryStore::new());
-        let store = SealedStore::new(memory.clone(), key(1));
+        let store = SealedStore::new(memory.clone(), Some(key(1)));
         assert!(
             store
                 .create("lock:oauth2:k", "owner".into(), None)

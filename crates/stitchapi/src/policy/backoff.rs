@@ -106,8 +106,8 @@ mod tests {
         for curve in curves {
             for n in [0, 1, 2, 63, 64, u32::MAX] {
                 for random in [0.0, 0.5, 0.999_999, f64::NAN, -1.0, 2.0] {
-                    let wait = curve.delay(n, Duration::MAX, Duration::MAX, Duration::MAX, random);
-                    assert!(wait <= Duration::MAX);
+                    // No panic at the extremes (what this line checks).
+                    let _ = curve.delay(n, Duration::MAX, Duration::MAX, Duration::MAX, random);
                     let wait = curve.delay(n, MS(100), MS(1_000), Duration::MAX, random);
                     assert!(wait <= MS(1_000), "{curve:?} {n} {random}");
                 }
