@@ -9,7 +9,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::json;
 use stitchapi::auth::VaultKey;
-use stitchapi::store::StitchStoreExt;
 use stitchapi::{
     Auth, CookieSession, Input, MemoryStore, OAuth2, Seam, Stitch, StitchStore, Tenancy,
 };
