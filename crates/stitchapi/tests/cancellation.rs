@@ -68,11 +68,12 @@ async fn a_call_cancelled_while_its_fleet_lease_is_in_flight_frees_the_slot() {
         let items = items.clone();
         async move { items.call(Input::new()).await }
     });
-    // The call's total timer, and the lease on its way to the store.
-    until_sleepers(&clock, 2).await;
+    // The lease on its way to the store (the call's deadline is checked, not slept on, until
+    // its request goes out).
+    until_sleepers(&clock, 1).await;
     clock.advance(Duration::from_millis(2));
     // The store has granted the slot; its answer is still on the way back.
-    until_sleepers(&clock, 2).await;
+    until_sleepers(&clock, 1).await;
     cancelled.abort();
     assert!(cancelled.await.unwrap_err().is_cancelled());
 
