@@ -79,6 +79,25 @@
 //! The crate displays URLs of calls the same way (stitch names, traces, `Error::url`). A
 //! secret in the *path* (`/bot<token>/send`) cannot be told apart and is shown: pass it as a
 //! variable or through `Auth` instead.
+//!
+//! # Why the expansion is written here
+//!
+//! `iri-string` 0.7 (0.7.14 evaluated) has an RFC 6570 level-4 engine and expands every
+//! example of the RFC as this module does (its undefined and empty values aside, which the
+//! rules above change on purpose). It was not adopted, because:
+//! * it panics (a `str` slice off a char boundary) on `{+x}`/`{#x}` values that start with,
+//!   or have right after a `%` or `%XX`, a non-ASCII character: `é`, `%é`, `%41é`;
+//! * it is slower: for the `request_build` bench's template
+//!   (`…/orgs/{org}/users/{id}{?fields}`), 2.7–3.3 µs per expansion against 0.34–0.9 µs
+//!   here, measured in the same process, without any of the safety checks: its template
+//!   is text re-parsed on every expansion and written through `fmt::Display`;
+//! * it hands back the whole expansion, not where each expression wrote, which the checks
+//!   above need (an empty value in the path, `{+x}` ending the path early, the spans for the
+//!   dot-segment check), so this module's parser would stay anyway.
+//!
+//! The code: `parse` (template text to literal chunks and expressions), `expand` (values
+//! per operator), `encode` (percent-encoding), `dots` (dot-segment and path-shape checks)
+//! and `redact` (absolute-URL detection, userinfo, redacted display).
 
 mod dots;
 mod encode;
@@ -514,6 +533,7 @@ mod tests {
 
     /// The examples of RFC 6570: the section (§1.2 uses the variables of §1.2, the others
     /// those of §3.2), the template and what it expands to.
+    #[rustfmt::skip]
     const RFC_EXAMPLES: &[(&str, &str, Want)] = &[
         ("1.2 level 1", "{var}", Is("value")),
         ("1.2 level 1", "{hello}", Is("Hello%20World%21")),
@@ -524,18 +544,10 @@ mod tests {
         ("1.2 level 2", "X{#var}", Is("X#value")),
         ("1.2 level 2", "X{#hello}", Is("X#Hello%20World!")),
         ("1.2 level 3", "map?{x,y}", Is("map?1024,768")),
-        (
-            "1.2 level 3",
-            "{x,hello,y}",
-            Is("1024,Hello%20World%21,768"),
-        ),
+        ("1.2 level 3", "{x,hello,y}", Is("1024,Hello%20World%21,768")),
         ("1.2 level 3", "{+x,hello,y}", Is("1024,Hello%20World!,768")),
         ("1.2 level 3", "{+path,x}/here", Is("/foo/bar,1024/here")),
-        (
-            "1.2 level 3",
-            "{#x,hello,y}",
-            Is("#1024,Hello%20World!,768"),
-        ),
+        ("1.2 level 3", "{#x,hello,y}", Is("#1024,Hello%20World!,768")),
         ("1.2 level 3", "{#path,x}/here", Is("#/foo/bar,1024/here")),
         ("1.2 level 3", "X{.var}", Is("X.value")),
         ("1.2 level 3", "X{.x,y}", Is("X.1024.768")),
@@ -551,133 +563,44 @@ mod tests {
         ("1.2 level 4", "{var:30}", Is("value")),
         ("1.2 level 4", "{list}", Is("red,green,blue")),
         ("1.2 level 4", "{list*}", Is("red,green,blue")),
-        (
-            "1.2 level 4",
-            "{keys}",
-            Keys("semi,%3B,dot,.,comma,%2C", "comma,%2C,dot,.,semi,%3B"),
-        ),
-        (
-            "1.2 level 4",
-            "{keys*}",
-            Keys("semi=%3B,dot=.,comma=%2C", "comma=%2C,dot=.,semi=%3B"),
-        ),
+        ("1.2 level 4", "{keys}", Keys("semi,%3B,dot,.,comma,%2C", "comma,%2C,dot,.,semi,%3B")),
+        ("1.2 level 4", "{keys*}", Keys("semi=%3B,dot=.,comma=%2C", "comma=%2C,dot=.,semi=%3B")),
         ("1.2 level 4", "{+path:6}/here", Is("/foo/b/here")),
         ("1.2 level 4", "{+list}", Is("red,green,blue")),
         ("1.2 level 4", "{+list*}", Is("red,green,blue")),
-        (
-            "1.2 level 4",
-            "{+keys}",
-            Keys("semi,;,dot,.,comma,,", "comma,,,dot,.,semi,;"),
-        ),
-        (
-            "1.2 level 4",
-            "{+keys*}",
-            Keys("semi=;,dot=.,comma=,", "comma=,,dot=.,semi=;"),
-        ),
+        ("1.2 level 4", "{+keys}", Keys("semi,;,dot,.,comma,,", "comma,,,dot,.,semi,;")),
+        ("1.2 level 4", "{+keys*}", Keys("semi=;,dot=.,comma=,", "comma=,,dot=.,semi=;")),
         ("1.2 level 4", "{#path:6}/here", Is("#/foo/b/here")),
         ("1.2 level 4", "{#list}", Is("#red,green,blue")),
         ("1.2 level 4", "{#list*}", Is("#red,green,blue")),
-        (
-            "1.2 level 4",
-            "{#keys}",
-            Keys("#semi,;,dot,.,comma,,", "#comma,,,dot,.,semi,;"),
-        ),
-        (
-            "1.2 level 4",
-            "{#keys*}",
-            Keys("#semi=;,dot=.,comma=,", "#comma=,,dot=.,semi=;"),
-        ),
+        ("1.2 level 4", "{#keys}", Keys("#semi,;,dot,.,comma,,", "#comma,,,dot,.,semi,;")),
+        ("1.2 level 4", "{#keys*}", Keys("#semi=;,dot=.,comma=,", "#comma=,,dot=.,semi=;")),
         ("1.2 level 4", "X{.var:3}", Is("X.val")),
         ("1.2 level 4", "X{.list}", Is("X.red,green,blue")),
         ("1.2 level 4", "X{.list*}", Is("X.red.green.blue")),
-        (
-            "1.2 level 4",
-            "X{.keys}",
-            Keys("X.semi,%3B,dot,.,comma,%2C", "X.comma,%2C,dot,.,semi,%3B"),
-        ),
-        (
-            "1.2 level 4",
-            "X{.keys*}",
-            Keys("X.semi=%3B.dot=..comma=%2C", "X.comma=%2C.dot=..semi=%3B"),
-        ),
+        ("1.2 level 4", "X{.keys}", Keys("X.semi,%3B,dot,.,comma,%2C", "X.comma,%2C,dot,.,semi,%3B")),
+        ("1.2 level 4", "X{.keys*}", Keys("X.semi=%3B.dot=..comma=%2C", "X.comma=%2C.dot=..semi=%3B")),
         ("1.2 level 4", "{/var:1,var}", Is("/v/value")),
         ("1.2 level 4", "{/list}", Is("/red,green,blue")),
         ("1.2 level 4", "{/list*}", Is("/red/green/blue")),
-        (
-            "1.2 level 4",
-            "{/list*,path:4}",
-            Is("/red/green/blue/%2Ffoo"),
-        ),
-        (
-            "1.2 level 4",
-            "{/keys}",
-            Keys("/semi,%3B,dot,.,comma,%2C", "/comma,%2C,dot,.,semi,%3B"),
-        ),
-        (
-            "1.2 level 4",
-            "{/keys*}",
-            Keys("/semi=%3B/dot=./comma=%2C", "/comma=%2C/dot=./semi=%3B"),
-        ),
+        ("1.2 level 4", "{/list*,path:4}", Is("/red/green/blue/%2Ffoo")),
+        ("1.2 level 4", "{/keys}", Keys("/semi,%3B,dot,.,comma,%2C", "/comma,%2C,dot,.,semi,%3B")),
+        ("1.2 level 4", "{/keys*}", Keys("/semi=%3B/dot=./comma=%2C", "/comma=%2C/dot=./semi=%3B")),
         ("1.2 level 4", "{;hello:5}", Is(";hello=Hello")),
         ("1.2 level 4", "{;list}", Is(";list=red,green,blue")),
-        (
-            "1.2 level 4",
-            "{;list*}",
-            Is(";list=red;list=green;list=blue"),
-        ),
-        (
-            "1.2 level 4",
-            "{;keys}",
-            Keys(
-                ";keys=semi,%3B,dot,.,comma,%2C",
-                ";keys=comma,%2C,dot,.,semi,%3B",
-            ),
-        ),
-        (
-            "1.2 level 4",
-            "{;keys*}",
-            Keys(";semi=%3B;dot=.;comma=%2C", ";comma=%2C;dot=.;semi=%3B"),
-        ),
+        ("1.2 level 4", "{;list*}", Is(";list=red;list=green;list=blue")),
+        ("1.2 level 4", "{;keys}", Keys(";keys=semi,%3B,dot,.,comma,%2C", ";keys=comma,%2C,dot,.,semi,%3B", )),
+        ("1.2 level 4", "{;keys*}", Keys(";semi=%3B;dot=.;comma=%2C", ";comma=%2C;dot=.;semi=%3B")),
         ("1.2 level 4", "{?var:3}", Is("?var=val")),
         ("1.2 level 4", "{?list}", Is("?list=red,green,blue")),
-        (
-            "1.2 level 4",
-            "{?list*}",
-            Is("?list=red&list=green&list=blue"),
-        ),
-        (
-            "1.2 level 4",
-            "{?keys}",
-            Keys(
-                "?keys=semi,%3B,dot,.,comma,%2C",
-                "?keys=comma,%2C,dot,.,semi,%3B",
-            ),
-        ),
-        (
-            "1.2 level 4",
-            "{?keys*}",
-            Keys("?semi=%3B&dot=.&comma=%2C", "?comma=%2C&dot=.&semi=%3B"),
-        ),
+        ("1.2 level 4", "{?list*}", Is("?list=red&list=green&list=blue")),
+        ("1.2 level 4", "{?keys}", Keys("?keys=semi,%3B,dot,.,comma,%2C", "?keys=comma,%2C,dot,.,semi,%3B", )),
+        ("1.2 level 4", "{?keys*}", Keys("?semi=%3B&dot=.&comma=%2C", "?comma=%2C&dot=.&semi=%3B")),
         ("1.2 level 4", "{&var:3}", Is("&var=val")),
         ("1.2 level 4", "{&list}", Is("&list=red,green,blue")),
-        (
-            "1.2 level 4",
-            "{&list*}",
-            Is("&list=red&list=green&list=blue"),
-        ),
-        (
-            "1.2 level 4",
-            "{&keys}",
-            Keys(
-                "&keys=semi,%3B,dot,.,comma,%2C",
-                "&keys=comma,%2C,dot,.,semi,%3B",
-            ),
-        ),
-        (
-            "1.2 level 4",
-            "{&keys*}",
-            Keys("&semi=%3B&dot=.&comma=%2C", "&comma=%2C&dot=.&semi=%3B"),
-        ),
+        ("1.2 level 4", "{&list*}", Is("&list=red&list=green&list=blue")),
+        ("1.2 level 4", "{&keys}", Keys("&keys=semi,%3B,dot,.,comma,%2C", "&keys=comma,%2C,dot,.,semi,%3B", )),
+        ("1.2 level 4", "{&keys*}", Keys("&semi=%3B&dot=.&comma=%2C", "&comma=%2C&dot=.&semi=%3B")),
         ("3.2.1", "{count}", Is("one,two,three")),
         ("3.2.1", "{count*}", Is("one,two,three")),
         ("3.2.1", "{/count}", Is("/one,two,three")),
@@ -697,27 +620,15 @@ mod tests {
         ("3.2.2", "{var:30}", Is("value")),
         ("3.2.2", "{list}", Is("red,green,blue")),
         ("3.2.2", "{list*}", Is("red,green,blue")),
-        (
-            "3.2.2",
-            "{keys}",
-            Keys("semi,%3B,dot,.,comma,%2C", "comma,%2C,dot,.,semi,%3B"),
-        ),
-        (
-            "3.2.2",
-            "{keys*}",
-            Keys("semi=%3B,dot=.,comma=%2C", "comma=%2C,dot=.,semi=%3B"),
-        ),
-        ("3.2.2", "O{undef}X", Missing("undef")),  // RFC: OX
+        ("3.2.2", "{keys}", Keys("semi,%3B,dot,.,comma,%2C", "comma,%2C,dot,.,semi,%3B")),
+        ("3.2.2", "{keys*}", Keys("semi=%3B,dot=.,comma=%2C", "comma=%2C,dot=.,semi=%3B")),
+        ("3.2.2", "O{undef}X", Missing("undef")), // RFC: OX
         ("3.2.2", "?{x,undef}", Missing("undef")), // RFC: ?1024
         ("3.2.2", "?{undef,y}", Missing("undef")), // RFC: ?768
         ("3.2.3", "{+var}", Is("value")),
         ("3.2.3", "{+hello}", Is("Hello%20World!")),
         ("3.2.3", "{+half}", Is("50%25")),
-        (
-            "3.2.3",
-            "{base}index",
-            Is("http%3A%2F%2Fexample.com%2Fhome%2Findex"),
-        ),
+        ("3.2.3", "{base}index", Is("http%3A%2F%2Fexample.com%2Fhome%2Findex")),
         ("3.2.3", "{+base}index", Is("http://example.com/home/index")),
         ("3.2.3", "{+path}/here", Is("/foo/bar/here")),
         ("3.2.3", "here?ref={+path}", Is("here?ref=/foo/bar")),
@@ -727,16 +638,8 @@ mod tests {
         ("3.2.3", "{+path:6}/here", Is("/foo/b/here")),
         ("3.2.3", "{+list}", Is("red,green,blue")),
         ("3.2.3", "{+list*}", Is("red,green,blue")),
-        (
-            "3.2.3",
-            "{+keys}",
-            Keys("semi,;,dot,.,comma,,", "comma,,,dot,.,semi,;"),
-        ),
-        (
-            "3.2.3",
-            "{+keys*}",
-            Keys("semi=;,dot=.,comma=,", "comma=,,dot=.,semi=;"),
-        ),
+        ("3.2.3", "{+keys}", Keys("semi,;,dot,.,comma,,", "comma,,,dot,.,semi,;")),
+        ("3.2.3", "{+keys*}", Keys("semi=;,dot=.,comma=,", "comma=,,dot=.,semi=;")),
         ("3.2.3", "O{+undef}X", Missing("undef")), // RFC: OX
         ("3.2.4", "{#var}", Is("#value")),
         ("3.2.4", "{#hello}", Is("#Hello%20World!")),
@@ -747,16 +650,8 @@ mod tests {
         ("3.2.4", "{#path:6}/here", Is("#/foo/b/here")),
         ("3.2.4", "{#list}", Is("#red,green,blue")),
         ("3.2.4", "{#list*}", Is("#red,green,blue")),
-        (
-            "3.2.4",
-            "{#keys}",
-            Keys("#semi,;,dot,.,comma,,", "#comma,,,dot,.,semi,;"),
-        ),
-        (
-            "3.2.4",
-            "{#keys*}",
-            Keys("#semi=;,dot=.,comma=,", "#comma=,,dot=.,semi=;"),
-        ),
+        ("3.2.4", "{#keys}", Keys("#semi,;,dot,.,comma,,", "#comma,,,dot,.,semi,;")),
+        ("3.2.4", "{#keys*}", Keys("#semi=;,dot=.,comma=,", "#comma=,,dot=.,semi=;")),
         ("3.2.4", "foo{#undef}", Missing("undef")), // RFC: foo
         ("3.2.5", "{.who}", Is(".fred")),
         ("3.2.5", "{.who,who}", Is(".fred.fred")),
@@ -766,16 +661,8 @@ mod tests {
         ("3.2.5", "X{.var:3}", Is("X.val")),
         ("3.2.5", "X{.list}", Is("X.red,green,blue")),
         ("3.2.5", "X{.list*}", Is("X.red.green.blue")),
-        (
-            "3.2.5",
-            "X{.keys}",
-            Keys("X.semi,%3B,dot,.,comma,%2C", "X.comma,%2C,dot,.,semi,%3B"),
-        ),
-        (
-            "3.2.5",
-            "X{.keys*}",
-            Keys("X.semi=%3B.dot=..comma=%2C", "X.comma=%2C.dot=..semi=%3B"),
-        ),
+        ("3.2.5", "X{.keys}", Keys("X.semi,%3B,dot,.,comma,%2C", "X.comma,%2C,dot,.,semi,%3B")),
+        ("3.2.5", "X{.keys*}", Keys("X.semi=%3B.dot=..comma=%2C", "X.comma=%2C.dot=..semi=%3B")),
         ("3.2.5", "X{.undef}", Missing("undef")), // RFC: X
         ("3.2.5", "X{.empty_keys}", Missing("empty_keys")), // RFC: X
         ("3.2.5", "X{.empty_keys*}", Missing("empty_keys")), // RFC: X
@@ -789,16 +676,8 @@ mod tests {
         ("3.2.6", "{/list}", Is("/red,green,blue")),
         ("3.2.6", "{/list*}", Is("/red/green/blue")),
         ("3.2.6", "{/list*,path:4}", Is("/red/green/blue/%2Ffoo")),
-        (
-            "3.2.6",
-            "{/keys}",
-            Keys("/semi,%3B,dot,.,comma,%2C", "/comma,%2C,dot,.,semi,%3B"),
-        ),
-        (
-            "3.2.6",
-            "{/keys*}",
-            Keys("/semi=%3B/dot=./comma=%2C", "/comma=%2C/dot=./semi=%3B"),
-        ),
+        ("3.2.6", "{/keys}", Keys("/semi,%3B,dot,.,comma,%2C", "/comma,%2C,dot,.,semi,%3B")),
+        ("3.2.6", "{/keys*}", Keys("/semi=%3B/dot=./comma=%2C", "/comma=%2C/dot=./semi=%3B")),
         ("3.2.6", "{/var,undef}", Missing("undef")), // RFC: /value
         ("3.2.7", "{;who}", Is(";who=fred")),
         ("3.2.7", "{;half}", Is(";half=50%25")),
@@ -809,19 +688,8 @@ mod tests {
         ("3.2.7", "{;hello:5}", Is(";hello=Hello")),
         ("3.2.7", "{;list}", Is(";list=red,green,blue")),
         ("3.2.7", "{;list*}", Is(";list=red;list=green;list=blue")),
-        (
-            "3.2.7",
-            "{;keys}",
-            Keys(
-                ";keys=semi,%3B,dot,.,comma,%2C",
-                ";keys=comma,%2C,dot,.,semi,%3B",
-            ),
-        ),
-        (
-            "3.2.7",
-            "{;keys*}",
-            Keys(";semi=%3B;dot=.;comma=%2C", ";comma=%2C;dot=.;semi=%3B"),
-        ),
+        ("3.2.7", "{;keys}", Keys(";keys=semi,%3B,dot,.,comma,%2C", ";keys=comma,%2C,dot,.,semi,%3B", )),
+        ("3.2.7", "{;keys*}", Keys(";semi=%3B;dot=.;comma=%2C", ";comma=%2C;dot=.;semi=%3B")),
         ("3.2.7", "{;v,bar,who}", Missing("bar")), // RFC: ;v=6;who=fred
         ("3.2.7", "{;x,y,undef}", Missing("undef")), // RFC: ;x=1024;y=768
         ("3.2.8", "{?who}", Is("?who=fred")),
@@ -832,19 +700,8 @@ mod tests {
         ("3.2.8", "{?var:3}", Is("?var=val")),
         ("3.2.8", "{?list}", Is("?list=red,green,blue")),
         ("3.2.8", "{?list*}", Is("?list=red&list=green&list=blue")),
-        (
-            "3.2.8",
-            "{?keys}",
-            Keys(
-                "?keys=semi,%3B,dot,.,comma,%2C",
-                "?keys=comma,%2C,dot,.,semi,%3B",
-            ),
-        ),
-        (
-            "3.2.8",
-            "{?keys*}",
-            Keys("?semi=%3B&dot=.&comma=%2C", "?comma=%2C&dot=.&semi=%3B"),
-        ),
+        ("3.2.8", "{?keys}", Keys("?keys=semi,%3B,dot,.,comma,%2C", "?keys=comma,%2C,dot,.,semi,%3B", )),
+        ("3.2.8", "{?keys*}", Keys("?semi=%3B&dot=.&comma=%2C", "?comma=%2C&dot=.&semi=%3B")),
         ("3.2.9", "{&who}", Is("&who=fred")),
         ("3.2.9", "{&half}", Is("&half=50%25")),
         ("3.2.9", "?fixed=yes{&x}", Is("?fixed=yes&x=1024")),
@@ -852,19 +709,8 @@ mod tests {
         ("3.2.9", "{&var:3}", Is("&var=val")),
         ("3.2.9", "{&list}", Is("&list=red,green,blue")),
         ("3.2.9", "{&list*}", Is("&list=red&list=green&list=blue")),
-        (
-            "3.2.9",
-            "{&keys}",
-            Keys(
-                "&keys=semi,%3B,dot,.,comma,%2C",
-                "&keys=comma,%2C,dot,.,semi,%3B",
-            ),
-        ),
-        (
-            "3.2.9",
-            "{&keys*}",
-            Keys("&semi=%3B&dot=.&comma=%2C", "&comma=%2C&dot=.&semi=%3B"),
-        ),
+        ("3.2.9", "{&keys}", Keys("&keys=semi,%3B,dot,.,comma,%2C", "&keys=comma,%2C,dot,.,semi,%3B", )),
+        ("3.2.9", "{&keys*}", Keys("&semi=%3B&dot=.&comma=%2C", "&comma=%2C&dot=.&semi=%3B")),
         ("3.2.9", "{?undef}{&undef}", Is("")),
         ("3.2.2", "O{empty}X", EmptyUnlessAllowed("OX")),
         ("3.2.3", "O{+empty}X", EmptyUnlessAllowed("OX")),
