@@ -8,6 +8,8 @@
 //!   expressions that cannot hold a `/`), and no `.`/`..` segment, neither for a WHATWG URL
 //!   parser nor for a server that percent-decodes the path before resolving dot-segments;
 //! * a value is either sent so, or refused as an `Input` error before anything is sent;
+//! * a value in a path segment (`{x}`, `{/x}`) decodes back to itself, and is refused only
+//!   when empty or when a `.`/`..` segment would appear once `%2F`/`%5C` are decoded;
 //! * parsing, expanding, redacting and declaring never panic on arbitrary text;
 //! * a literal query value never shows in a stitch's name, `Debug` or template `Display`.
 
@@ -322,6 +324,51 @@ proptest! {
         prop_assert_eq!(error.kind(), ErrorKind::Config);
         let text = format!("{error} {error:?}");
         prop_assert!(!text.contains(&secret), "{}", text);
+    }
+}
+
+/// Templates with one path segment `x` between literal ones, and where that segment is.
+const SEGMENT_TEMPLATES: &[(&str, usize)] = &[
+    ("/v1/users/{x}/files", 2),
+    ("/v1/users{/x}/files", 2),
+    ("/v1/users/{x}", 2),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn a_path_segment_decodes_back_to_the_value(
+        which in 0..SEGMENT_TEMPLATES.len(),
+        value in hostile(),
+    ) {
+        let (template, index) = SEGMENT_TEMPLATES[which];
+        let template = UrlTemplate::parse(&format!("{ORIGIN}{template}")).unwrap();
+        let expected_segments = template.as_str().matches('/').count() - 2;
+        let vars = vec![("x", Value::String(value.clone()))];
+        // Refused exactly when empty, or when a `.`/`..` segment would appear to a server
+        // that decodes `%2F` and `%5C` before resolving dot-segments.
+        let dot_segment = value.split(['/', '\\']).any(|s| s == "." || s == "..");
+        let expanded = match template.expand_to_string(&vars) {
+            Ok(expanded) => expanded,
+            Err(error) => {
+                prop_assert!(value.is_empty() || dot_segment, "{:?}: {}", value, error);
+                return Ok(());
+            }
+        };
+        prop_assert!(!value.is_empty() && !dot_segment, "{:?} -> {}", value, expanded);
+        let url = url::Url::parse(&expanded).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(url.scheme(), "https");
+        prop_assert_eq!(url.host_str(), Some("api.example.com"));
+        prop_assert_eq!(url.port(), Some(8443));
+        prop_assert_eq!(url.query(), None);
+        prop_assert_eq!(url.fragment(), None);
+        let segments: Vec<&str> = url.path_segments().into_iter().flatten().collect();
+        prop_assert_eq!(segments.len(), expected_segments, "{}", expanded);
+        let decoded = percent_encoding::percent_decode_str(segments[index])
+            .decode_utf8()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(decoded.as_ref(), value.as_str(), "{}", expanded);
     }
 }
 
