@@ -426,7 +426,7 @@ impl Error {
     ///   ([`TransportErrorKind::BodyTooLarge`]) and a redirect the engine refused to follow
     ///   ([`TransportErrorKind::Redirect`]), which the same request meets again;
     /// - [`ErrorKind::Http`] with a status retried by default: 429, 502, 503 or 504
-    ///   ([`DEFAULT_RETRY_ON`](crate::policy::retry::DEFAULT_RETRY_ON)), whatever the stitch's
+    ///   ([`DEFAULT_RETRY_ON`]), whatever the stitch's
     ///   own `retry.on` list;
     /// - [`ErrorKind::RateLimited`].
     ///
