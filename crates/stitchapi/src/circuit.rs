@@ -53,7 +53,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::duration::DurationSpec;
-use crate::error::{Error, ErrorKind};
+use crate::error::{BuildError, Error, ErrorKind};
 use crate::flight::{DEFAULT_LOCK_TTL, FleetLock, HeldLock};
 use crate::store::keys::{self, CircuitKeys};
 use crate::store::{DynStore, Scope, StoreError, StoreErrorKind};
@@ -87,7 +87,12 @@ impl Circuit {
         key: &str,
         store: DynStore,
         clock: Arc<dyn Clock>,
-    ) -> Result<Breaker, Error> {
+    ) -> Result<Breaker, BuildError> {
+        self.checked(key, store, clock)
+            .map_err(Error::into_build_error)
+    }
+
+    fn checked(&self, key: &str, store: DynStore, clock: Arc<dyn Clock>) -> Result<Breaker, Error> {
         if self.failures == 0 {
             return Err(Error::config(
                 "circuit.failures",

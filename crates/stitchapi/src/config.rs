@@ -47,7 +47,7 @@ use serde_json::Value;
 use crate::cache::Cache;
 use crate::circuit::Circuit;
 use crate::duration::DurationSpec;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{BuildError, Error, Result};
 use crate::headers::DeclaredHeaders;
 use crate::output::Output;
 use crate::policy::{Backoff, Idempotency, Retry, StatusMatch, Timeout};
@@ -270,15 +270,6 @@ impl Catalog {
     }
 }
 
-/// Prefixes a config error's field with `scope` (`stitches.get_user.`).
-fn within(scope: &str, error: Error) -> Error {
-    if error.kind() == ErrorKind::Config {
-        Error::new(ErrorKind::Config, format!("{scope}{}", error.message()))
-    } else {
-        error
-    }
-}
-
 impl SharedConfig {
     fn retry(&self) -> Option<Retry> {
         let config = self.retry.as_ref()?;
@@ -433,25 +424,27 @@ impl StitchConfig {
     }
 
     /// Builds a standalone stitch (it needs an absolute `url`).
-    pub fn build(&self) -> Result<Stitch<Value>> {
-        self.builder(None, None)?.build()
+    pub fn build(&self) -> Result<Stitch<Value>, BuildError> {
+        self.builder(None, None)
+            .map_err(Error::into_build_error)?
+            .build()
     }
 }
 
 impl SeamConfig {
     /// Builds the seam and every declared stitch; the first invalid option fails the whole
     /// catalog with an error naming it (`stitches.get_user.timeout.total: ...`).
-    pub fn build(&self) -> Result<Catalog> {
+    pub fn build(&self) -> Result<Catalog, BuildError> {
         let builder: SeamBuilder =
             apply_shared!(Seam::builder(self.base_url.clone()), &self.shared);
         let seam = builder.build()?;
         let mut stitches = BTreeMap::new();
         for (name, config) in &self.stitches {
-            let scope = format!("stitches.{name}.");
             let stitch = config
                 .builder(Some(&seam), Some(name))
+                .map_err(Error::into_build_error)
                 .and_then(StitchBuilder::build)
-                .map_err(|e| within(&scope, e))?;
+                .map_err(|e| e.within(&format!("stitches.{name}.")))?;
             stitches.insert(name.clone(), stitch);
         }
         Ok(Catalog { seam, stitches })
@@ -612,6 +605,21 @@ mod tests {
                 .to_string()
                 .starts_with("stitches.get_user.timeout.total: invalid duration \"10x\""),
             "{error}"
+        );
+        // The same as data: the field in the file, the problem and the fix.
+        assert_eq!(error.field(), "stitches.get_user.timeout.total");
+        assert!(error.problem().starts_with("invalid duration \"10x\""));
+        assert_eq!(
+            error.fix(),
+            "write a number with a unit: \"10s\", \"250ms\", \"1.5m\""
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stitches.get_user.timeout.total: {}. Fix: {}",
+                error.problem(),
+                error.fix()
+            )
         );
         let config =
             seam("base_url = \"https://x.example\"\n[stitches.a]\nmethod = \"GTE\"\npath = \"/u\"")

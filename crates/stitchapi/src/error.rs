@@ -20,6 +20,45 @@
 //! userinfo and the fragment are replaced by `…`. A decode error names the JSON path and the
 //! expected and found types, not the value; the deserializer's full message, which may quote
 //! the response, is behind [`Error::decode_detail`].
+//!
+//! Beyond the kind, an error says whether trying again may help ([`Error::is_retryable`]),
+//! and what the store or transport reported ([`Error::store_kind`],
+//! [`Error::transport_kind`]):
+//!
+//! ```
+//! # async fn demo(stitch: stitchapi::Stitch) {
+//! use stitchapi::transport::TransportErrorKind;
+//!
+//! if let Err(e) = stitch.call(stitchapi::Input::new()).await {
+//!     if e.transport_kind() == Some(TransportErrorKind::Connect) {
+//!         println!("the upstream is down: {e}");
+//!     } else if e.is_retryable() {
+//!         println!("transient, try again later: {e}");
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! `build()` fails with a [`BuildError`], which names the field, the problem and the fix as
+//! data and converts into [`Error`] with `?`:
+//!
+//! ```
+//! use stitchapi::{ErrorKind, Stitch};
+//!
+//! let error = Stitch::get("https://api.example.com/users")
+//!     .timeout("10x")
+//!     .build()
+//!     .unwrap_err();
+//! assert_eq!(error.field(), "timeout.total");
+//! assert!(error.to_string().starts_with("timeout.total: invalid duration \"10x\""));
+//!
+//! fn declare() -> stitchapi::Result<stitchapi::Stitch> {
+//!     Ok(Stitch::get("https://api.example.com/users").timeout("10x").build()?)
+//! }
+//! let error = declare().unwrap_err();
+//! assert_eq!(error.kind(), ErrorKind::Config);
+//! assert_eq!(error.build_error().unwrap().field(), "timeout.total");
+//! ```
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -30,7 +69,10 @@ use bytes::Bytes;
 use http::StatusCode;
 use url::Url;
 
+use crate::policy::retry::DEFAULT_RETRY_ON;
+use crate::store::{StoreError, StoreErrorKind};
 use crate::template::Redacted;
+use crate::transport::{TransportError, TransportErrorKind};
 
 /// A boxed error source.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -65,6 +107,75 @@ pub enum ErrorKind {
     Store,
 }
 
+/// A declaration `build()` refused: the field, the problem and the fix, as data.
+///
+/// `Display` prints `"<field>: <problem>. Fix: <fix>"`. It converts into [`Error`] (kind
+/// [`ErrorKind::Config`]) with `?`, and [`Error::build_error`] gives it back.
+///
+/// ```
+/// use stitchapi::Stitch;
+///
+/// let error = Stitch::get("https://api.example.com/users")
+///     .max_response_bytes(0)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(error.field(), "max_response_bytes");
+/// assert_eq!(error.problem(), "0 would reject every response");
+/// assert_eq!(error.fix(), "use a positive limit such as 16 MiB (16777216)");
+/// assert_eq!(
+///     error.to_string(),
+///     "max_response_bytes: 0 would reject every response. \
+///      Fix: use a positive limit such as 16 MiB (16777216)"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}. Fix: {fix}")]
+pub struct BuildError {
+    field: String,
+    problem: String,
+    fix: String,
+}
+
+impl BuildError {
+    pub(crate) fn new(field: &str, problem: impl fmt::Display, fix: impl fmt::Display) -> Self {
+        BuildError {
+            field: field.to_owned(),
+            problem: problem.to_string(),
+            fix: fix.to_string(),
+        }
+    }
+
+    /// The declaration field at fault, as a dotted path (`timeout.total`, `headers.x-app`,
+    /// `stitches.get_user.retry.on` in a [config](crate::config) file).
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong with the field's value.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+
+    /// How to fix it.
+    pub fn fix(&self) -> &str {
+        &self.fix
+    }
+
+    /// The same error with its field under `scope` (`stitches.get_user.` + `timeout.total`).
+    pub(crate) fn within(mut self, scope: &str) -> Self {
+        self.field.insert_str(0, scope);
+        self
+    }
+}
+
+impl From<BuildError> for Error {
+    fn from(error: BuildError) -> Self {
+        let mut converted = Error::new(ErrorKind::Config, error.to_string());
+        converted.inner.detail = Detail::Build(Box::new(error));
+        converted
+    }
+}
+
 /// The error of every stitchapi operation.
 ///
 /// Cheap to clone. See the [module docs](self) for an example.
@@ -85,6 +196,19 @@ struct Inner {
     json_path: Option<String>,
     decode_detail: Option<String>,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+    detail: Detail,
+}
+
+/// What a failure's origin said beyond its [`ErrorKind`].
+#[derive(Clone)]
+enum Detail {
+    None,
+    /// `Config`: the refused declaration.
+    Build(Box<BuildError>),
+    /// A store's failure.
+    Store(StoreErrorKind),
+    /// A transport's failure (kind `Transport`, or `Timeout` for the transport's own timer).
+    Transport(TransportErrorKind),
 }
 
 /// The result type of stitchapi operations.
@@ -92,7 +216,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// A new error of `kind` with `message`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             inner: Box::new(Inner {
                 kind,
@@ -105,18 +229,61 @@ impl Error {
                 json_path: None,
                 decode_detail: None,
                 source: None,
+                detail: Detail::None,
             }),
         }
     }
 
     /// A declaration error naming the field, the problem and the fix:
-    /// `"<field>: <problem>. Fix: <fix>"`.
-    pub fn config(field: &str, problem: impl fmt::Display, fix: impl fmt::Display) -> Self {
-        Error::new(ErrorKind::Config, format!("{field}: {problem}. Fix: {fix}"))
+    /// `"<field>: <problem>. Fix: <fix>"` (a [`BuildError`] inside).
+    pub(crate) fn config(field: &str, problem: impl fmt::Display, fix: impl fmt::Display) -> Self {
+        BuildError::new(field, problem, fix).into()
+    }
+
+    /// The [`BuildError`] a `build()` reports: every declaration check below a builder
+    /// returns `Error::config`, and the builder hands out its structured part.
+    ///
+    /// Only `Config` errors reach a builder's boundary (its checks make no call), so the
+    /// fallback, which keeps the message whole as the problem, is never taken in practice.
+    pub(crate) fn into_build_error(self) -> BuildError {
+        match self.inner.detail {
+            Detail::Build(build) => *build,
+            _ => BuildError::new(
+                "declaration",
+                self.inner.message,
+                "report this as a stitchapi bug: a declaration check failed with a non-declaration error",
+            ),
+        }
+    }
+
+    /// A transport failure the engine itself detected (a redirect it refused to follow).
+    pub(crate) fn transport(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        let mut error = Error::new(ErrorKind::Transport, message);
+        error.inner.detail = Detail::Transport(kind);
+        error
+    }
+
+    /// An `Auth` error, for code outside the crate that authenticates: an
+    /// [`AuthStrategy`](crate::auth::AuthStrategy) or a
+    /// [`SecretSource`](crate::auth::SecretSource). The message says what failed and must not
+    /// contain the credential. Every other error is made by stitchapi itself, or converted from
+    /// a [`StoreError`] or [`TransportError`] with `?`.
+    ///
+    /// ```
+    /// use stitchapi::auth::Secret;
+    /// use stitchapi::{Error, ErrorKind};
+    ///
+    /// let key = Secret::from_fn(|| Err::<String, _>(Error::auth("the key file is missing")));
+    /// let error = key.expose().unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::Auth);
+    /// assert_eq!(error.to_string(), "the key file is missing");
+    /// ```
+    pub fn auth(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Auth, message)
     }
 
     /// An input error (nothing was sent).
-    pub fn input(message: impl Into<String>) -> Self {
+    pub(crate) fn input(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Input, message)
     }
 
@@ -249,6 +416,110 @@ impl Error {
         self.inner.kind == ErrorKind::Timeout
     }
 
+    /// May the same call succeed if tried again later? True exactly for the failures the
+    /// engine retries itself (when the method and the retry policy allow it), and for
+    /// `RateLimited`, which asks the caller to come back after [`Error::retry_after`]:
+    ///
+    /// - [`ErrorKind::Timeout`]: the total deadline, a per-attempt limit or the transport's
+    ///   own timer ran out;
+    /// - [`ErrorKind::Transport`], except a response body over the size limit
+    ///   ([`TransportErrorKind::BodyTooLarge`]) and a redirect the engine refused to follow
+    ///   ([`TransportErrorKind::Redirect`]), which the same request meets again;
+    /// - [`ErrorKind::Http`] with a status retried by default: 429, 502, 503 or 504
+    ///   ([`DEFAULT_RETRY_ON`]), whatever the stitch's
+    ///   own `retry.on` list;
+    /// - [`ErrorKind::RateLimited`].
+    ///
+    /// Everything else is false: other statuses, `Validation`, `Input`, `Config`, `Auth`,
+    /// `CircuitOpen` (wait for the cooldown instead) and `Store`.
+    ///
+    /// ```
+    /// # async fn demo(stitch: stitchapi::Stitch) {
+    /// if let Err(error) = stitch.call(stitchapi::Input::new()).await {
+    ///     if error.is_retryable() {
+    ///         // requeue the job
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match self.inner.kind {
+            ErrorKind::Timeout | ErrorKind::RateLimited => true,
+            ErrorKind::Transport => !matches!(
+                self.transport_kind(),
+                Some(TransportErrorKind::BodyTooLarge | TransportErrorKind::Redirect)
+            ),
+            ErrorKind::Http => self
+                .inner
+                .status
+                .is_some_and(|status| DEFAULT_RETRY_ON.contains(&status.as_u16())),
+            _ => false,
+        }
+    }
+
+    /// For a failure a store reported (kind [`ErrorKind::Store`]): what went wrong in it.
+    /// `None` for every other error, and for `Store` errors the engine raises itself (a
+    /// cache entry over the store's value size limit).
+    ///
+    /// ```
+    /// # async fn demo(stitch: stitchapi::Stitch) {
+    /// use stitchapi::store::StoreErrorKind;
+    ///
+    /// if let Err(error) = stitch.call(stitchapi::Input::new()).await {
+    ///     if error.store_kind() == Some(StoreErrorKind::Unavailable) {
+    ///         eprintln!("the store is down: {error}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn store_kind(&self) -> Option<StoreErrorKind> {
+        match self.inner.detail {
+            Detail::Store(kind) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// For a failure to send the request or read its response: what went wrong in the
+    /// transport. Set on [`ErrorKind::Transport`] errors, and on [`ErrorKind::Timeout`] errors
+    /// from the transport's own timer ([`TransportErrorKind::Timeout`]); `None` for every
+    /// other error, including timeouts of the stitch's own limits. A failure another process
+    /// met on a shared cache fill has no transport kind.
+    ///
+    /// ```
+    /// # async fn demo(stitch: stitchapi::Stitch) {
+    /// use stitchapi::transport::TransportErrorKind;
+    ///
+    /// if let Err(error) = stitch.call(stitchapi::Input::new()).await {
+    ///     if error.transport_kind() == Some(TransportErrorKind::Connect) {
+    ///         eprintln!("could not connect: {error}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn transport_kind(&self) -> Option<TransportErrorKind> {
+        match self.inner.detail {
+            Detail::Transport(kind) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// For a `Config` error: the declaration that was refused, naming the field, the problem
+    /// and the fix (what `build()` returns, after `?` turned it into an [`Error`]).
+    ///
+    /// ```
+    /// fn declare() -> stitchapi::Result<stitchapi::Stitch> {
+    ///     Ok(stitchapi::Stitch::get("https://api.example.com/").retry(0).build()?)
+    /// }
+    /// let error = declare().unwrap_err();
+    /// assert_eq!(error.build_error().unwrap().field(), "retry.attempts");
+    /// ```
+    pub fn build_error(&self) -> Option<&BuildError> {
+        match &self.inner.detail {
+            Detail::Build(build) => Some(build),
+            _ => None,
+        }
+    }
+
     pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
         self.inner.status = Some(status);
         self
@@ -280,7 +551,7 @@ impl Error {
     }
 
     /// Attaches the underlying cause.
-    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(Arc::from(source.into()));
         self
     }
@@ -364,6 +635,29 @@ impl fmt::Debug for Error {
     }
 }
 
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        let mut converted = Error::new(ErrorKind::Store, error.to_string());
+        converted.inner.detail = Detail::Store(error.kind());
+        converted.with_source(error)
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(error: TransportError) -> Self {
+        let kind = error.kind();
+        let mut converted = Error::new(
+            match kind {
+                TransportErrorKind::Timeout => ErrorKind::Timeout,
+                _ => ErrorKind::Transport,
+            },
+            error.to_string(),
+        );
+        converted.inner.detail = Detail::Transport(kind);
+        converted.with_source(error)
+    }
+}
+
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.inner
@@ -397,6 +691,120 @@ mod tests {
         );
         assert_eq!(error.attempts(), 3);
         assert_eq!(error.body_json().unwrap()["token"], "SECRET");
+    }
+
+    #[test]
+    fn build_errors_carry_field_problem_and_fix_and_print_as_before() {
+        let build = BuildError::new(
+            "timeout.total",
+            "invalid duration \"10x\": unknown unit",
+            "write a number with a unit: \"10s\"",
+        );
+        assert_eq!(build.field(), "timeout.total");
+        assert_eq!(build.problem(), "invalid duration \"10x\": unknown unit");
+        assert_eq!(build.fix(), "write a number with a unit: \"10s\"");
+        let text = "timeout.total: invalid duration \"10x\": unknown unit. \
+                    Fix: write a number with a unit: \"10s\"";
+        assert_eq!(build.to_string(), text);
+
+        // Into `Error` and back, losslessly; `?` does the first step.
+        fn declare(build: BuildError) -> Result<()> {
+            Err(build)?
+        }
+        let error = declare(build.clone()).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config);
+        assert_eq!(error.to_string(), text);
+        assert_eq!(error.message(), text);
+        assert_eq!(error.build_error(), Some(&build));
+        assert!(!error.is_retryable());
+        assert_eq!(error.clone().into_build_error(), build);
+
+        // A scope prefixes the field only.
+        let scoped = build.within("stitches.get_user.");
+        assert_eq!(scoped.field(), "stitches.get_user.timeout.total");
+        assert_eq!(scoped.to_string(), format!("stitches.get_user.{text}"));
+
+        // Other errors have no build error; the fallback keeps their message whole.
+        let input = Error::input("no value for {id}");
+        assert_eq!(input.build_error(), None);
+        let fallback = input.into_build_error();
+        assert_eq!(fallback.problem(), "no value for {id}");
+    }
+
+    #[test]
+    fn retryable_is_what_the_engine_retries() {
+        let url = Url::parse("https://api.example.com/").unwrap();
+        let http = |code: u16| {
+            Error::http(
+                StatusCode::from_u16(code).unwrap(),
+                url.clone(),
+                Bytes::new(),
+            )
+        };
+        for code in [429, 502, 503, 504] {
+            assert!(http(code).is_retryable(), "{code}");
+        }
+        for code in [400, 401, 404, 409, 500, 501, 505] {
+            assert!(!http(code).is_retryable(), "{code}");
+        }
+        assert!(Error::timeout(Duration::from_secs(1)).is_retryable());
+        assert!(
+            Error::rate_limited(
+                StatusCode::TOO_MANY_REQUESTS,
+                url.clone(),
+                Bytes::new(),
+                None
+            )
+            .is_retryable()
+        );
+        for kind in [
+            TransportErrorKind::Connect,
+            TransportErrorKind::Timeout,
+            TransportErrorKind::Request,
+            TransportErrorKind::Body,
+            TransportErrorKind::Other,
+        ] {
+            let error = Error::from(TransportError::new(kind, "failed"));
+            assert!(error.is_retryable(), "{kind:?}");
+        }
+        assert!(!Error::from(TransportError::body_too_large(10)).is_retryable());
+        assert!(
+            !Error::transport(TransportErrorKind::Redirect, "too many redirects").is_retryable()
+        );
+        let store = StoreError::new("redis", "get", StoreErrorKind::Unavailable, "down");
+        assert!(!Error::from(store).is_retryable());
+        assert!(!Error::input("bad").is_retryable());
+        assert!(!Error::validation(Some("$".into()), "invalid type").is_retryable());
+        assert!(!Error::new(ErrorKind::Auth, "refused").is_retryable());
+        assert!(!Error::new(ErrorKind::CircuitOpen, "circuit open").is_retryable());
+    }
+
+    #[test]
+    fn store_and_transport_kinds_survive_the_conversion() {
+        let store = StoreError::new("redis", "increment", StoreErrorKind::Timeout, "slow");
+        let error = Error::from(store).with_attempts(1);
+        assert_eq!(error.kind(), ErrorKind::Store);
+        assert_eq!(error.store_kind(), Some(StoreErrorKind::Timeout));
+        assert_eq!(error.transport_kind(), None);
+        assert_eq!(error.to_string(), "redis store: increment failed: slow");
+        assert!(StdError::source(&error).unwrap().is::<StoreError>());
+
+        let timer = Error::from(TransportError::new(
+            TransportErrorKind::Timeout,
+            "timed out",
+        ));
+        assert_eq!(timer.kind(), ErrorKind::Timeout);
+        assert_eq!(timer.transport_kind(), Some(TransportErrorKind::Timeout));
+        assert_eq!(timer.store_kind(), None);
+        let connect = Error::from(TransportError::new(TransportErrorKind::Connect, "refused"))
+            .in_call(&Url::parse("https://api.example.com/").unwrap(), 2);
+        assert_eq!(connect.kind(), ErrorKind::Transport);
+        assert_eq!(connect.transport_kind(), Some(TransportErrorKind::Connect));
+        assert_eq!(connect.to_string(), "refused");
+        assert_eq!(
+            Error::timeout(Duration::from_secs(1)).transport_kind(),
+            None
+        );
     }
 
     #[test]

@@ -65,7 +65,9 @@
 //! - **Only safe retries of failures**: transport errors and per-attempt timeouts are retried
 //!   only for idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE, QUERY), or when the stitch
 //!   carries an idempotency key or opts in with `retry_non_idempotent(true)`. A blind POST
-//!   retry could duplicate a write.
+//!   retry could duplicate a write. A failure the same request would meet again (a body over
+//!   the size limit, a redirect loop) is not retried: the engine retries exactly the failures
+//!   [`Error::is_retryable`] calls retryable.
 //! - **Idempotency keys** ([`Idempotency`]): `idempotency()` adds a UUID v4
 //!   `Idempotency-Key` to writes, stable across the retries of one call.
 //! - **Timeouts** ([`Timeout`]): `total` bounds the whole call (30 s unless declared;
@@ -254,6 +256,12 @@
 //! the reference texts (`HTTP 503`, `timed out after 400ms`). `Debug` and `Display` never print
 //! a body, a header value, a query value or a value from a response (a decode error names the
 //! JSON path and the types; [`Error::decode_detail`] has the deserializer's full message).
+//! [`Error::is_retryable`] says whether trying again later may help; [`Error::store_kind`] and
+//! [`Error::transport_kind`] say what a store or the transport reported. `build()` fails with a
+//! [`BuildError`] carrying the field, the problem and the fix as data; `?` turns it into an
+//! [`Error`] of kind [`ErrorKind::Config`], and [`Error::build_error`] gives it back.
+//! Constructors are crate-private: errors come from stitchapi, or from a store or transport
+//! through `From<StoreError>` and `From<TransportError>`.
 //!
 //! ## Security model
 //!
@@ -400,7 +408,7 @@ pub mod transport;
 
 pub use auth::{Auth, AuthStrategy, CookieSession, OAuth2, Secret};
 pub use cache::{Cache, Coalesce};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{BuildError, Error, ErrorKind, Result};
 pub use event::{Event, EventStream, Phase, Progress};
 pub use input::Input;
 pub use output::OutputValidator;

@@ -6,7 +6,7 @@
 //!   -> validate input, expand template, build request (bytes)
 //!   -> attempt loop, bounded by timeout.total:
 //!        send with min(timeout.each, time left), following redirects
-//!        classify: success | accepted | retry on status | retry on transport error | fail
+//!        classify: success | accepted | retry on status | retry a retryable failure | fail
 //!        wait Retry-After or backoff, unless it would cross the deadline
 //!   -> decode + validate
 //! ```
@@ -468,7 +468,9 @@ async fn attempts<O: MaybeSend + 'static>(
             ),
         };
         let setback = match setback {
-            Setback::Failed(error) if !retry_failures || attempt >= policy.attempts => {
+            Setback::Failed(error)
+                if !retry_failures || attempt >= policy.attempts || !error.is_retryable() =>
+            {
                 return Err(error);
             }
             setback => setback,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::cache::Fills;
-use crate::error::{Error, Result};
+use crate::error::{BuildError, Error, Result};
 use crate::settings::{Settings, settings_setters};
 use crate::stitch::StitchBuilder;
 use crate::store::{StitchStore, keys};
@@ -195,8 +195,13 @@ impl SeamBuilder {
     }
 
     /// Checks every option and builds the seam, with one clock, store and transport that
-    /// every member will share.
-    pub fn build(mut self) -> Result<Seam> {
+    /// every member will share; a refused option is a [`BuildError`] naming the field, the
+    /// problem and the fix (`?` turns it into an [`Error`]).
+    pub fn build(self) -> Result<Seam, BuildError> {
+        self.checked().map_err(Error::into_build_error)
+    }
+
+    fn checked(mut self) -> Result<Seam> {
         let parsed = Url::parse(&self.base_url).map_err(|e| {
             Error::config(
                 "base_url",

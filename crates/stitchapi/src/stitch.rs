@@ -16,7 +16,7 @@ use url::Url;
 use crate::auth::Auth;
 use crate::cache::{CacheIds, ResponseCache};
 use crate::circuit::Breaker;
-use crate::error::{Error, Result};
+use crate::error::{BuildError, Error, Result};
 use crate::event::{Emitter, EventStream};
 use crate::input::Input;
 use crate::output::{Output, OutputKind, OutputValidator, Pick};
@@ -503,8 +503,13 @@ impl<O: 'static> StitchBuilder<O> {
         self
     }
 
-    /// Checks every option and builds the stitch.
-    pub fn build(self) -> Result<Stitch<O>> {
+    /// Checks every option and builds the stitch; a refused option is a [`BuildError`]
+    /// naming the field, the problem and the fix (`?` turns it into an [`Error`]).
+    pub fn build(self) -> Result<Stitch<O>, BuildError> {
+        self.checked().map_err(Error::into_build_error)
+    }
+
+    fn checked(self) -> Result<Stitch<O>> {
         // What this member declares itself (a seam reports what it declares when it is built).
         let own = Declared::of(&self.settings)?;
         let settings = match &self.seam {

@@ -1,11 +1,13 @@
 //! The throttle through whole calls, against a real upstream: pacing in virtual time,
 //! seam buckets, chaining, the concurrency cap on the wire, deadlines and delegate mode.
 
+mod fleet_support;
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use stitchapi::store::StoreErrorKind;
 use stitchapi::testing::ManualClock;
 use stitchapi::throttle::Throttle;
 use stitchapi::time::Clock;
@@ -135,14 +137,37 @@ async fn delegate_mode_hands_429_to_the_caller() {
     assert_eq!(upstream.hit_count(), 1, "never retried");
 }
 
+/// The throttle's store is down and the throttle fails closed (the default): the call fails
+/// before anything is sent, with the store's own kind reachable from the error.
+#[tokio::test]
+async fn a_store_failure_names_its_store_kind() {
+    let upstream = Upstream::start().await;
+    upstream.script("/items", [Answer::status(200)]);
+    let stitch = Stitch::get(format!("{}/items", upstream.url()))
+        .throttle("10/s")
+        .store(Arc::new(fleet_support::DownStore))
+        .build()
+        .unwrap();
+    let error = stitch.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Store, "{error:?}");
+    assert_eq!(error.store_kind(), Some(StoreErrorKind::Unavailable));
+    assert_eq!(error.transport_kind(), None);
+    assert!(!error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "down store: reserve failed: connection refused"
+    );
+    assert_eq!(upstream.hit_count(), 0, "nothing was sent");
+}
+
 #[test]
 fn invalid_throttles_fail_at_build() {
     let error = Stitch::get("https://x.example")
         .throttle("ten per second")
         .build()
         .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Config);
-    assert!(error.to_string().starts_with("throttle"), "{error}");
+    assert_eq!(error.field(), "throttle.rate");
+    assert!(error.to_string().starts_with("throttle.rate: "), "{error}");
 }
 
 #[tokio::test]

@@ -136,10 +136,18 @@ async fn oversized_bodies_are_refused_with_and_without_content_length() {
         let stitch = Stitch::get(format!("{}{path}", upstream.url()))
             .bytes()
             .max_response_bytes(100_000)
+            .retry(3)
             .build()
             .unwrap();
         let error = stitch.call(Input::new()).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Transport, "{path}");
+        // The same body comes back over the limit: not retryable, so sent once.
+        assert_eq!(
+            error.transport_kind(),
+            Some(TransportErrorKind::BodyTooLarge)
+        );
+        assert!(!error.is_retryable());
+        assert_eq!(error.attempts(), 1);
         assert_eq!(
             error.to_string(),
             "response body exceeds the limit of 100000 bytes"
@@ -155,6 +163,7 @@ async fn oversized_bodies_are_refused_with_and_without_content_length() {
         .build()
         .unwrap();
     assert_eq!(roomy.call(Input::new()).await.unwrap().len(), 300_000);
+    assert_eq!(upstream.hit_count(), 3, "one request per call");
 }
 
 #[tokio::test]

@@ -284,10 +284,15 @@ proptest! {
                 let _ = format!("{stitch:?} {}", stitch.name());
                 let _ = stitch.to_request(Input::new());
             }
-            Err(error) => prop_assert_eq!(error.kind(), ErrorKind::Config),
+            Err(error) => {
+                let named = format!("{}: ", error.field());
+                prop_assert!(!error.field().is_empty());
+                prop_assert!(error.to_string().starts_with(&named), "{}", error);
+            }
         }
         if let Err(error) = SEAM.get(text).build() {
-            prop_assert_eq!(error.kind(), ErrorKind::Config);
+            let named = format!("{}: ", error.field());
+            prop_assert!(error.to_string().starts_with(&named), "{}", error);
         }
     }
 
@@ -321,7 +326,7 @@ proptest! {
         let error = Stitch::get(format!("https://{user}:{secret}@api.example.com/p"))
             .build()
             .unwrap_err();
-        prop_assert_eq!(error.kind(), ErrorKind::Config);
+        prop_assert_eq!(error.field(), "url");
         let text = format!("{error} {error:?}");
         prop_assert!(!text.contains(&secret), "{}", text);
     }

@@ -3,6 +3,7 @@
 mod support;
 
 use serde_json::json;
+use stitchapi::transport::TransportErrorKind;
 use stitchapi::{ErrorKind, Input, Seam, Stitch};
 use support::{Answer, Upstream};
 
@@ -214,6 +215,17 @@ async fn a_redirect_loop_stops_after_twenty_hops() {
     assert_eq!(error.kind(), ErrorKind::Transport);
     assert_eq!(error.to_string(), "too many redirects (more than 20)");
     assert_eq!(a.hit_count(), 21);
+    assert_eq!(error.transport_kind(), Some(TransportErrorKind::Redirect));
+    assert!(!error.is_retryable());
+
+    // The same loop meets every attempt, so a retry policy does not resend it.
+    let retried = Stitch::get(format!("{}/loop", a.url()))
+        .retry(3)
+        .build()
+        .unwrap();
+    let error = retried.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.transport_kind(), Some(TransportErrorKind::Redirect));
+    assert_eq!((error.attempts(), a.hit_count()), (1, 21 + 21));
 }
 
 #[tokio::test]

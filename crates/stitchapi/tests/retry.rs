@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use stitchapi::testing::ManualClock;
 use stitchapi::time::Clock;
+use stitchapi::transport::TransportErrorKind;
 use stitchapi::{Backoff, ErrorKind, Input, Retry, Stitch, Timeout};
 use support::{Answer, RudeServer, Upstream};
 
@@ -66,6 +67,9 @@ async fn exhausted_retries_fail_with_the_last_response() {
     assert_eq!(error.body_json(), Some(json!({"error": "maintenance"})));
     assert_eq!(error.url().unwrap().path(), "/down");
     assert_eq!(upstream.hit_count(), 3);
+    // A 503 may pass later: the caller may requeue the call.
+    assert!(error.is_retryable());
+    assert_eq!(error.transport_kind(), None);
 }
 
 #[tokio::test]
@@ -80,6 +84,32 @@ async fn a_status_not_listed_is_not_retried() {
         .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();
     assert_eq!((error.attempts(), upstream.hit_count()), (1, 1));
+    assert!(!error.is_retryable(), "a 400 fails again");
+}
+
+/// A port nothing listens on: the connection is refused, which the error says as its transport
+/// kind; the engine retries it (a GET), and so may the caller.
+#[tokio::test]
+async fn a_refused_connection_is_a_retryable_connect_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = closed.local_addr().unwrap();
+    drop(closed);
+    let stitch = Stitch::get(format!("http://{address}/items"))
+        .retry(3)
+        .clock(clock())
+        .timeout(Timeout::none())
+        .build()
+        .unwrap();
+    let error = stitch.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport, "{error:?}");
+    assert_eq!(error.transport_kind(), Some(TransportErrorKind::Connect));
+    assert_eq!(error.store_kind(), None);
+    assert!(error.is_retryable());
+    assert_eq!(error.attempts(), 3, "retried like any transport failure");
+    assert!(
+        error.to_string().starts_with("connection failed"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -234,6 +264,8 @@ async fn transport_errors_are_retried_only_when_safe() {
     let error = get.call(Input::new()).await.unwrap_err();
     assert_eq!(error.attempts(), 3);
     assert_eq!(rude.requests(), 7 + 3);
+    assert!(error.is_retryable());
+    assert!(error.transport_kind().is_some(), "{error:?}");
 }
 
 #[tokio::test]
@@ -479,7 +511,7 @@ async fn a_backoff_bound_beyond_an_hour_is_refused_at_build() {
             ),
             Err(error) => error,
         };
-        assert_eq!(error.kind(), ErrorKind::Config);
+        assert_eq!(error.field(), field);
         assert!(
             error.to_string().starts_with(&format!("{field}: ")),
             "{error}"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use stitchapi::config::SeamConfig;
 use stitchapi::testing::ManualClock;
-use stitchapi::{ErrorKind, Input, Seam, Stitch, Timeout};
+use stitchapi::{Input, Seam, Stitch, Timeout};
 use support::{Answer, Upstream};
 
 #[tokio::test]
@@ -70,7 +70,7 @@ async fn members_share_one_store() {
 
 #[test]
 fn invalid_declarations_fail_at_build_naming_field_and_fix() {
-    let cases: Vec<(stitchapi::Result<()>, &str)> = vec![
+    let cases: Vec<(Result<(), stitchapi::BuildError>, &str)> = vec![
         (
             Seam::builder("api.example.com").build().map(drop),
             "base_url:",
@@ -144,7 +144,11 @@ fn invalid_declarations_fail_at_build_naming_field_and_fix() {
     ];
     for (result, prefix) in cases {
         let error = result.expect_err(prefix);
-        assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+        assert!(
+            prefix.starts_with(&format!("{}:", error.field())),
+            "{error}: the field is {}",
+            error.field()
+        );
         assert!(
             error.to_string().starts_with(prefix),
             "{error} should start with {prefix}"

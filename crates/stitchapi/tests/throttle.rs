@@ -296,7 +296,7 @@ async fn missing_store_capabilities_are_build_errors() {
     let error = Throttle::rate("5/s")
         .build("k", Arc::new(bare), c.clone())
         .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Config);
+    assert_eq!(error.field(), "throttle.rate");
     let text = error.to_string();
     assert!(
         text.starts_with("throttle.rate: the fleet-test store"),

@@ -203,7 +203,7 @@ fn a_per_attempt_limit_beyond_the_total_is_refused() {
         .timeout(Timeout::per_attempt("45s"))
         .build()
         .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Config);
+    assert_eq!(error.field(), "timeout.each");
     assert!(
         error.to_string().starts_with(
             "timeout.each: 45s is longer than the total (30s, the default), so it would never apply"

@@ -136,7 +136,7 @@ async fn allow_empty_opts_a_variable_in_on_a_stitch_and_on_a_seam_member() {
         .allow_empty("idd")
         .build()
         .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Config);
+    assert_eq!(error.field(), "allow_empty");
     assert!(error.to_string().starts_with("allow_empty: "), "{error}");
     assert!(error.to_string().contains("`idd`"), "{error}");
     assert!(error.to_string().contains("id"), "{error}");
@@ -346,8 +346,8 @@ async fn a_member_path_with_a_url_in_its_query_is_relative() {
     let error = Stitch::get("/redirect?next=https://x.example")
         .build()
         .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Config);
-    assert!(error.to_string().contains("not an absolute URL"), "{error}");
+    assert_eq!(error.field(), "url");
+    assert!(error.problem().contains("not an absolute URL"), "{error}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ async fn userinfo_in_a_url_is_refused_pointing_to_basic_auth() {
         "http://user:hunter2@127.0.0.1:1{/seg}",
     ] {
         let error = Stitch::get(url).build().unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Config, "{url}");
+        assert_eq!(error.field(), "url", "{url}");
         let text = format!("{error} {error:?}");
         assert!(text.starts_with("url: "), "{text}");
         assert!(text.contains("Auth::basic"), "{text}");

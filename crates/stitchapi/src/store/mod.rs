@@ -125,7 +125,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{BoxError, Error, ErrorKind};
+use crate::error::BoxError;
 use crate::runtime::{MaybeSend, MaybeSync};
 use crate::time::Timestamp;
 
@@ -380,12 +380,6 @@ impl StoreError {
     /// What went wrong.
     pub fn kind(&self) -> StoreErrorKind {
         self.kind
-    }
-}
-
-impl From<StoreError> for Error {
-    fn from(error: StoreError) -> Self {
-        Error::new(ErrorKind::Store, error.to_string()).with_source(error)
     }
 }
 

@@ -60,7 +60,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::DurationSpec;
-use crate::error::Error;
+use crate::error::{BuildError, Error};
 use crate::store::{DynStore, Reservation, Scope, StoreError};
 use crate::time::{Clock, Timestamp};
 
@@ -221,6 +221,16 @@ impl Throttle {
     /// otherwise the limiter for `key` (the host under [`Pool::Host`], the stitch or seam key
     /// otherwise). Errors name the field, or the missing store capability and the fix.
     pub fn build(
+        &self,
+        key: &str,
+        store: DynStore,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Limiter>, BuildError> {
+        self.checked(key, store, clock)
+            .map_err(Error::into_build_error)
+    }
+
+    fn checked(
         &self,
         key: &str,
         store: DynStore,

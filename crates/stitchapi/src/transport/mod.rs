@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::error::{BoxError, Error, ErrorKind};
+use crate::error::{BoxError, Error};
 use crate::runtime::{MaybeSend, MaybeSync};
 
 #[cfg(feature = "reqwest")]
@@ -92,6 +92,9 @@ pub enum TransportErrorKind {
     Body,
     /// The response body is larger than the [`RequestContext`] body limit.
     BodyTooLarge,
+    /// The engine refused to follow a redirect: too many hops, or to a non-HTTP scheme.
+    /// Set by the engine, which follows redirects itself; a transport never reports it.
+    Redirect,
     /// Anything else.
     Other,
 }
@@ -135,16 +138,6 @@ impl TransportError {
             TransportErrorKind::BodyTooLarge,
             format!("response body exceeds the limit of {limit} bytes"),
         )
-    }
-}
-
-impl From<TransportError> for Error {
-    fn from(error: TransportError) -> Self {
-        let kind = match error.kind {
-            TransportErrorKind::Timeout => ErrorKind::Timeout,
-            _ => ErrorKind::Transport,
-        };
-        Error::new(kind, error.message.clone()).with_source(error)
     }
 }
 

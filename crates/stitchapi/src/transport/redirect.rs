@@ -6,8 +6,8 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode};
 use url::Url;
 
-use super::{DynTransport, RequestContext};
-use crate::error::{Error, ErrorKind};
+use super::{DynTransport, RequestContext, TransportErrorKind};
+use crate::error::Error;
 use crate::headers;
 
 /// The most redirects one attempt follows.
@@ -109,8 +109,8 @@ pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<R
             });
         };
         if !matches!(next.scheme(), "http" | "https") {
-            return Err(Error::new(
-                ErrorKind::Transport,
+            return Err(Error::transport(
+                TransportErrorKind::Redirect,
                 format!(
                     "refused a redirect to a non-HTTP scheme ({})",
                     next.scheme()
@@ -149,8 +149,8 @@ pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<R
         redirected = Some(outgoing);
     }
     let last = redirected.as_ref().unwrap_or(first);
-    Err(Error::new(
-        ErrorKind::Transport,
+    Err(Error::transport(
+        TransportErrorKind::Redirect,
         format!("too many redirects (more than {MAX_REDIRECTS})"),
     )
     .with_url(last.url.clone()))

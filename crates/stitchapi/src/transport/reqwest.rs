@@ -51,6 +51,15 @@ impl Default for ReqwestTransport {
 }
 
 fn map_error(error: reqwest::Error) -> TransportError {
+    // A failed connection is also a request error to reqwest: ask about it first.
+    #[cfg(not(target_arch = "wasm32"))]
+    if error.is_connect() && !error.is_timeout() {
+        return TransportError::new(
+            TransportErrorKind::Connect,
+            format!("connection failed: {}", describe(&error)),
+        )
+        .with_source(error.without_url());
+    }
     let kind = if error.is_timeout() {
         TransportErrorKind::Timeout
     } else if error.is_body() || error.is_decode() {
@@ -58,14 +67,6 @@ fn map_error(error: reqwest::Error) -> TransportError {
     } else if error.is_request() || error.is_builder() {
         TransportErrorKind::Request
     } else {
-        #[cfg(not(target_arch = "wasm32"))]
-        if error.is_connect() {
-            return TransportError::new(
-                TransportErrorKind::Connect,
-                format!("connection failed: {}", describe(&error)),
-            )
-            .with_source(error.without_url());
-        }
         TransportErrorKind::Other
     };
     TransportError::new(kind, describe(&error)).with_source(error.without_url())
