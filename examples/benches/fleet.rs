@@ -68,7 +68,7 @@ fn print(label: &str, pacing: &Pacing, peer: Option<&Pacing>) {
 async fn single_process() -> Pacing {
     let upstream = FleetUpstream::start().await.unwrap();
     let api = Seam::builder(upstream.url())
-        .throttle(Throttle::rate(RATE))
+        .throttle(Throttle::new(RATE))
         .store(Arc::new(MemoryStore::new()))
         .build()
         .unwrap();

@@ -68,18 +68,18 @@ fn build(plan: &WorkerPlan) -> stitchapi::Result<Stitch> {
         }))
         .retry(Retry::none())
         .store(Arc::new(store));
-    if plan.rate.is_some() || plan.concurrency.is_some() {
-        let mut throttle = Throttle::new().on_store_error(if plan.fail_open {
+    let throttle = match (&plan.rate, plan.concurrency) {
+        (Some(rate), Some(limit)) => Some(Throttle::new(rate.as_str()).with_concurrency(limit)),
+        (Some(rate), None) => Some(Throttle::new(rate.as_str())),
+        (None, Some(limit)) => Some(Throttle::concurrency(limit)),
+        (None, None) => None,
+    };
+    if let Some(mut throttle) = throttle {
+        throttle = throttle.on_store_error(if plan.fail_open {
             StoreFailure::FailOpen
         } else {
             StoreFailure::FailClosed
         });
-        if let Some(rate) = &plan.rate {
-            throttle = throttle.with_rate(rate.as_str());
-        }
-        if let Some(limit) = plan.concurrency {
-            throttle = throttle.concurrency(limit);
-        }
         if let Some(lease) = &plan.lease {
             throttle = throttle.lease(lease.as_str());
         }

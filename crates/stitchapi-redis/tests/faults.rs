@@ -20,7 +20,7 @@ fn throttled(server: &RedisServer, policy: StoreFailure) -> Stitch {
     let mock = MockTransport::new();
     mock.route(Method::GET, "/items", [MockResponse::status(200)]);
     let api = Seam::builder("https://api.example.com")
-        .throttle(Throttle::rate("1000/s").on_store_error(policy))
+        .throttle(Throttle::new("1000/s").on_store_error(policy))
         .timeout("3s")
         .store(Arc::new(RedisStore::from_url(&server.url()).unwrap()))
         .transport(Arc::new(mock))

@@ -18,7 +18,7 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-        let limiter = Throttle::rate("1000000000/s")
+        let limiter = Throttle::new("1000000000/s")
             .build("bench", Arc::new(MemoryStore::new()), clock.clone())
             .expect("valid")
             .expect("not delegate");
@@ -45,7 +45,7 @@ fn main() {
             ours / theirs
         );
 
-        let limiter = Throttle::rate("200/s")
+        let limiter = Throttle::new("200/s")
             .build("pace", Arc::new(MemoryStore::new()), clock.clone())
             .expect("valid")
             .expect("not delegate");

@@ -32,7 +32,7 @@
 //! use stitchapi::circuit::Circuit;
 //! use stitchapi::time::ManualClock;
 //!
-//! let breaker = Circuit::new(2, "30s").build("api", Arc::new(MemoryStore::new()), Arc::new(ManualClock::new()))?;
+//! let breaker = Circuit::new(2, std::time::Duration::from_secs(30)).build("api", Arc::new(MemoryStore::new()), Arc::new(ManualClock::new()))?;
 //! for _ in 0..2 {
 //!     let admission = breaker.admit().await?;
 //!     breaker.record(admission, false).await?;
@@ -62,9 +62,11 @@ use crate::time::Clock;
 /// A circuit breaker declaration: open after `failures` failed calls in a row, for `cooldown`.
 ///
 /// ```
+/// use std::time::Duration;
 /// use stitchapi::circuit::Circuit;
-/// let circuit = Circuit::new(5, "30s");
-/// # let _ = circuit;
+///
+/// let circuit = Circuit::new(5, Duration::from_secs(30));
+/// assert_eq!(circuit, Circuit::new(5, "30s")); // the string form of config files
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Circuit {
@@ -73,7 +75,8 @@ pub struct Circuit {
 }
 
 impl Circuit {
-    /// Opens after `failures` consecutive failures; half-opens after `cooldown`.
+    /// Opens after `failures` consecutive failures; half-opens after `cooldown` (a
+    /// [`Duration`], or a string such as `"30s"`; there is no integer form).
     pub fn new(failures: u32, cooldown: impl Into<DurationSpec>) -> Self {
         Circuit {
             failures,

@@ -1,7 +1,8 @@
 //! Declarations as data: every option has a serde form, so a seam and its stitches can live in
 //! a TOML or JSON file (the `stitch` CLI runs such files).
 //!
-//! Durations are strings with a unit (`"10s"`, `"250ms"`, `"1.5m"`) or whole milliseconds.
+//! Durations are strings with a unit (`"10s"`, `"250ms"`, `"1.5m"`) or, in a file only, a
+//! number of whole milliseconds (`each = 1500`); builders take a `Duration` or a string.
 //! Unknown fields, bad durations, bad statuses and bad methods are errors naming the field,
 //! never silent defaults.
 //!
@@ -127,7 +128,7 @@ impl<'de> Deserialize<'de> for Limit {
             Text(String),
         }
         Ok(match Raw::deserialize(deserializer)? {
-            Raw::Millis(millis) => Limit::After(DurationSpec::from(millis)),
+            Raw::Millis(millis) => Limit::After(DurationSpec::from_millis(millis)),
             Raw::Text(text) => Limit::from(text.as_str()),
         })
     }
@@ -317,7 +318,7 @@ macro_rules! apply_shared {
         let shared: &SharedConfig = $shared;
         let mut builder = $builder;
         for (name, value) in &shared.headers {
-            builder = builder.header(name.clone(), value.clone());
+            builder = builder.header_text(name, value);
         }
         if let Some(retry) = shared.retry() {
             builder = builder.retry(retry);
@@ -526,7 +527,7 @@ fn timeout_shorthand<'de, D: Deserializer<'de>>(
 ) -> std::result::Result<Option<TimeoutConfig>, D::Error> {
     shorthand_or_table(d, "a duration (\"10s\") or a timeout table", |v| match v {
         ShortValue::Number(ms) => Ok(TimeoutConfig {
-            total: Some(Limit::After(DurationSpec::from(ms))),
+            total: Some(Limit::After(DurationSpec::from_millis(ms))),
             each: None,
         }),
         ShortValue::Text(text) => Ok(TimeoutConfig {
@@ -579,7 +580,7 @@ mod tests {
         let a = &config.stitches["a"];
         assert_eq!(
             a.shared.timeout.as_ref().unwrap().each,
-            Some(DurationSpec::from(1500_u64))
+            Some(DurationSpec::from(std::time::Duration::from_millis(1500)))
         );
         assert_eq!(
             a.shared.retry.as_ref().unwrap().respect_retry_after,

@@ -1,9 +1,21 @@
-//! Authored durations: `"10s"`, `"250ms"`, `"1.5m"`, `"1h 30m"`, or a [`Duration`].
+//! Authored durations: a [`Duration`], or a string such as `"10s"`, `"250ms"`, `"1.5m"`,
+//! `"1m30s"`, `"1h 30m"`.
 //!
-//! Every time option (timeouts, backoff bounds, TTLs, cooldowns) accepts a
-//! [`DurationSpec`], so builders take strings as conveniently as config files do. A string
-//! that does not parse is reported by `build()` naming the field; nothing falls back to a
-//! default silently.
+//! Every time option (timeouts, backoff bounds, TTLs, cooldowns) takes a [`DurationSpec`]:
+//! a [`Duration`] first, or a string as config files and users of the TypeScript library write
+//! them. A bare integer is not a duration (its unit would be a guess), so `.circuit(5, 30)`
+//! does not compile: write `Duration::from_secs(30)` or `"30s"`. A string that does not parse
+//! is reported by `build()` naming the field; nothing falls back to a default silently.
+//!
+//! Strings are parsed by [`humantime`](https://docs.rs/humantime) (`ms`, `s`, `m`, `h`, `d`
+//! and their long forms, fractions such as `"1.5m"`, compounds such as `"1m30s"`), with two
+//! rules of ours on top: a bare number (`"1500"`, even `"0"`) is refused, and a duration
+//! above 10¹² seconds is refused as too large. humantime covers the whole grammar of the
+//! TypeScript reference (`<decimal><optional spaces><unit>`), so no parser of our own is kept.
+//! Units are case-sensitive as in humantime (`"1M"` is a month, `"1m"` a minute).
+//!
+//! In config files a bare number is still whole milliseconds, as the reference documents
+//! (`each = 1500`); only the serde path reads it, never a builder.
 //!
 //! ```
 //! use std::time::Duration;
@@ -12,6 +24,18 @@
 //! assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
 //! assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
 //! assert!(parse_duration("1500").is_err()); // a bare number is ambiguous: write "1500ms"
+//! ```
+//!
+//! A bare integer does not compile where a duration is expected:
+//!
+//! ```compile_fail
+//! let breaker = stitchapi::Stitch::get("https://api.example.com").circuit(5, 30);
+//! ```
+//!
+//! ```
+//! use std::time::Duration;
+//! let breaker = stitchapi::Stitch::get("https://api.example.com").circuit(5, Duration::from_secs(30));
+//! # let _ = breaker;
 //! ```
 
 use std::fmt;
@@ -26,69 +50,48 @@ use crate::error::Error;
 #[error("invalid duration {input:?}: {reason}")]
 pub struct DurationError {
     input: String,
-    reason: &'static str,
+    reason: String,
 }
 
-const UNITS: &[(&str, f64)] = &[
-    ("ms", 1e-3),
-    ("s", 1.0),
-    ("m", 60.0),
-    ("h", 3_600.0),
-    ("d", 86_400.0),
-];
+/// The largest authored duration: 10¹² seconds (about 31 700 years).
+const MAX_SECS: u64 = 1_000_000_000_000;
 
-/// Parses `<number><unit>` components (`ms`, `s`, `m`, `h`, `d`; fractions allowed), optionally
-/// separated by spaces: `"250ms"`, `"1.5m"`, `"1h 30m"`.
+/// Parses a duration string: `"250ms"`, `"10s"`, `"1.5m"`, `"1m30s"`, `"1h 30m"`, `"2d"`.
+///
+/// A bare number (no unit) is refused: write `"1500ms"` or `"1.5s"`.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let fail = |reason| DurationError {
+    let fail = |reason: String| DurationError {
         input: input.to_owned(),
         reason,
     };
-    let mut rest = input.trim();
-    if rest.is_empty() {
-        return Err(fail("it is empty; write e.g. \"10s\" or \"250ms\""));
+    let text = input.trim();
+    if text.is_empty() {
+        return Err(fail(
+            "it is empty; write e.g. \"10s\" or \"250ms\"".to_owned(),
+        ));
     }
-    let mut total = 0.0_f64;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, after) = rest.split_at(number_len);
-        if number.is_empty() {
-            return Err(fail("expected a number, e.g. \"10s\" or \"250ms\""));
-        }
-        let value: f64 = number
-            .parse()
-            .map_err(|_| fail("expected a number, e.g. \"10s\" or \"250ms\""))?;
-        let after = after.trim_start();
-        let unit_len = after
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        if unit.is_empty() {
-            return Err(fail(
-                "a unit is missing; write e.g. \"1500ms\" or \"1.5s\" (units: ms, s, m, h, d)",
-            ));
-        }
-        let scale = UNITS
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(unit))
-            .map(|(_, scale)| *scale)
-            .ok_or_else(|| fail("unknown unit; use ms, s, m, h or d"))?;
-        total += value * scale;
-        rest = after.trim_start();
+    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(fail(
+            "a unit is missing; write e.g. \"1500ms\" or \"1.5s\" (units: ms, s, m, h, d)"
+                .to_owned(),
+        ));
     }
-    if !total.is_finite() || total > 1e12 {
-        return Err(fail("it is too large"));
+    let duration = humantime::parse_duration(text).map_err(|e| fail(e.to_string()))?;
+    if duration.as_secs() > MAX_SECS {
+        return Err(fail("it is too large".to_owned()));
     }
-    Ok(Duration::from_secs_f64(total))
+    Ok(duration)
 }
 
-/// Formats a duration the way it would be authored: `"250ms"`, `"10s"`, `"1.5s"`.
+/// Formats a duration the way it would be authored: `"250ms"`, `"10s"`, `"1500ms"`; a duration
+/// of a million seconds or more that is not whole seconds is written `"<secs>s <ms>ms"`, which
+/// [`parse_duration`] reads back (humantime cannot read that many milliseconds in one number).
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_secs_f64() * 1000.0;
     if millis.fract() == 0.0 && millis >= 1000.0 && millis % 1000.0 == 0.0 {
         format!("{}s", millis / 1000.0)
+    } else if duration.as_secs() >= 1_000_000 {
+        format!("{}s {}ms", duration.as_secs(), duration.subsec_millis())
     } else if millis.fract() == 0.0 {
         format!("{millis}ms")
     } else {
@@ -98,9 +101,18 @@ pub fn format_duration(duration: Duration) -> String {
 
 /// A duration as authored: a parsed [`Duration`], or a string checked at `build()`.
 ///
-/// Every builder method that takes a time accepts `impl Into<DurationSpec>`: a `&str`/`String`
-/// (`"10s"`), a [`Duration`], or whole milliseconds as `u64`. In config files it is a string or
-/// a number of milliseconds.
+/// Every builder method that takes a time accepts `impl Into<DurationSpec>`: a [`Duration`],
+/// or a `&str`/`String` (`"10s"`) checked by `build()`. There is no integer form: a unit is
+/// never implied. In config files it is a string, or a number of whole milliseconds.
+///
+/// ```
+/// use std::time::Duration;
+/// use stitchapi::duration::DurationSpec;
+///
+/// assert_eq!(DurationSpec::from(Duration::from_secs(30)).get(), Some(Duration::from_secs(30)));
+/// assert_eq!(DurationSpec::from("30s"), DurationSpec::from(Duration::from_secs(30)));
+/// assert_eq!(DurationSpec::from("30").get(), None); // reported by `build()`
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct DurationSpec(Result<Duration, String>);
 
@@ -156,9 +168,9 @@ impl From<String> for DurationSpec {
     }
 }
 
-impl From<u64> for DurationSpec {
-    /// Whole milliseconds.
-    fn from(millis: u64) -> Self {
+impl DurationSpec {
+    /// Whole milliseconds: only config files write a bare number, as the reference documents.
+    pub(crate) fn from_millis(millis: u64) -> Self {
         DurationSpec(Ok(Duration::from_millis(millis)))
     }
 }
@@ -181,7 +193,7 @@ impl<'de> Deserialize<'de> for DurationSpec {
             Text(String),
         }
         Ok(match Raw::deserialize(deserializer)? {
-            Raw::Millis(millis) => DurationSpec::from(millis),
+            Raw::Millis(millis) => DurationSpec::from_millis(millis),
             Raw::Text(text) => DurationSpec::from(text),
         })
     }
@@ -200,11 +212,39 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1 h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2min"), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn config_numbers_are_milliseconds_and_strings_parse() {
+        #[derive(Deserialize)]
+        struct T {
+            d: DurationSpec,
+        }
+        let t: T = serde_json::from_str(r#"{"d": 1500}"#).unwrap();
+        assert_eq!(t.d.get(), Some(Duration::from_millis(1500)));
+        let t: T = serde_json::from_str(r#"{"d": "1m30s"}"#).unwrap();
+        assert_eq!(t.d.get(), Some(Duration::from_secs(90)));
     }
 
     #[test]
     fn rejects_what_the_reference_silently_defaults() {
-        for bad in ["", "abc", "1500", "10x", "-5s", "s", "1..5s", "1e400s"] {
+        for bad in [
+            "",
+            "abc",
+            "1500",
+            "0",
+            "1.5",
+            "10x",
+            "-5s",
+            "s",
+            "1..5s",
+            "1e400s",
+            "99999999999999s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
         }
     }
@@ -219,7 +259,9 @@ mod tests {
                 .starts_with("timeout.total: invalid duration \"ten seconds\"")
         );
         assert_eq!(
-            DurationSpec::from(1500_u64).resolve("x").unwrap(),
+            DurationSpec::from(Duration::from_millis(1500))
+                .resolve("x")
+                .unwrap(),
             Duration::from_millis(1500)
         );
     }
@@ -229,5 +271,8 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
         assert_eq!(format_duration(Duration::from_secs(10)), "10s");
         assert_eq!(format_duration(Duration::from_millis(333)), "333ms");
+        let long = Duration::from_millis(520_457_256_940_493);
+        assert_eq!(format_duration(long), "520457256940s 493ms");
+        assert_eq!(parse_duration(&format_duration(long)), Ok(long));
     }
 }

@@ -87,19 +87,38 @@ impl Input {
         self
     }
 
-    /// Sets a request header (replacing one of the same name).
-    pub fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
-        let name = name.as_ref();
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value.as_ref()),
-        ) {
-            (Ok(name), Ok(value)) => {
-                self.headers.insert(name, value);
-            }
-            _ => self.fail(Error::input(format!(
-                "header `{name}` is not a valid HTTP header (names are tokens; values may not contain newlines)"
-            ))),
+    /// Sets a request header (replacing one of the same name). Like
+    /// `reqwest::RequestBuilder::header`, it takes anything that converts into a
+    /// [`HeaderName`] and a [`HeaderValue`] (`http::header::ACCEPT`, `"x-app"`, a `String`,
+    /// a `HeaderValue`); an invalid one makes the call fail with an `Input` error that never
+    /// shows the value.
+    ///
+    /// ```
+    /// use http::header::{ACCEPT, HeaderValue};
+    /// use stitchapi::Input;
+    ///
+    /// let input = Input::new()
+    ///     .header(ACCEPT, "application/json")
+    ///     .header("x-request-id", HeaderValue::from_static("r-1"));
+    /// # let _ = input;
+    /// ```
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        HeaderValue: TryFrom<V>,
+    {
+        match HeaderName::try_from(name) {
+            Err(_) => self.fail(Error::input(
+                "a header name is not a valid HTTP header name (names are tokens such as x-app)",
+            )),
+            Ok(name) => match HeaderValue::try_from(value) {
+                Ok(value) => {
+                    self.headers.insert(name, value);
+                }
+                Err(_) => self.fail(Error::input(format!(
+                    "the value of header `{name}` is not a valid HTTP header value (values may not contain newlines or control characters)"
+                ))),
+            },
         }
         self
     }
@@ -240,7 +259,27 @@ mod tests {
     #[test]
     fn header_injection_is_an_input_error() {
         let input = Input::new().header("x-a", "ok\r\nx-injected: 1");
-        assert_eq!(input.error.unwrap().kind(), crate::ErrorKind::Input);
+        let error = input.error.unwrap();
+        assert_eq!(error.kind(), crate::ErrorKind::Input);
+        assert!(error.to_string().contains("header `x-a`"), "{error}");
+        assert!(!error.to_string().contains("injected"), "{error}");
+        let bad_name = Input::new().header("bad name", "v").error.unwrap();
+        assert_eq!(bad_name.kind(), crate::ErrorKind::Input);
+    }
+
+    #[test]
+    fn typed_headers_are_accepted() {
+        let input = Input::new()
+            .header(http::header::ACCEPT, "text/csv")
+            .header(
+                HeaderName::from_static("x-id"),
+                HeaderValue::from_static("7"),
+            )
+            .header(String::from("x-app"), String::from("demo"));
+        assert!(input.error.is_none());
+        assert_eq!(input.headers[http::header::ACCEPT], "text/csv");
+        assert_eq!(input.headers["x-id"], "7");
+        assert_eq!(input.headers["x-app"], "demo");
     }
 
     #[test]

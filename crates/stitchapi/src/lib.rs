@@ -11,6 +11,8 @@
 //! is checked by `build()`, which names the field and the fix when something is wrong.
 //!
 //! ```no_run
+//! use std::time::Duration;
+//! use http::StatusCode;
 //! use stitchapi::{Backoff, Input, Retry, Stitch, Timeout};
 //!
 //! #[derive(serde::Deserialize)]
@@ -22,8 +24,12 @@
 //! # async fn demo() -> stitchapi::Result<()> {
 //! let get_user = Stitch::get("https://api.example.com/users/{id}")
 //!     .output::<User>()
-//!     .retry(Retry::attempts(3).on([429, 502, 503, 504]).backoff(Backoff::ExpoJitter))
-//!     .timeout(Timeout::total("10s").each("4s"))
+//!     .retry(
+//!         Retry::attempts(3)
+//!             .on([StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE])
+//!             .backoff(Backoff::ExpoJitter),
+//!     )
+//!     .timeout(Timeout::total(Duration::from_secs(10)).each(Duration::from_secs(4)))
 //!     .build()?;
 //!
 //! let user = get_user.call(Input::new().param("id", 7)).await?;
@@ -31,6 +37,14 @@
 //! let user = get_user.call_with(&GetUser { id: 7, expand: None }).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Values are typed: times are [`Duration`](std::time::Duration)s, statuses
+//! [`StatusCode`](http::StatusCode)s (or `u16`s, [`policy::StatusSpec`]), rates
+//! [`throttle::Rate`]s, and headers anything that converts into a
+//! [`HeaderName`](http::header::HeaderName) and [`HeaderValue`](http::header::HeaderValue).
+//! The string forms of config files and of the TypeScript library are accepted too (`"10s"`,
+//! `"1m30s"`, `"10/s"`), but a bare integer is never a duration: `.circuit(5, 30)` does not
+//! compile (see [`duration`]).
 //!
 //! [`Input`] carries template parameters, query parameters (overriding literal `?a=1`
 //! defaults in the template; lists as `tag=a&tag=b`, see [`ArrayFormat`]), headers, and a
@@ -74,7 +88,7 @@
 //!   `Timeout::none()` lifts it); `each` bounds one attempt (effectively `min(each, time
 //!   left)`), its token fetch or login included. A timed-out attempt is cancelled: its request
 //!   future is dropped and the connection closed.
-//! - **Verdict**: `accept([404])` (or a predicate, [`StatusMatch`]) turns a non-2xx status
+//! - **Verdict**: `accept([StatusCode::NOT_FOUND])` (or `[404]`, or a predicate, [`StatusMatch`]) turns a non-2xx status
 //!   into a result; a status both retried and accepted is retried, then accepted on the last
 //!   attempt.
 //! - **Redirects** are followed by the engine (up to 20). On a cross-origin hop (scheme, host
@@ -103,7 +117,8 @@
 //!
 //! ## Throttle
 //!
-//! A rate (`"10/s"`, `"120/m"`, `"100/15m"`) is its spacing: one grant every `per / n`. With
+//! A [`Rate`](throttle::Rate) (`Rate::per_second(n)`, `Rate::new(n, per)`, or `"10/s"`,
+//! `"120/m"`, `"100/15m"`) is its spacing: one grant every `per / n`. With
 //! the memory store the limiter is in-process (a FIFO concurrency queue and a pacing cell);
 //! with a shared store it is fleet-wide (exact pacing through the store's `reserve` cell,
 //! concurrency through `lease`/`release`), and so is a host pool on any store. A seam's
@@ -120,7 +135,8 @@
 //! use std::sync::Arc;
 //! use http::Method;
 //! use stitchapi::testing::{ManualClock, MockResponse, MockTransport};
-//! use stitchapi::throttle::Throttle;
+//! use std::num::NonZeroU32;
+//! use stitchapi::throttle::{Rate, Throttle};
 //! use stitchapi::time::Clock;
 //! use stitchapi::{Input, Seam};
 //!
@@ -128,7 +144,7 @@
 //! mock.route(Method::GET, "/items", [MockResponse::status(200)]);
 //! let clock = Arc::new(ManualClock::auto_advance());
 //! let api = Seam::builder("https://api.example.com")
-//!     .throttle(Throttle::rate("10/s").concurrency(4))
+//!     .throttle(Throttle::new(Rate::per_second(NonZeroU32::new(10).unwrap())).with_concurrency(4))
 //!     .transport(Arc::new(mock))
 //!     .clock(clock.clone())
 //!     .build()?;
@@ -163,7 +179,7 @@
 //! let mock = MockTransport::new();
 //! mock.route(Method::GET, "/down", [MockResponse::status(503)]);
 //! let down = Stitch::get("https://api.example.com/down")
-//!     .circuit(2, "30s")
+//!     .circuit(2, std::time::Duration::from_secs(30))
 //!     .transport(Arc::new(mock.clone()))
 //!     .build()?;
 //! for _ in 0..2 {
@@ -329,8 +345,9 @@
 //! ## Declarations as data
 //!
 //! Every option has a serde form ([`config`]), so a seam and its stitches can be declared in
-//! TOML or JSON. Durations are strings such as `"10s"`, `"250ms"`, `"1.5m"`; an invalid
-//! value is an error naming the field, never a silent default.
+//! TOML or JSON. Durations are strings such as `"10s"`, `"250ms"`, `"1.5m"` (or, in a file, a
+//! number of milliseconds); an invalid value is an error naming the field, never a silent
+//! default.
 //!
 //! ## Testing
 //!

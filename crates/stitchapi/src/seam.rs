@@ -235,6 +235,9 @@ impl SeamBuilder {
         }
         // Check the shared options now, so a bad seam fails here rather than in every member.
         self.settings.header_map()?;
+        if let Some(auth) = &self.settings.auth {
+            auth.check()?;
+        }
         if let Some(retry) = &self.settings.retry {
             retry.resolve("retry")?;
         }

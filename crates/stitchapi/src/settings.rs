@@ -18,10 +18,62 @@ use crate::transport::{DynTransport, default_transport};
 /// The largest response body read by default: 16 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
+/// A static header as declared: parsed when declared, or the reason it is invalid, reported
+/// by `build()` (never with the value, which may be a secret).
+#[derive(Clone)]
+pub(crate) enum DeclaredHeader {
+    Valid(HeaderName, HeaderValue),
+    /// The `n`-th `.header(..)` call (1-based) of its builder had an invalid name; `name` is
+    /// the text when it is known (config files).
+    BadName {
+        n: usize,
+        name: Option<String>,
+    },
+    /// A valid name with an invalid value.
+    BadValue(HeaderName),
+}
+
+impl DeclaredHeader {
+    fn name(&self) -> Option<&HeaderName> {
+        match self {
+            DeclaredHeader::Valid(name, _) | DeclaredHeader::BadValue(name) => Some(name),
+            DeclaredHeader::BadName { .. } => None,
+        }
+    }
+
+    /// Parses a header; `n` is the position of the call, for the error.
+    pub(crate) fn parse<K, V>(n: usize, name: K, value: V) -> DeclaredHeader
+    where
+        HeaderName: TryFrom<K>,
+        HeaderValue: TryFrom<V>,
+    {
+        let Ok(name) = HeaderName::try_from(name) else {
+            return DeclaredHeader::BadName { n, name: None };
+        };
+        match HeaderValue::try_from(value) {
+            Ok(value) => DeclaredHeader::Valid(name, value),
+            Err(_) => DeclaredHeader::BadValue(name),
+        }
+    }
+
+    /// Parses a header written as text (a config file): a bad name is named in the error.
+    pub(crate) fn parse_text(n: usize, name: &str, value: &str) -> DeclaredHeader {
+        match DeclaredHeader::parse(n, name, value) {
+            DeclaredHeader::BadName { n, .. } => DeclaredHeader::BadName {
+                n,
+                name: Some(name.to_owned()),
+            },
+            parsed => parsed,
+        }
+    }
+}
+
 /// Options that a seam passes down to its members; a member's own value wins.
 #[derive(Clone, Default)]
 pub(crate) struct Settings {
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<DeclaredHeader>,
+    /// How many `.header(..)` calls the builder saw, to name a header whose name is invalid.
+    pub header_calls: usize,
     pub retry: Option<Retry>,
     pub timeout: Option<Timeout>,
     pub accept: Option<StatusMatch>,
@@ -46,12 +98,13 @@ impl Settings {
     /// replaced).
     pub(crate) fn inherit(self, parent: &Settings) -> Settings {
         let mut headers = parent.headers.clone();
-        for (name, value) in self.headers {
-            headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
-            headers.push((name, value));
+        for header in self.headers {
+            headers.retain(|existing| header.name().is_none() || existing.name() != header.name());
+            headers.push(header);
         }
         Settings {
             headers,
+            header_calls: self.header_calls,
             retry: self.retry.or_else(|| parent.retry.clone()),
             timeout: self.timeout.or_else(|| parent.timeout.clone()),
             accept: self.accept.or_else(|| parent.accept.clone()),
@@ -70,24 +123,46 @@ impl Settings {
         }
     }
 
+    /// Adds a declared header, replacing one of the same name.
+    pub(crate) fn push_header(&mut self, header: DeclaredHeader) {
+        if let Some(name) = header.name() {
+            self.headers
+                .retain(|existing| existing.name() != Some(name));
+        }
+        self.headers.push(header);
+    }
+
     pub(crate) fn header_map(&self) -> Result<HeaderMap> {
         let mut map = HeaderMap::with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
-            let parsed_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Error::config(
-                    &format!("headers.{name}"),
-                    format!("{name:?} is not a valid header name"),
-                    "use a token such as \"x-app\"",
-                )
-            })?;
-            let parsed_value = HeaderValue::from_str(value).map_err(|_| {
-                Error::config(
-                    &format!("headers.{name}"),
-                    "the value is not a valid header value (it has a newline or control character)",
-                    "remove control characters from the value",
-                )
-            })?;
-            map.insert(parsed_name, parsed_value);
+        for header in &self.headers {
+            match header {
+                DeclaredHeader::Valid(name, value) => {
+                    map.insert(name.clone(), value.clone());
+                }
+                DeclaredHeader::BadName {
+                    name: Some(name), ..
+                } => {
+                    return Err(Error::config(
+                        &format!("headers.{name}"),
+                        format!("{name:?} is not a valid header name"),
+                        "use a token such as \"x-app\"",
+                    ));
+                }
+                DeclaredHeader::BadName { n, name: None } => {
+                    return Err(Error::config(
+                        "headers",
+                        format!("the name given to header call #{n} is not a valid header name"),
+                        "use a token such as \"x-app\" or a constant such as http::header::ACCEPT",
+                    ));
+                }
+                DeclaredHeader::BadValue(name) => {
+                    return Err(Error::config(
+                        &format!("headers.{name}"),
+                        "the value is not a valid header value (it has a newline or control character)",
+                        "remove control characters from the value",
+                    ));
+                }
+            }
         }
         Ok(map)
     }
@@ -126,13 +201,32 @@ pub(crate) struct Runtime {
 macro_rules! settings_setters {
     () => {
         /// Adds a static header sent with every request (a later one with the same name
-        /// replaces it). Invalid names or values are reported by `build()`.
-        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-            let name = name.into();
-            self.settings
-                .headers
-                .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
-            self.settings.headers.push((name, value.into()));
+        /// replaces it). Like `reqwest::RequestBuilder::header`, it takes anything that
+        /// converts into a [`HeaderName`](http::header::HeaderName) and a
+        /// [`HeaderValue`](http::header::HeaderValue): `http::header::ACCEPT`, `"x-app"`, a
+        /// `String`. An invalid name or value is reported by `build()`, naming the header but
+        /// never showing its value.
+        pub fn header<K, V>(mut self, name: K, value: V) -> Self
+        where
+            http::header::HeaderName: TryFrom<K>,
+            http::header::HeaderValue: TryFrom<V>,
+        {
+            self.settings.header_calls += 1;
+            let header =
+                $crate::settings::DeclaredHeader::parse(self.settings.header_calls, name, value);
+            self.settings.push_header(header);
+            self
+        }
+
+        /// A header written as text in a config file: an invalid name is named in the error.
+        pub(crate) fn header_text(mut self, name: &str, value: &str) -> Self {
+            self.settings.header_calls += 1;
+            let header = $crate::settings::DeclaredHeader::parse_text(
+                self.settings.header_calls,
+                name,
+                value,
+            );
+            self.settings.push_header(header);
             self
         }
 
@@ -142,14 +236,15 @@ macro_rules! settings_setters {
             self
         }
 
-        /// The timeouts; `"10s"` is shorthand for `Timeout::total("10s")`.
+        /// The timeouts; a [`Duration`](std::time::Duration) or `"10s"` is shorthand for
+        /// `Timeout::total(..)`.
         pub fn timeout(mut self, timeout: impl Into<$crate::Timeout>) -> Self {
             self.settings.timeout = Some(timeout.into());
             self
         }
 
-        /// Statuses that count as success although they are not 2xx (`[404]`, or a
-        /// predicate). A status also listed in `retry.on` is retried first, then accepted on
+        /// Statuses that count as success although they are not 2xx
+        /// (`[StatusCode::NOT_FOUND]`, `[404]`, or a predicate). A status also listed in `retry.on` is retried first, then accepted on
         /// the last attempt.
         pub fn accept(mut self, statuses: impl Into<$crate::policy::StatusMatch>) -> Self {
             self.settings.accept = Some(statuses.into());
@@ -204,17 +299,21 @@ macro_rules! settings_setters {
             self
         }
 
-        /// Throttles calls: a rate (`"10/s"`) and/or a concurrency cap, in this process or,
-        /// with a shared store, fleet-wide (`Throttle::rate("10/s").concurrency(4)`). On a seam
-        /// it is one budget all members share; a member's own throttle is applied after it.
+        /// Throttles calls: a rate and/or a concurrency cap, in this process or, with a shared
+        /// store, fleet-wide (`Throttle::new(Rate::per_second(n)).with_concurrency(4)`; a
+        /// [`Rate`]($crate::throttle::Rate) or `"10/s"` alone is shorthand for
+        /// `Throttle::new(..)`). On a seam it is one budget all members share; a member's own
+        /// throttle is applied after it.
         pub fn throttle(mut self, throttle: impl Into<$crate::throttle::Throttle>) -> Self {
             self.settings.throttle = Some(throttle.into());
             self
         }
 
         /// A circuit breaker: after `failures` consecutive failures of requests sent
-        /// (transport errors, timeouts, 5xx, 429) calls fail fast with `CircuitOpen` for `cooldown`, then one
-        /// trial call at a time (fleet-wide with a shared store) decides whether it closes.
+        /// (transport errors, timeouts, 5xx, 429) calls fail fast with `CircuitOpen` for
+        /// `cooldown` (a [`Duration`](std::time::Duration), or a string such as `"30s"`; a
+        /// bare integer is not accepted), then one trial call at a time (fleet-wide with a
+        /// shared store) decides whether it closes.
         pub fn circuit(
             mut self,
             failures: u32,

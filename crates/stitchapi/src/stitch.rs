@@ -583,6 +583,9 @@ impl<O: 'static> StitchBuilder<O> {
             output.pick = Some(Pick::parse(path)?);
         }
         let mut headers = settings.header_map()?;
+        if let Some(auth) = &settings.auth {
+            auth.check()?;
+        }
         if output_kind == OutputKind::Json && !headers.contains_key(header::ACCEPT) {
             headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         }

@@ -80,7 +80,7 @@ async fn the_concurrency_cap_holds_on_the_wire() {
         [Answer::status(200).delayed(Duration::from_millis(100))],
     );
     let stitch = Stitch::get(format!("{}/slow", upstream.url()))
-        .throttle(Throttle::new().concurrency(2))
+        .throttle(Throttle::concurrency(2))
         .build()
         .unwrap();
     let calls: Vec<_> = (0..8)
@@ -176,7 +176,7 @@ async fn a_fleet_queue_longer_than_a_period_is_not_jumped() {
     let clock = ManualClock::new();
     let store = Arc::new(FleetStore::new(clock.clone()));
     let limiter = |clock: &ManualClock| {
-        Throttle::rate("10/s")
+        Throttle::new("10/s")
             .build("shared", store.clone(), Arc::new(clock.clone()))
             .unwrap()
             .unwrap()
@@ -227,7 +227,7 @@ async fn a_fleet_slot_is_free_when_the_call_returns() {
     upstream.script("/items", [Answer::status(200)]);
     let clock = ManualClock::auto_advance();
     let stitch = Stitch::get(format!("{}/items", upstream.url()))
-        .throttle(Throttle::new().concurrency(1))
+        .throttle(Throttle::concurrency(1))
         .store(Arc::new(FleetStore::new(clock.clone())))
         .clock(Arc::new(clock.clone()))
         // Sleeps end at once on this clock, so would a timer racing the real upstream: no timeout.

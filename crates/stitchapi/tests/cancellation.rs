@@ -58,7 +58,7 @@ async fn a_call_cancelled_while_its_fleet_lease_is_in_flight_frees_the_slot() {
     );
     let api = Seam::builder(upstream.url())
         .store(Arc::new(store))
-        .throttle(Throttle::new().concurrency(1))
+        .throttle(Throttle::concurrency(1))
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();

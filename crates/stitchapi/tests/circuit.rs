@@ -172,9 +172,13 @@ async fn declarations_are_checked() {
     let c: Arc<dyn Clock> = Arc::new(clock.clone());
     let store: DynStore = Arc::new(FleetStore::new(&clock));
     for (circuit, field) in [
-        (Circuit::new(0, "30s"), "circuit.failures:"),
+        (
+            Circuit::new(0, Duration::from_secs(30)),
+            "circuit.failures:",
+        ),
         (Circuit::new(3, "soon"), "circuit.cooldown:"),
-        (Circuit::new(3, 0_u64), "circuit.cooldown:"),
+        (Circuit::new(3, Duration::ZERO), "circuit.cooldown:"),
+        (Circuit::new(3, "30"), "circuit.cooldown:"),
     ] {
         let error = circuit.build("k", store.clone(), c.clone()).unwrap_err();
         assert!(error.to_string().starts_with(field), "{error}");

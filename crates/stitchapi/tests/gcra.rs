@@ -94,7 +94,7 @@ proptest! {
         let store = MemoryStore::with_clock(Arc::new(clock.clone()));
         let runtime = runtime();
         let rate = format!("1/{spacing_ms}ms");
-        let limiter = Throttle::rate(rate.as_str())
+        let limiter = Throttle::new(rate.as_str())
             .build("p", Arc::new(MemoryStore::new()), Arc::new(clock.clone()))
             .unwrap()
             .unwrap();

@@ -81,7 +81,7 @@ fn invalid_declarations_fail_at_build_naming_field_and_fix() {
         ),
         (
             Seam::builder("https://x.example")
-                .timeout("10 seconds")
+                .timeout("ten seconds")
                 .build()
                 .map(drop),
             "timeout.total: invalid duration",
@@ -91,7 +91,7 @@ fn invalid_declarations_fail_at_build_naming_field_and_fix() {
                 .header("bad header", "v")
                 .build()
                 .map(drop),
-            "headers.bad header:",
+            "headers: the name given to header call #1 is not a valid header name",
         ),
         (
             Stitch::get("/users").build().map(drop),
@@ -203,4 +203,142 @@ async fn a_declared_seam_runs_from_toml() {
     assert_eq!(health, json!("ok"));
     assert_eq!(catalog.get("get_user").unwrap().name(), "get_user");
     assert_eq!(upstream.hits()[0].headers["x-app"], "from-toml");
+}
+
+/// The typed forms (`Duration`, `StatusCode`, `HeaderName`/`HeaderValue`, `Rate`) declare the
+/// same calls as their string and number spellings, end to end against a real upstream.
+#[tokio::test]
+async fn typed_values_declare_whole_calls() {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use http::StatusCode;
+    use http::header::{ACCEPT, HeaderName, HeaderValue};
+    use stitchapi::Retry;
+    use stitchapi::throttle::{Rate, Throttle};
+    use stitchapi::time::Clock;
+
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/v1/items",
+        [
+            Answer::status(503),
+            Answer::status(404),
+            Answer::status(200),
+        ],
+    );
+    let clock = Arc::new(ManualClock::auto_advance());
+    let api = Seam::builder(format!("{}/v1/", upstream.url()))
+        .header(ACCEPT, "text/plain")
+        .header(
+            HeaderName::from_static("x-app"),
+            HeaderValue::from_static("demo"),
+        )
+        .header(String::from("x-env"), String::from("test"))
+        .clock(clock.clone())
+        .timeout(Timeout::none())
+        .build()
+        .unwrap();
+    let items = api
+        .get("/items")
+        .text()
+        .retry(
+            Retry::attempts(2)
+                .on([StatusCode::SERVICE_UNAVAILABLE])
+                .base(Duration::from_millis(10))
+                .max(Duration::from_millis(10)),
+        )
+        .accept([StatusCode::NOT_FOUND])
+        .throttle(Throttle::new(Rate::per_second(NonZeroU32::new(10).unwrap())).with_concurrency(1))
+        .circuit(5, Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // 503 is retried (typed `on`), then the 404 is accepted (typed `accept`).
+    let reply = items.call_detailed(Input::new()).await.unwrap();
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.attempts, 2);
+    // The next call is paced 100 ms after the previous grant by the typed rate.
+    let before = clock.now();
+    items.call(Input::new()).await.unwrap();
+    assert!(clock.now().saturating_duration_since(before) >= Duration::from_millis(90));
+    let hits = upstream.hits();
+    assert_eq!(hits.len(), 3);
+    for hit in &hits {
+        assert_eq!(hit.headers[ACCEPT], "text/plain");
+        assert_eq!(hit.headers["x-app"], "demo");
+        assert_eq!(hit.headers["x-env"], "test");
+    }
+}
+
+/// A bad header value fails `build()` naming the header, never showing the value; a bad
+/// status in any status option fails naming its field.
+#[test]
+fn typed_declarations_fail_naming_the_field() {
+    use http::StatusCode;
+    use stitchapi::Retry;
+    use stitchapi::auth::{Auth, OAuth2};
+    use stitchapi::throttle::Throttle;
+
+    let error = Stitch::get("https://x.example")
+        .header("x-token", "s3cret\nx-injected: 1")
+        .build()
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("headers.x-token: the value is not a valid header value"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret"), "{message}");
+    // A later header of the same name replaces a bad one.
+    Seam::builder("https://x.example")
+        .header("x-token", "bad\n")
+        .header(http::header::HeaderName::from_static("x-token"), "good")
+        .build()
+        .unwrap();
+
+    let oauth = OAuth2::client_credentials("https://auth.example/token", "id", "secret")
+        .refresh_on([StatusCode::UNAUTHORIZED.as_u16(), 1000]);
+    for (built, field) in [
+        (
+            Stitch::get("https://x.example")
+                .retry(Retry::attempts(2).on([600]))
+                .build()
+                .map(drop),
+            "retry.on: 600 is not an HTTP status",
+        ),
+        (
+            Stitch::get("https://x.example")
+                .throttle(Throttle::delegate().on([42]))
+                .build()
+                .map(drop),
+            "throttle.on: 42 is not an HTTP status",
+        ),
+        (
+            Stitch::get("https://x.example")
+                .auth(Auth::oauth2(oauth.clone()))
+                .build()
+                .map(drop),
+            "auth.oauth2.refresh_on: 1000 is not an HTTP status",
+        ),
+        (
+            Seam::builder("https://x.example")
+                .auth(Auth::oauth2(oauth))
+                .build()
+                .map(drop),
+            "auth.oauth2.refresh_on: 1000 is not an HTTP status",
+        ),
+    ] {
+        let error = built.unwrap_err();
+        assert!(field.starts_with(error.field()), "{error}");
+        assert!(error.to_string().starts_with(field), "{error}");
+    }
+    // Typed statuses are accepted everywhere.
+    Stitch::get("https://x.example")
+        .auth(Auth::oauth2(
+            OAuth2::client_credentials("https://auth.example/token", "id", "secret")
+                .refresh_on([StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN]),
+        ))
+        .throttle(Throttle::delegate().on([StatusCode::TOO_MANY_REQUESTS]))
+        .build()
+        .unwrap();
 }

@@ -55,7 +55,7 @@ fn spaced(n: u32, spacing: Duration) -> Vec<Duration> {
 #[tokio::test]
 async fn paces_exactly_at_five_per_second() {
     let clock = ManualClock::new();
-    let limiter = build(Throttle::rate("5/s"), "k", memory(&clock), &clock);
+    let limiter = build(Throttle::new("5/s"), "k", memory(&clock), &clock);
     let times = grant_times(&clock, vec![limiter; 12]).await;
     assert_eq!(times, spaced(12, MS * 200));
 }
@@ -63,7 +63,7 @@ async fn paces_exactly_at_five_per_second() {
 #[tokio::test]
 async fn serves_waiters_in_fifo_order() {
     let clock = ManualClock::new();
-    let limiter = build(Throttle::new().concurrency(1), "k", memory(&clock), &clock);
+    let limiter = build(Throttle::concurrency(1), "k", memory(&clock), &clock);
     let order = Arc::new(Mutex::new(Vec::new()));
     for id in 0..8 {
         let (limiter, order, clock) = (limiter.clone(), order.clone(), clock.clone());
@@ -105,7 +105,7 @@ async fn check_cap(limiter: Limiter, clock: &ManualClock, cap: usize) {
 #[tokio::test]
 async fn concurrency_cap_is_never_exceeded_in_process() {
     let clock = ManualClock::new();
-    let limiter = build(Throttle::new().concurrency(3), "k", memory(&clock), &clock);
+    let limiter = build(Throttle::concurrency(3), "k", memory(&clock), &clock);
     check_cap(limiter, &clock, 3).await;
 }
 
@@ -114,12 +114,12 @@ async fn concurrency_cap_is_never_exceeded_fleet_wide() {
     let clock = ManualClock::new();
     let store = FleetStore::new(&clock);
     let a = build(
-        Throttle::new().concurrency(3),
+        Throttle::concurrency(3),
         "k",
         Arc::new(store.clone()),
         &clock,
     );
-    let b = build(Throttle::new().concurrency(3), "k", Arc::new(store), &clock);
+    let b = build(Throttle::concurrency(3), "k", Arc::new(store), &clock);
     assert!(a.is_store_backed());
     // Half the tasks on each "process".
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -147,7 +147,7 @@ async fn concurrency_cap_is_never_exceeded_fleet_wide() {
 async fn an_expired_lease_frees_a_crashed_holder() {
     let clock = ManualClock::new();
     let store = Arc::new(FleetStore::new(&clock));
-    let throttle = Throttle::new().concurrency(1).lease("1s");
+    let throttle = Throttle::concurrency(1).lease("1s");
     let crashed = build(throttle.clone(), "k", store.clone(), &clock);
     let alive = build(throttle, "k", store, &clock);
     // The holder "crashes": its permit is never dropped, so no release is sent.
@@ -166,7 +166,7 @@ async fn an_expired_lease_frees_a_crashed_holder() {
 }
 
 async fn cancelled_call_releases(store: DynStore, clock: &ManualClock) {
-    let limiter = build(Throttle::new().concurrency(1), "k", store, clock);
+    let limiter = build(Throttle::concurrency(1), "k", store, clock);
     let (holder, clock2) = (limiter.clone(), clock.clone());
     let call = tokio::spawn(async move {
         let _grant = holder.acquire(None).await.unwrap();
@@ -209,7 +209,7 @@ async fn a_release_cut_short_finishes_in_the_background() {
     let clock = ManualClock::new();
     let store = FleetStore::new(&clock);
     let limiter = build(
-        Throttle::new().concurrency(1),
+        Throttle::concurrency(1),
         "k",
         Arc::new(store.clone()),
         &clock,
@@ -237,7 +237,7 @@ async fn waits_are_bounded_by_the_deadline() {
         memory(&clock),
         Arc::new(FleetStore::new(&clock)) as DynStore,
     ] {
-        let limiter = build(Throttle::rate("1/s"), "deadline", store, &clock);
+        let limiter = build(Throttle::new("1/s"), "deadline", store, &clock);
         let t0 = clock.now();
         limiter.acquire(Some(t0)).await.unwrap();
         // The next grant is at t0 + 1s: past a 500 ms deadline, so it fails at once.
@@ -270,7 +270,7 @@ async fn concurrency_waits_are_bounded_by_the_deadline() {
         memory(&clock),
         Arc::new(FleetStore::new(&clock)) as DynStore,
     ] {
-        let limiter = build(Throttle::new().concurrency(1), "k", store, &clock);
+        let limiter = build(Throttle::concurrency(1), "k", store, &clock);
         let _held = limiter.acquire(None).await.unwrap();
         let t0 = clock.now();
         let (l2, done) = (limiter.clone(), Arc::new(Mutex::new(None)));
@@ -293,7 +293,7 @@ async fn missing_store_capabilities_are_build_errors() {
     let clock = ManualClock::new();
     let c: Arc<dyn Clock> = Arc::new(clock.clone());
     let bare = FleetStore::new(&clock).without_reserve().non_atomic();
-    let error = Throttle::rate("5/s")
+    let error = Throttle::new("5/s")
         .build("k", Arc::new(bare), c.clone())
         .unwrap_err();
     assert_eq!(error.field(), "throttle.rate");
@@ -308,8 +308,8 @@ async fn missing_store_capabilities_are_build_errors() {
     );
 
     let no_lease = FleetStore::new(&clock).without_lease();
-    let error = Throttle::rate("5/s")
-        .concurrency(2)
+    let error = Throttle::new("5/s")
+        .with_concurrency(2)
         .build("k", Arc::new(no_lease.clone()), c.clone())
         .unwrap_err();
     assert!(
@@ -319,21 +319,20 @@ async fn missing_store_capabilities_are_build_errors() {
     assert!(error.to_string().contains("`lease`"), "{error}");
     // The rate alone is fine on that store.
     assert!(
-        Throttle::rate("5/s")
+        Throttle::new("5/s")
             .build("k", Arc::new(no_lease), c.clone())
             .is_ok()
     );
 
     for (throttle, field) in [
-        (Throttle::rate("fast"), "throttle.rate"),
-        (Throttle::new(), "throttle"),
-        (Throttle::new().concurrency(0), "throttle.concurrency"),
-        (
-            Throttle::new().concurrency(1).lease("soon"),
-            "throttle.lease",
-        ),
+        (Throttle::new("fast"), "throttle.rate"),
+        (Throttle::concurrency(0), "throttle.concurrency"),
+        (Throttle::concurrency(1).lease("soon"), "throttle.lease"),
         (Throttle::delegate().on([99]), "throttle.on"),
-        (Throttle::delegate().concurrency(1), "throttle.delegate"),
+        (
+            Throttle::delegate().with_concurrency(1),
+            "throttle.delegate",
+        ),
     ] {
         let error = throttle.build("k", memory(&clock), c.clone()).unwrap_err();
         assert!(
@@ -347,8 +346,8 @@ async fn missing_store_capabilities_are_build_errors() {
 async fn store_failures_fail_closed_by_default_and_can_fail_open() {
     let clock = ManualClock::new();
     let c: Arc<dyn Clock> = Arc::new(clock.clone());
-    let closed = Throttle::rate("5/s")
-        .concurrency(2)
+    let closed = Throttle::new("5/s")
+        .with_concurrency(2)
         .build("k", Arc::new(DownStore), c.clone())
         .unwrap()
         .unwrap();
@@ -364,8 +363,8 @@ async fn store_failures_fail_closed_by_default_and_can_fail_open() {
         "down store: lease failed: connection refused"
     );
 
-    let open = Throttle::rate("5/s")
-        .concurrency(2)
+    let open = Throttle::new("5/s")
+        .with_concurrency(2)
         .on_store_error(StoreFailure::FailOpen)
         .build("k", Arc::new(DownStore), c)
         .unwrap()
@@ -388,7 +387,7 @@ async fn three_limiters_pace_exactly_fleet_wide_through_reserve() {
     clock.advance(MS * 437); // start mid-window: reserve does not care
     let store = FleetStore::new(&clock);
     let limiters: Vec<Limiter> = (0..3)
-        .map(|_| build(Throttle::rate("5/s"), "k", Arc::new(store.clone()), &clock))
+        .map(|_| build(Throttle::new("5/s"), "k", Arc::new(store.clone()), &clock))
         .collect();
     let all: Vec<Limiter> = (0..15).map(|i| limiters[i % 3].clone()).collect();
     let times = grant_times(&clock, all).await;
@@ -400,7 +399,7 @@ async fn increment_fallback_paces_from_a_window_boundary() {
     let clock = ManualClock::new(); // START is on a whole second
     let store = FleetStore::new(&clock).without_reserve();
     let limiters: Vec<Limiter> = (0..3)
-        .map(|_| build(Throttle::rate("5/s"), "k", Arc::new(store.clone()), &clock))
+        .map(|_| build(Throttle::new("5/s"), "k", Arc::new(store.clone()), &clock))
         .collect();
     let all: Vec<Limiter> = (0..5).map(|i| limiters[i % 3].clone()).collect();
     let times = grant_times(&clock, all).await;
@@ -415,7 +414,7 @@ async fn increment_fallback_over_admits_when_a_fleet_starts_mid_window() {
     clock.advance(MS * 500);
     let store = FleetStore::new(&clock).without_reserve();
     let limiters: Vec<Limiter> = (0..3)
-        .map(|_| build(Throttle::rate("5/s"), "k", Arc::new(store.clone()), &clock))
+        .map(|_| build(Throttle::new("5/s"), "k", Arc::new(store.clone()), &clock))
         .collect();
     let times = grant_times(&clock, limiters.clone()).await;
     assert_eq!(times, vec![Duration::ZERO; 3]);
@@ -428,18 +427,8 @@ async fn increment_fallback_over_admits_when_a_fleet_starts_mid_window() {
 async fn a_member_throttle_chained_after_the_seam_bucket_can_only_tighten() {
     let clock = ManualClock::new();
     let store = memory(&clock);
-    let seam = build(
-        Throttle::new().concurrency(1),
-        "seam:s1",
-        store.clone(),
-        &clock,
-    );
-    let member = build(
-        Throttle::new().concurrency(5),
-        "users",
-        store.clone(),
-        &clock,
-    );
+    let seam = build(Throttle::concurrency(1), "seam:s1", store.clone(), &clock);
+    let member = build(Throttle::concurrency(5), "users", store.clone(), &clock);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let max = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
@@ -466,8 +455,8 @@ async fn a_member_throttle_chained_after_the_seam_bucket_can_only_tighten() {
     );
 
     // Rates: a loose seam bucket and a tight member; the member's spacing governs.
-    let seam = build(Throttle::rate("10/s"), "seam:s2", store.clone(), &clock);
-    let member = build(Throttle::rate("2/s"), "orders", store, &clock);
+    let seam = build(Throttle::new("10/s"), "seam:s2", store.clone(), &clock);
+    let member = build(Throttle::new("2/s"), "orders", store, &clock);
     let t0 = clock.now();
     let times = Arc::new(Mutex::new(Vec::new()));
     for _ in 0..4 {
@@ -493,7 +482,7 @@ async fn a_member_throttle_chained_after_the_seam_bucket_can_only_tighten() {
 async fn a_host_pool_shares_one_budget_across_stitches_over_one_store() {
     let clock = ManualClock::new();
     let host = "pool-test.example.com:8443";
-    let host_pool = || Throttle::rate("5/s").pool(Pool::Host);
+    let host_pool = || Throttle::new("5/s").pool(Pool::Host);
     // Over one store (in one process), stitches aimed at one host share its budget.
     let store = memory(&clock);
     let a = build(host_pool(), host, store.clone(), &clock);
@@ -510,8 +499,8 @@ async fn a_host_pool_shares_one_budget_across_stitches_over_one_store() {
 
     // Without the host pool, two stitches over one store have their own budgets.
     let store = memory(&clock);
-    let a = build(Throttle::rate("5/s"), "a", store.clone(), &clock);
-    let b = build(Throttle::rate("5/s"), "b", store, &clock);
+    let a = build(Throttle::new("5/s"), "a", store.clone(), &clock);
+    let b = build(Throttle::new("5/s"), "b", store, &clock);
     let times = grant_times(&clock, vec![a, b]).await;
     assert_eq!(times, vec![Duration::ZERO; 2]);
 
@@ -529,7 +518,7 @@ async fn a_host_pool_shares_one_budget_across_stitches_over_one_store() {
 async fn two_seams_with_different_host_caps_keep_their_own_caps() {
     let clock = ManualClock::new();
     let host = "caps.example.com";
-    let capped = |cap| Throttle::new().concurrency(cap).pool(Pool::Host);
+    let capped = |cap| Throttle::concurrency(cap).pool(Pool::Host);
     // Built first, with a cap of 1, in its own seam (its own default store).
     let first = build(capped(1), host, memory(&clock), &clock);
     let second = build(capped(3), host, memory(&clock), &clock);
@@ -559,7 +548,7 @@ async fn two_seams_with_different_host_caps_keep_their_own_caps() {
 #[tokio::test]
 async fn rate_only_acquires_take_no_slot() {
     let clock = ManualClock::new();
-    let limiter = build(Throttle::new().concurrency(1), "k", memory(&clock), &clock);
+    let limiter = build(Throttle::concurrency(1), "k", memory(&clock), &clock);
     let _held = limiter.acquire(None).await.unwrap();
     let grant = limiter.acquire_rate_only(Some(clock.now())).await.unwrap();
     assert!(!grant.permit.holds_slot());
@@ -571,7 +560,14 @@ fn serde_forms() {
         .clone()
         .try_into()
         .unwrap();
-    assert_eq!(t, Throttle::rate("10/s"));
+    assert_eq!(t, Throttle::new("10/s"));
+    // The typed rate is the same declaration as its string.
+    let ten = std::num::NonZeroU32::new(10).unwrap();
+    assert_eq!(t, Throttle::new(stitchapi::throttle::Rate::per_second(ten)));
+    assert_eq!(
+        t,
+        Throttle::from(stitchapi::throttle::Rate::per_second(ten))
+    );
     #[derive(Debug, serde::Deserialize)]
     struct Doc {
         throttle: Throttle,
@@ -582,8 +578,8 @@ fn serde_forms() {
     .unwrap();
     assert_eq!(
         doc.throttle,
-        Throttle::rate("10/s")
-            .concurrency(4)
+        Throttle::new("10/s")
+            .with_concurrency(4)
             .lease("20s")
             .pool(Pool::Host)
             .on_store_error(StoreFailure::FailOpen)

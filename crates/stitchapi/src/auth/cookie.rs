@@ -13,6 +13,7 @@ use super::{AuthContext, AuthRequest, AuthStrategy, CredentialId};
 use crate::error::{Error, ErrorKind};
 use crate::flight::{self, DEFAULT_LOCK_TTL, Flights, Flown};
 use crate::input::Input;
+use crate::policy::StatusSpec;
 use crate::runtime::{BoxFuture, MaybeSend, MaybeSync};
 use crate::stitch::Stitch;
 use crate::store::keys;
@@ -187,7 +188,7 @@ pub struct CookieSession {
     ttl: Option<Duration>,
     tenancy: Tenancy,
     login_input: Option<Arc<dyn LoginInput>>,
-    refresh_on: Vec<u16>,
+    refresh_on: Vec<StatusSpec>,
     refresh_when: Option<Arc<dyn RefreshWhen>>,
     hooks: Vec<Arc<dyn OutcomeHook>>,
     lock_ttl: Duration,
@@ -232,7 +233,7 @@ impl CookieSession {
             ttl: None,
             tenancy: Tenancy::Principal,
             login_input: None,
-            refresh_on: vec![401],
+            refresh_on: vec![StatusSpec::from(StatusCode::UNAUTHORIZED)],
             refresh_when: None,
             hooks: Vec::new(),
             lock_ttl: DEFAULT_LOCK_TTL,
@@ -265,10 +266,21 @@ impl CookieSession {
         self
     }
 
-    /// Statuses that trigger one re-login (default `[401]`).
-    pub fn refresh_on(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
-        self.refresh_on = statuses.into_iter().collect();
+    /// Statuses that trigger one re-login (default `[401]`): [`StatusCode`]s or `u16`s.
+    pub fn refresh_on<S: Into<StatusSpec>>(
+        mut self,
+        statuses: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.refresh_on = statuses.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// The first declared `refresh_on` code that is not an HTTP status, for `build()`.
+    pub(crate) fn invalid_refresh_on(&self) -> Option<(&'static str, StatusSpec)> {
+        self.refresh_on
+            .iter()
+            .find(|status| !status.is_valid())
+            .map(|status| ("auth.cookie_session.refresh_on", *status))
     }
 
     /// A soft-wall predicate: a response that makes it true triggers one re-login (for
@@ -393,7 +405,9 @@ impl CookieSession {
     fn classify(&self, status: Option<StatusCode>, retry_after: Option<Duration>) -> LoginFailure {
         match status {
             Some(StatusCode::TOO_MANY_REQUESTS) => LoginFailure::RateLimited { retry_after },
-            Some(s) if self.refresh_on.contains(&s.as_u16()) => LoginFailure::Unauthenticated,
+            Some(s) if self.refresh_on.contains(&StatusSpec::from(s)) => {
+                LoginFailure::Unauthenticated
+            }
             Some(_) => LoginFailure::Unknown,
             None => LoginFailure::Network,
         }
@@ -587,7 +601,7 @@ impl AuthStrategy for CookieSession {
     }
 
     fn should_refresh(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> bool {
-        self.refresh_on.contains(&status.as_u16())
+        self.refresh_on.contains(&StatusSpec::from(status))
             || self
                 .refresh_when
                 .as_ref()

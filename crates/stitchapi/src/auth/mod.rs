@@ -539,11 +539,15 @@ impl<'a> AuthContext<'a> {
 /// assert!(!format!("{auth:?}").contains("s3cret"));
 /// ```
 #[derive(Clone)]
-pub struct Auth(Arc<dyn AuthStrategy>);
+pub struct Auth {
+    strategy: Arc<dyn AuthStrategy>,
+    /// A declared status that is not an HTTP status, with its field: reported by `build()`.
+    invalid_status: Option<(&'static str, crate::policy::StatusSpec)>,
+}
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&*self.strategy, f)
     }
 }
 
@@ -566,32 +570,52 @@ impl Auth {
 
     /// OAuth 2 client credentials (see [`OAuth2`]).
     pub fn oauth2(config: OAuth2) -> Auth {
-        Auth::custom(config)
+        let invalid_status = config.invalid_refresh_on();
+        Auth {
+            invalid_status,
+            ..Auth::custom(config)
+        }
     }
 
     /// A cookie session established by a login stitch (see [`CookieSession`]).
     pub fn cookie_session(session: CookieSession) -> Auth {
-        Auth::custom(session)
+        let invalid_status = session.invalid_refresh_on();
+        Auth {
+            invalid_status,
+            ..Auth::custom(session)
+        }
     }
 
     /// Any strategy.
     pub fn custom(strategy: impl AuthStrategy) -> Auth {
-        Auth(Arc::new(strategy))
+        Auth {
+            strategy: Arc::new(strategy),
+            invalid_status: None,
+        }
+    }
+
+    /// Checks the declaration at `build()`: a `refresh_on` code that is not an HTTP status is
+    /// a config error naming the field.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        match self.invalid_status {
+            Some((field, status)) => status.check(field).map(drop),
+            None => Ok(()),
+        }
     }
 
     /// The strategy's scheme name.
     pub fn scheme(&self) -> &'static str {
-        self.0.scheme()
+        self.strategy.scheme()
     }
 
     /// The strategy's tenancy.
     pub fn tenancy(&self) -> Tenancy {
-        self.0.tenancy()
+        self.strategy.tenancy()
     }
 
     /// The strategy itself.
     pub fn strategy(&self) -> &dyn AuthStrategy {
-        &*self.0
+        &*self.strategy
     }
 
     /// Applies the credential to the request parts and reports what was added. This is what
@@ -604,13 +628,13 @@ impl Auth {
         cx: &AuthContext<'_>,
     ) -> Result<Applied, Error> {
         let mut request = AuthRequest::new(method, url, headers);
-        self.0.apply(&mut request, cx).await?;
+        self.strategy.apply(&mut request, cx).await?;
         Ok(request.into_applied())
     }
 
     /// See [`AuthStrategy::should_refresh`].
     pub fn should_refresh(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> bool {
-        self.0.should_refresh(status, headers, body)
+        self.strategy.should_refresh(status, headers, body)
     }
 
     /// See [`AuthStrategy::refresh`].
@@ -619,7 +643,7 @@ impl Auth {
         rejected: Option<CredentialId>,
         cx: &AuthContext<'_>,
     ) -> Result<(), Error> {
-        self.0.refresh(rejected, cx).await
+        self.strategy.refresh(rejected, cx).await
     }
 }
 

@@ -12,6 +12,7 @@ use super::{AuthContext, AuthRequest, AuthStrategy, CredentialId, Secret};
 use crate::duration::DurationSpec;
 use crate::error::{Error, ErrorKind};
 use crate::flight::{self, DEFAULT_LOCK_TTL, Flights, Flown};
+use crate::policy::StatusSpec;
 use crate::store::{StitchStoreExt, keys};
 use crate::tenancy::Tenancy;
 use crate::transport::RequestContext;
@@ -73,7 +74,7 @@ pub struct OAuth2 {
     client_auth: ClientAuth,
     params: Vec<(String, String)>,
     headers: Vec<(String, String)>,
-    refresh_on: Vec<u16>,
+    refresh_on: Vec<StatusSpec>,
     skew: DurationSpec,
     key: Option<String>,
     tenancy: Tenancy,
@@ -141,7 +142,7 @@ impl OAuth2 {
             client_auth: ClientAuth::Post,
             params: Vec::new(),
             headers: Vec::new(),
-            refresh_on: vec![401],
+            refresh_on: vec![StatusSpec::from(StatusCode::UNAUTHORIZED)],
             skew: DurationSpec::from(Duration::from_secs(30)),
             key: None,
             tenancy: Tenancy::App,
@@ -182,10 +183,21 @@ impl OAuth2 {
         self
     }
 
-    /// Statuses that force one refresh and a retry (default `[401]`).
-    pub fn refresh_on(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
-        self.refresh_on = statuses.into_iter().collect();
+    /// Statuses that force one refresh and a retry (default `[401]`): [`StatusCode`]s or `u16`s.
+    pub fn refresh_on<S: Into<StatusSpec>>(
+        mut self,
+        statuses: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.refresh_on = statuses.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// The first declared `refresh_on` code that is not an HTTP status, for `build()`.
+    pub(crate) fn invalid_refresh_on(&self) -> Option<(&'static str, StatusSpec)> {
+        self.refresh_on
+            .iter()
+            .find(|status| !status.is_valid())
+            .map(|status| ("auth.oauth2.refresh_on", *status))
     }
 
     /// How long before expiry the token is refreshed (default 30 s; at most half the token's
@@ -533,7 +545,7 @@ impl AuthStrategy for OAuth2 {
     }
 
     fn should_refresh(&self, status: StatusCode, _headers: &HeaderMap, _body: &[u8]) -> bool {
-        self.refresh_on.contains(&status.as_u16())
+        self.refresh_on.contains(&StatusSpec::from(status))
     }
 
     async fn refresh(

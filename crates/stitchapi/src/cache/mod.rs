@@ -466,12 +466,13 @@ impl<'de> Deserialize<'de> for Cache {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Cache, E> {
                 Ok(Cache::ttl(v))
             }
+            // A number in a file is whole milliseconds (never on the builder path).
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cache, E> {
-                Ok(Cache::ttl(v))
+                Ok(Cache::ttl(DurationSpec::from_millis(v)))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cache, E> {
                 u64::try_from(v)
-                    .map(Cache::ttl)
+                    .map(|v| Cache::ttl(DurationSpec::from_millis(v)))
                     .map_err(|_| E::custom("the TTL must be positive"))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Cache, A::Error> {

@@ -10,5 +10,5 @@ pub(crate) mod timeout;
 pub use backoff::Backoff;
 pub use idempotency::{Idempotency, KeyContext};
 pub use retry::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_RETRY_ON, MAX_BACKOFF, Retry};
-pub use status::StatusMatch;
+pub use status::{StatusMatch, StatusSpec};
 pub use timeout::{DEFAULT_TOTAL_TIMEOUT, Timeout};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 
 use super::backoff::Backoff;
-use super::status::{StatusRule, StatusSet};
+use super::status::{StatusRule, StatusSpec, check_all};
 use crate::duration::{DurationSpec, format_duration};
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
@@ -42,21 +42,25 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// with `retry_non_idempotent(true)`: a blind POST retry can duplicate a write.
 ///
 /// ```
+/// use std::time::Duration;
+/// use http::StatusCode;
 /// use stitchapi::{Backoff, Retry};
 ///
 /// let retry = Retry::attempts(4)
-///     .on([429, 503])
+///     .on([StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE])
 ///     .backoff(Backoff::Expo)
-///     .base("200ms")
-///     .max("5s")
-///     .max_retry_after("30s");
+///     .base(Duration::from_millis(200))
+///     .max(Duration::from_secs(5))
+///     .max_retry_after(Duration::from_secs(30));
+/// // Strings and numeric codes, as config files write them, work too.
+/// let same = Retry::attempts(4).on([429, 503]).base("200ms").max("5s");
 /// // `3` is shorthand for `Retry::attempts(3)` with the defaults.
 /// let same_defaults: Retry = 3.into();
 /// ```
 #[derive(Clone, Debug)]
 pub struct Retry {
     pub(crate) attempts: u32,
-    pub(crate) on: Vec<u16>,
+    pub(crate) on: Vec<StatusSpec>,
     pub(crate) backoff: Backoff,
     pub(crate) base: DurationSpec,
     pub(crate) max: DurationSpec,
@@ -70,7 +74,7 @@ impl Retry {
     pub fn attempts(attempts: u32) -> Self {
         Retry {
             attempts,
-            on: DEFAULT_RETRY_ON.to_vec(),
+            on: DEFAULT_RETRY_ON.map(StatusSpec::from).to_vec(),
             backoff: Backoff::ExpoJitter,
             base: Duration::from_millis(100).into(),
             max: Duration::from_secs(10).into(),
@@ -84,9 +88,10 @@ impl Retry {
         Retry::attempts(1)
     }
 
-    /// The statuses to retry (replaces the default list).
-    pub fn on(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
-        self.on = statuses.into_iter().collect();
+    /// The statuses to retry, as [`StatusCode`]s or `u16`s (replaces the default list; an
+    /// invalid code fails `build()` naming `retry.on`).
+    pub fn on<S: Into<StatusSpec>>(mut self, statuses: impl IntoIterator<Item = S>) -> Self {
+        self.on = statuses.into_iter().map(Into::into).collect();
         self
     }
 
@@ -153,13 +158,7 @@ impl Retry {
                 "use at most 100 and bound the call with timeout.total",
             ));
         }
-        let on = StatusSet::from_codes(self.on.iter().copied()).map_err(|code| {
-            Error::config(
-                &format!("{field}.on"),
-                format!("{code} is not an HTTP status"),
-                "use codes between 100 and 599",
-            )
-        })?;
+        let on = check_all(&self.on, &format!("{field}.on"))?;
         let bound = |spec: &DurationSpec, name: &str| -> Result<Duration> {
             let field = format!("{field}.{name}");
             let duration = spec.resolve(&field)?;
@@ -355,6 +354,12 @@ mod tests {
         assert!(e.to_string().starts_with("retry.attempts:"), "{e}");
         let e = Retry::attempts(3).on([600]).resolve("retry").unwrap_err();
         assert!(e.to_string().starts_with("retry.on: 600"), "{e}");
+        let typed = Retry::attempts(3)
+            .on([StatusCode::IM_A_TEAPOT])
+            .resolve("retry")
+            .unwrap();
+        assert!(typed.retries_status(StatusCode::IM_A_TEAPOT));
+        assert!(!typed.retries_status(StatusCode::SERVICE_UNAVAILABLE));
         let e = Retry::attempts(3).base("1x").resolve("retry").unwrap_err();
         assert!(
             e.to_string().starts_with("retry.base: invalid duration"),

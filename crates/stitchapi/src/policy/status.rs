@@ -1,4 +1,5 @@
-//! Sets of HTTP statuses, with an optional predicate (`accept`, `retry.on`).
+//! HTTP statuses as declared ([`StatusSpec`]: a [`StatusCode`] or a `u16`), and sets of them
+//! with an optional predicate ([`StatusMatch`]: `accept`, `retry.on`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,15 +11,9 @@ use http::StatusCode;
 pub(crate) struct StatusSet([u64; 10]);
 
 impl StatusSet {
-    pub(crate) fn from_codes(codes: impl IntoIterator<Item = u16>) -> Result<StatusSet, u16> {
-        let mut set = StatusSet::default();
-        for code in codes {
-            if !(100..=599).contains(&code) {
-                return Err(code);
-            }
-            set.0[usize::from(code / 64)] |= 1 << (code % 64);
-        }
-        Ok(set)
+    fn insert(&mut self, status: StatusCode) {
+        let code = status.as_u16();
+        self.0[usize::from(code / 64)] |= 1 << (code % 64);
     }
 
     pub(crate) fn contains(&self, status: StatusCode) -> bool {
@@ -37,27 +32,110 @@ impl fmt::Debug for StatusSet {
     }
 }
 
+/// A status as declared: an [`http::StatusCode`], or a `u16` checked by `build()`.
+///
+/// Every option that takes statuses (`Retry::on`, `accept`, `Throttle::on`, the auth
+/// `refresh_on` options) takes `impl Into<StatusSpec>` items, so both spellings work; a code
+/// outside 100..=599 fails `build()` with an error naming the field.
+///
+/// ```
+/// use http::StatusCode;
+/// use stitchapi::Retry;
+///
+/// let typed = Retry::attempts(3).on([StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE]);
+/// let numeric = Retry::attempts(3).on([429, 503]);
+/// # let _ = (typed, numeric);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StatusSpec(u16);
+
+impl StatusSpec {
+    /// The code as written.
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+
+    /// Whether the code is an HTTP status (100..=599).
+    pub(crate) fn is_valid(self) -> bool {
+        (100..=599).contains(&self.0)
+    }
+
+    /// The status, or a config error naming `field` when the code is not 100..=599.
+    pub(crate) fn check(self, field: &str) -> Result<StatusCode, crate::Error> {
+        match StatusCode::from_u16(self.0) {
+            Ok(status) if self.is_valid() => Ok(status),
+            _ => Err(crate::Error::config(
+                field,
+                format!("{} is not an HTTP status", self.0),
+                "use codes between 100 and 599, e.g. 429 or StatusCode::TOO_MANY_REQUESTS",
+            )),
+        }
+    }
+}
+
+impl From<u16> for StatusSpec {
+    fn from(code: u16) -> Self {
+        StatusSpec(code)
+    }
+}
+
+impl From<StatusCode> for StatusSpec {
+    fn from(status: StatusCode) -> Self {
+        StatusSpec(status.as_u16())
+    }
+}
+
+impl From<&StatusCode> for StatusSpec {
+    fn from(status: &StatusCode) -> Self {
+        StatusSpec(status.as_u16())
+    }
+}
+
+impl PartialEq<StatusCode> for StatusSpec {
+    fn eq(&self, status: &StatusCode) -> bool {
+        self.0 == status.as_u16()
+    }
+}
+
+impl fmt::Debug for StatusSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Checks every status, naming `field` for the first invalid one.
+pub(crate) fn check_all(statuses: &[StatusSpec], field: &str) -> Result<StatusSet, crate::Error> {
+    let mut set = StatusSet::default();
+    for status in statuses {
+        set.insert(status.check(field)?);
+    }
+    Ok(set)
+}
+
 type StatusPredicate = Arc<dyn Fn(StatusCode) -> bool + Send + Sync>;
 
 /// Which statuses match: a list of codes, a predicate, or both.
 ///
 /// ```
+/// use http::StatusCode;
 /// use stitchapi::policy::StatusMatch;
 ///
-/// let missing_ok = StatusMatch::codes([404, 410]);
+/// let missing_ok = StatusMatch::codes([StatusCode::NOT_FOUND, StatusCode::GONE]);
+/// let same = StatusMatch::codes([404, 410]);
 /// let any_4xx = StatusMatch::when(|status| status.is_client_error());
+/// # let _ = (missing_ok, same, any_4xx);
 /// ```
 #[derive(Clone, Default)]
 pub struct StatusMatch {
-    pub(crate) codes: Vec<u16>,
+    pub(crate) codes: Vec<StatusSpec>,
     pub(crate) predicate: Option<StatusPredicate>,
 }
 
 impl StatusMatch {
-    /// Matches exactly these codes.
-    pub fn codes(codes: impl IntoIterator<Item = u16>) -> Self {
+    /// Matches exactly these codes ([`StatusCode`]s or `u16`s).
+    pub fn codes<S: Into<StatusSpec>>(codes: impl IntoIterator<Item = S>) -> Self {
         StatusMatch {
-            codes: codes.into_iter().collect(),
+            codes: codes.into_iter().map(Into::into).collect(),
             predicate: None,
         }
     }
@@ -71,14 +149,14 @@ impl StatusMatch {
     }
 }
 
-impl<const N: usize> From<[u16; N]> for StatusMatch {
-    fn from(codes: [u16; N]) -> Self {
+impl<S: Into<StatusSpec>, const N: usize> From<[S; N]> for StatusMatch {
+    fn from(codes: [S; N]) -> Self {
         StatusMatch::codes(codes)
     }
 }
 
-impl From<Vec<u16>> for StatusMatch {
-    fn from(codes: Vec<u16>) -> Self {
+impl<S: Into<StatusSpec>> From<Vec<S>> for StatusMatch {
+    fn from(codes: Vec<S>) -> Self {
         StatusMatch::codes(codes)
     }
 }
@@ -86,6 +164,12 @@ impl From<Vec<u16>> for StatusMatch {
 impl From<u16> for StatusMatch {
     fn from(code: u16) -> Self {
         StatusMatch::codes([code])
+    }
+}
+
+impl From<StatusCode> for StatusMatch {
+    fn from(status: StatusCode) -> Self {
+        StatusMatch::codes([status])
     }
 }
 
@@ -109,13 +193,7 @@ pub(crate) struct StatusRule {
 
 impl StatusRule {
     pub(crate) fn resolve(matcher: &StatusMatch, field: &str) -> Result<StatusRule, crate::Error> {
-        let set = StatusSet::from_codes(matcher.codes.iter().copied()).map_err(|code| {
-            crate::Error::config(
-                field,
-                format!("{code} is not an HTTP status"),
-                "use codes between 100 and 599",
-            )
-        })?;
+        let set = check_all(&matcher.codes, field)?;
         Ok(StatusRule {
             set,
             predicate: matcher.predicate.clone(),
@@ -150,10 +228,35 @@ mod tests {
 
     #[test]
     fn bitset_membership() {
-        let set = StatusSet::from_codes([429, 502, 599, 100]).unwrap();
+        let codes = [429, 502, 599, 100].map(StatusSpec::from);
+        let set = check_all(&codes, "retry.on").unwrap();
         assert!(set.contains(StatusCode::TOO_MANY_REQUESTS));
         assert!(!set.contains(StatusCode::OK));
         assert_eq!(set.codes().collect::<Vec<_>>(), vec![100, 429, 502, 599]);
-        assert_eq!(StatusSet::from_codes([700]), Err(700));
+        assert!(check_all(&[StatusSpec::from(700)], "retry.on").is_err());
+    }
+
+    #[test]
+    fn specs_from_codes_and_numbers_and_their_errors() {
+        assert_eq!(
+            StatusSpec::from(StatusCode::NOT_FOUND),
+            StatusSpec::from(404)
+        );
+        assert_eq!(StatusSpec::from(429), StatusCode::TOO_MANY_REQUESTS);
+        let set = check_all(&[StatusCode::GONE.into(), 404.into()], "accept").unwrap();
+        assert!(set.contains(StatusCode::GONE) && set.contains(StatusCode::NOT_FOUND));
+        for bad in [0, 99, 600, 999, 1000] {
+            let e = check_all(&[StatusSpec::from(bad)], "accept").unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "accept: {bad} is not an HTTP status. Fix: use codes between 100 and 599, \
+                     e.g. 429 or StatusCode::TOO_MANY_REQUESTS"
+                )
+            );
+        }
+        let typed = StatusMatch::from([StatusCode::NOT_FOUND]);
+        let numeric = StatusMatch::from([404]);
+        assert_eq!(typed.codes, numeric.codes);
     }
 }

@@ -1,4 +1,4 @@
-//! Throttling: pacing (`"10/s"`) and a concurrency cap, in this process or fleet-wide.
+//! Throttling: pacing ([`Rate`], `"10/s"`) and a concurrency cap, in this process or fleet-wide.
 //!
 //! A [`Throttle`] is a declaration; [`Throttle::build`] resolves it against a store's
 //! [`Capabilities`](crate::store::Capabilities) into a [`Limiter`]:
@@ -35,8 +35,8 @@
 //! use stitchapi::time::{Clock, ManualClock};
 //!
 //! let clock = Arc::new(ManualClock::auto_advance());
-//! let limiter = Throttle::rate("10/s")
-//!     .concurrency(4)
+//! let limiter = Throttle::new("10/s")
+//!     .with_concurrency(4)
 //!     .build("api", Arc::new(MemoryStore::new()), clock.clone())?
 //!     .expect("not a delegate throttle");
 //! let first = limiter.acquire(None).await.unwrap();
@@ -61,12 +61,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::DurationSpec;
 use crate::error::{BuildError, Error};
+use crate::policy::StatusSpec;
 use crate::store::{DynStore, Reservation, Scope, StoreError};
 use crate::time::{Clock, Timestamp};
+use http::StatusCode;
 
 use local::LocalLimiter;
 pub use permit::Permit;
-pub use rate::Rate;
+pub use rate::{Rate, RateError, RateSpec};
 use stored::{Pacing, StoreLimiter};
 
 /// The default fleet lease: how long a crashed holder keeps its concurrency slot.
@@ -101,65 +103,78 @@ pub enum StoreFailure {
 
 /// A throttle declaration: a rate, a concurrency cap, or delegate mode.
 ///
-/// ```
-/// use stitchapi::throttle::{Pool, StoreFailure, Throttle};
+/// Three constructors, one per mode: [`Throttle::new`] paces at a [`Rate`] (or a rate string
+/// such as `"10/s"`), [`Throttle::concurrency`] only caps the calls in flight, and
+/// [`Throttle::delegate`] leaves limiting to the upstream. A paced throttle takes a cap with
+/// [`with_concurrency`](Self::with_concurrency).
 ///
-/// let throttle = Throttle::rate("10/s")
-///     .concurrency(4)
-///     .lease("20s")
+/// A burst allowance (governor's `allow_burst`) is not offered: the fleet pacing cell is the
+/// store's `reserve` (the Redis script mirrors [`gcra::step`]), which carries only the spacing;
+/// a burst would need a tolerance in that atomic step, so a new store contract.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use http::StatusCode;
+/// use stitchapi::throttle::{Pool, Rate, StoreFailure, Throttle};
+///
+/// let throttle = Throttle::new(Rate::per_second(NonZeroU32::new(10).unwrap()))
+///     .with_concurrency(4)
+///     .lease(std::time::Duration::from_secs(20))
 ///     .pool(Pool::Host)
 ///     .on_store_error(StoreFailure::FailOpen);
 /// assert!(!throttle.is_delegate());
 ///
+/// // The string form, as in config files.
+/// let same_rate = Throttle::new("10/s");
+/// // A cap only.
+/// let capped = Throttle::concurrency(8);
+///
 /// // Delegate mode: no internal throttle; a 429 becomes a `RateLimited` error.
-/// let delegate = Throttle::delegate().on([429, 503]);
+/// let delegate = Throttle::delegate().on([StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE]);
 /// assert!(delegate.is_rate_limited(503) && !delegate.is_rate_limited(500));
+/// # let _ = (same_rate, capped);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Throttle {
-    rate: Option<String>,
+    rate: Option<RateSpec>,
     concurrency: Option<u32>,
     lease: Option<DurationSpec>,
     pool: Pool,
     delegate: bool,
-    on: Vec<u16>,
+    on: Vec<StatusSpec>,
     on_store_error: StoreFailure,
 }
 
-impl Default for Throttle {
-    fn default() -> Self {
+impl Throttle {
+    fn empty() -> Self {
         Throttle {
             rate: None,
             concurrency: None,
             lease: None,
             pool: Pool::Stitch,
             delegate: false,
-            on: vec![429],
+            on: vec![StatusSpec::from(StatusCode::TOO_MANY_REQUESTS)],
             on_store_error: StoreFailure::FailClosed,
         }
     }
-}
 
-impl Throttle {
-    /// An empty throttle; add a [rate](Self::with_rate) or a [cap](Self::concurrency).
-    pub fn new() -> Self {
-        Throttle::default()
+    /// A throttle pacing at `rate`: a [`Rate`], or a string (`"10/s"`, `"120/m"`,
+    /// `"100/15m"`, `"2/500ms"`) checked by [`build`](Self::build).
+    pub fn new(rate: impl Into<RateSpec>) -> Self {
+        Throttle {
+            rate: Some(rate.into()),
+            ..Throttle::empty()
+        }
     }
 
-    /// A throttle pacing at `rate` (`"10/s"`, `"120/m"`, `"100/15m"`, `"2/500ms"`); checked
-    /// by [`build`](Self::build).
-    pub fn rate(rate: impl Into<String>) -> Self {
-        Throttle::new().with_rate(rate)
+    /// A throttle that only caps the calls in flight at `limit` (no pacing); 0 is refused by
+    /// [`build`](Self::build).
+    pub fn concurrency(limit: u32) -> Self {
+        Throttle::empty().with_concurrency(limit)
     }
 
-    /// Sets the rate.
-    pub fn with_rate(mut self, rate: impl Into<String>) -> Self {
-        self.rate = Some(rate.into());
-        self
-    }
-
-    /// Caps the calls in flight.
-    pub fn concurrency(mut self, limit: u32) -> Self {
+    /// Also caps the calls in flight at `limit`; 0 is refused by [`build`](Self::build).
+    pub fn with_concurrency(mut self, limit: u32) -> Self {
         self.concurrency = Some(limit);
         self
     }
@@ -187,13 +202,14 @@ impl Throttle {
     pub fn delegate() -> Self {
         Throttle {
             delegate: true,
-            ..Throttle::default()
+            ..Throttle::empty()
         }
     }
 
-    /// The statuses that count as a rate limit in delegate mode.
-    pub fn on(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
-        self.on = statuses.into_iter().collect();
+    /// The statuses that count as a rate limit in delegate mode: [`StatusCode`]s or `u16`s
+    /// (an invalid code is refused by [`build`](Self::build), naming `throttle.on`).
+    pub fn on<S: Into<StatusSpec>>(mut self, statuses: impl IntoIterator<Item = S>) -> Self {
+        self.on = statuses.into_iter().map(Into::into).collect();
         self
     }
 
@@ -203,8 +219,8 @@ impl Throttle {
     }
 
     /// Whether `status` is a rate limit under delegate mode (always `false` otherwise).
-    pub fn is_rate_limited(&self, status: u16) -> bool {
-        self.delegate && self.on.contains(&status)
+    pub fn is_rate_limited(&self, status: impl Into<StatusSpec>) -> bool {
+        self.delegate && self.on.contains(&status.into())
     }
 
     /// The pool: the caller derives the key from it (the host for [`Pool::Host`]).
@@ -237,13 +253,7 @@ impl Throttle {
         clock: Arc<dyn Clock>,
     ) -> Result<Option<Limiter>, Error> {
         for status in &self.on {
-            if !(100..=599).contains(status) {
-                return Err(Error::config(
-                    "throttle.on",
-                    format!("{status} is not an HTTP status"),
-                    "list statuses between 100 and 599, e.g. [429]",
-                ));
-            }
+            status.check("throttle.on")?;
         }
         if self.delegate {
             if self.rate.is_some() || self.concurrency.is_some() {
@@ -255,7 +265,11 @@ impl Throttle {
             }
             return Ok(None);
         }
-        let rate = self.rate.as_deref().map(Rate::parse).transpose()?;
+        let rate = self
+            .rate
+            .as_ref()
+            .map(|rate| rate.resolve("throttle.rate"))
+            .transpose()?;
         if self.concurrency == Some(0) {
             return Err(Error::config(
                 "throttle.concurrency",
@@ -340,9 +354,16 @@ impl Throttle {
 }
 
 impl From<&str> for Throttle {
-    /// `"10/s"`: shorthand for `Throttle::rate("10/s")`.
+    /// `"10/s"`: shorthand for `Throttle::new("10/s")`.
     fn from(rate: &str) -> Self {
-        Throttle::rate(rate)
+        Throttle::new(rate)
+    }
+}
+
+impl From<Rate> for Throttle {
+    /// Shorthand for `Throttle::new(rate)`.
+    fn from(rate: Rate) -> Self {
+        Throttle::new(rate)
     }
 }
 
@@ -520,7 +541,7 @@ impl<'de> Deserialize<'de> for Throttle {
                 f.write_str("a rate such as \"10/s\" or a throttle table")
             }
             fn visit_str<E: de::Error>(self, rate: &str) -> Result<Throttle, E> {
-                Ok(Throttle::rate(rate))
+                Ok(Throttle::new(rate))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Throttle, A::Error> {
                 let t = ThrottleTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
@@ -530,17 +551,19 @@ impl<'de> Deserialize<'de> for Throttle {
                     ));
                 }
                 let mut throttle = Throttle {
-                    rate: t.rate,
+                    rate: t.rate.map(RateSpec::from),
                     concurrency: t.concurrency,
                     lease: t.lease,
                     pool: t.pool.unwrap_or_default(),
                     delegate: t.delegate.unwrap_or(false),
                     on_store_error: t.on_store_error.unwrap_or_default(),
-                    ..Throttle::default()
+                    ..Throttle::empty()
                 };
                 match t.on {
-                    Some(OneOrMany::One(status)) => throttle.on = vec![status],
-                    Some(OneOrMany::Many(statuses)) => throttle.on = statuses,
+                    Some(OneOrMany::One(status)) => throttle.on = vec![status.into()],
+                    Some(OneOrMany::Many(statuses)) => {
+                        throttle.on = statuses.into_iter().map(StatusSpec::from).collect();
+                    }
                     None => {}
                 }
                 Ok(throttle)
