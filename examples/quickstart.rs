@@ -8,38 +8,43 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde::Deserialize;
-use stitchapi::{Auth, Backoff, Event, Input, OAuth2, Phase, Retry, Seam, Stitch, Timeout};
+use serde::{Deserialize, Serialize};
+use stitchapi::{Auth, Backoff, Event, Input, OAuth2, Phase, Retry, Seam, Step, Stitch, Timeout};
 use stitchapi_examples::DemoUpstream;
 
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)] // fields are shown through Debug
+#[derive(Debug, Deserialize, Serialize)]
 struct User {
     id: u64,
     name: String,
     email: String,
 }
 
-/// Runs one call and prints its events as they happen.
-async fn show<O: std::fmt::Debug + Send + 'static>(title: &str, stitch: &Stitch<O>, input: Input) {
+/// Runs one call and prints its events as they happen, and its output as JSON.
+async fn show<O: Serialize + Send + 'static>(title: &str, stitch: &Stitch<O>, input: Input) {
     println!("\n== {title}");
     let mut events = stitch.stream(input);
     while let Some(event) = events.next().await {
         match event {
             Event::Start { method, url, .. } => println!("   {method} {}", url.path()),
-            Event::Progress(p)
-                if matches!(p.phase, Phase::Cache | Phase::Throttled | Phase::Auth) =>
-            {
-                println!("   {:?}: {}", p.phase, p.detail)
-            }
-            Event::Progress(p) if p.phase == Phase::Retry => println!(
-                "   attempt {} failed ({}), retrying in {}ms",
-                p.attempt,
-                p.detail,
-                p.waited.unwrap_or_default().as_millis()
-            ),
-            Event::Result { data, attempts, .. } => {
-                println!("   ok after {attempts} attempt(s): {data:?}")
+            Event::Progress(p) => match p.step {
+                Step::Retry { reason, delay } => println!(
+                    "   attempt {} failed ({reason}), retrying in {}ms",
+                    p.attempt,
+                    delay.as_millis()
+                ),
+                _ if matches!(p.phase(), Phase::Cache | Phase::Throttled | Phase::Auth) => {
+                    println!("   {:?}: {p}", p.phase())
+                }
+                _ => {}
+            },
+            Event::Result {
+                data,
+                attempts,
+                served,
+                ..
+            } => {
+                let json = serde_json::to_string(&data).unwrap_or_default();
+                println!("   ok ({served:?}, {attempts} attempt(s)): {json}")
             }
             Event::Error { error } => println!("   error [{:?}]: {error}", error.kind()),
             Event::Done { elapsed, .. } => println!("   took {}ms", elapsed.as_millis()),

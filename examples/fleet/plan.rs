@@ -228,8 +228,11 @@ pub struct CallReport {
     pub ok: bool,
     /// The final status, when there was one.
     pub status: Option<u16>,
-    /// Attempts made (0 when served from the cache).
+    /// Requests sent (0 when served without one).
     pub attempts: u32,
+    /// Where a successful call's response came from (`"Network"`, `"CacheHit"`,
+    /// `"FleetFilled"`, `"Coalesced"`: [`stitchapi::Served`] as `Debug`).
+    pub served: Option<String>,
     /// Time from start to finish, measured by the worker.
     pub elapsed_ms: f64,
     /// The error's kind (`"Store"`, `"CircuitOpen"`, ...), when it failed.

@@ -184,18 +184,22 @@ async fn call(stitch: &Stitch, caller: usize) -> CallReport {
     };
     while let Some(event) = events.next().await {
         match event {
-            Event::Progress(progress) if progress.phase == Phase::Cache => {
-                report.cache.push(progress.detail)
+            Event::Progress(progress) if progress.phase() == Phase::Cache => {
+                report.cache.push(progress.to_string())
             }
-            Event::Progress(progress) if progress.phase == Phase::Throttled => {
-                report.throttle.push(progress.detail)
+            Event::Progress(progress) if progress.phase() == Phase::Throttled => {
+                report.throttle.push(progress.to_string())
             }
             Event::Result {
-                status, attempts, ..
+                status,
+                attempts,
+                served,
+                ..
             } => {
                 report.ok = true;
                 report.status = Some(status.as_u16());
                 report.attempts = attempts;
+                report.served = Some(format!("{served:?}"));
             }
             Event::Error { error } => {
                 report.status = error.status().map(|status| status.as_u16());

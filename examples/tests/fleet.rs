@@ -59,10 +59,21 @@ async fn four_workers_asking_at_once_cause_one_upstream_request() {
 
     assert!(calls.iter().all(|call| call.ok), "{calls:?}");
     assert_eq!(upstream.count("GET", "/data"), 1, "one fetch for the fleet");
-    let fetched: Vec<_> = calls.iter().filter(|call| call.attempts > 0).collect();
+    let fetched: Vec<_> = calls
+        .iter()
+        .filter(|call| call.served.as_deref() == Some("Network"))
+        .collect();
     assert_eq!(fetched.len(), 1, "{calls:?}");
     assert_eq!(fetched[0].cache, ["miss"]);
-    for served in calls.iter().filter(|call| call.attempts == 0) {
+    assert!(fetched[0].attempts > 0, "{calls:?}");
+    for served in calls
+        .iter()
+        .filter(|call| call.served.as_deref() != Some("Network"))
+    {
+        assert!(
+            matches!(served.served.as_deref(), Some("CacheHit" | "FleetFilled")),
+            "not served from Redis: {served:?}"
+        );
         assert!(
             served.cache.iter().any(|detail| detail.starts_with("hit")),
             "not served from Redis: {served:?}"

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use http::Method;
+use stitchapi::event::ThrottleEvent;
 use stitchapi::testing::{MockResponse, MockTransport};
 use stitchapi::throttle::{StoreFailure, Throttle};
-use stitchapi::{ErrorKind, Event, Input, Phase, Seam, Stitch};
+use stitchapi::{ErrorKind, Event, Input, Seam, Step, Stitch};
 use stitchapi_redis::RedisStore;
 use support::RedisServer;
 
@@ -82,7 +83,7 @@ async fn fail_open_carries_on_in_process_and_says_so() {
     );
     assert!(
         events.iter().any(|event| matches!(event,
-            Event::Progress(p) if p.phase == Phase::Throttled && p.detail.starts_with("store failed"))),
+            Event::Progress(p) if matches!(p.step, Step::Throttle(ThrottleEvent::StoreFellBack(_))))),
         "{events:?}"
     );
 

@@ -340,7 +340,11 @@
 //! Each call is a `tracing` span `stitch.call` (fields `stitch`, `method`, `url` with its query
 //! values, userinfo and fragment redacted, `status`, `attempts`, `error`) with a child span `stitch.attempt` per attempt
 //! (`attempt`, `status`, `wait_ms`, `reason`). [`Stitch::stream`] yields typed [`Event`]s:
-//! start, progress (request, retry, ...), result or error, done.
+//! start, progress, result or error, done. Each [`Progress`] says what happened as a [`Step`]
+//! (a request sent, a retry with its [`RetryReason`](event::RetryReason) and delay, a throttle
+//! wait, an auth step, a cache hit or miss, a circuit transition), and prints as a short line.
+//! [`Reply::served`] says whether a response came from the network, the cache, the fleet or an
+//! identical call in flight ([`Served`]).
 //!
 //! ## Declarations as data
 //!
@@ -426,14 +430,14 @@ pub mod transport;
 pub use auth::{Auth, AuthStrategy, CookieSession, OAuth2, Secret};
 pub use cache::{Cache, Coalesce};
 pub use error::{BuildError, Error, ErrorKind, Result};
-pub use event::{Event, EventStream, Phase, Progress};
+pub use event::{Event, EventStream, Phase, Progress, Step};
 pub use input::Input;
 pub use output::OutputValidator;
 pub use policy::{Backoff, Idempotency, Retry, StatusMatch, Timeout};
 pub use query::ArrayFormat;
 pub use seam::{Seam, SeamBuilder};
 pub use settings::DEFAULT_MAX_RESPONSE_BYTES;
-pub use stitch::{Reply, Stitch, StitchBuilder};
+pub use stitch::{Reply, Served, Stitch, StitchBuilder};
 pub use store::{MemoryStore, StitchStore, StitchStoreExt};
 pub use tenancy::Tenancy;
 

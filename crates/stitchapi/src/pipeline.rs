@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use http::StatusCode;
 use http::header::{self, HeaderValue};
 use serde_json::Value;
 use tracing::Instrument;
@@ -24,13 +25,16 @@ use crate::cache::{Bypass, CacheKey, CachedResponse, KeyRequest, Outcome, Respon
 use crate::circuit::Transition;
 use crate::error::RedactedUrl;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Emitter, Event, Phase};
+use crate::event::{
+    BypassReason, CacheEvent, CircuitEvent, Emitter, Event, RetryReason, Step, ThrottleEvent,
+    store_error_kind,
+};
 use crate::input::Input;
 use crate::policy::idempotency::{KeyContext, is_idempotent, is_read};
 use crate::policy::retry::parse_retry_after;
 use crate::query;
 use crate::runtime::MaybeSend;
-use crate::stitch::{Reply, Spec, StitchInner};
+use crate::stitch::{Reply, Served, Spec, StitchInner};
 use crate::throttle::{AcquireError, Grant, Limiter};
 use crate::time::{Clock, Timestamp};
 use crate::transport::redirect::{self, Outgoing, Received};
@@ -179,41 +183,18 @@ async fn within<F: Future>(
     }
 }
 
-/// Why an attempt did not produce the final answer.
-enum Setback {
-    /// A status listed in `retry.on`; may carry `Retry-After`.
-    Status {
-        received: Box<Received>,
-        retry_after: Option<Duration>,
-    },
-    /// A transport error or a per-attempt timeout.
-    Failed(Error),
-}
-
-impl Setback {
-    fn detail(&self) -> String {
-        match self {
-            Setback::Status { received, .. } => {
-                format!("status {}", received.response.status().as_u16())
-            }
-            Setback::Failed(error) => error.to_string(),
-        }
-    }
-
-    fn into_error(self, attempts: u32) -> Error {
-        match self {
-            Setback::Status {
-                received,
-                retry_after,
-            } => {
-                let (parts, body) = received.response.into_parts();
-                Error::http(parts.status, received.url, body)
-                    .with_attempts(attempts)
-                    .with_retry_after(retry_after)
-            }
-            Setback::Failed(error) => error.with_attempts(attempts),
-        }
-    }
+/// One call as it goes through the engine: what every step needs, borrowed once.
+struct Call<'a, O> {
+    inner: &'a StitchInner<O>,
+    spec: &'a Spec,
+    clock: &'a dyn Clock,
+    principal: Option<&'a str>,
+    /// `prepare` generated the idempotency key.
+    keyed: bool,
+    started: Timestamp,
+    /// `started + timeout.total`, if the call has a total timeout.
+    deadline: Option<Timestamp>,
+    emitter: &'a Emitter<O>,
 }
 
 /// Runs one call to completion.
@@ -238,11 +219,21 @@ pub(crate) async fn run<O: MaybeSend + 'static>(
         url: crate::error::redact_url(&outgoing.url),
         at: started,
     });
+    let call = Call {
+        inner,
+        spec,
+        clock,
+        principal,
+        keyed,
+        started,
+        deadline: spec.timeout.total.map(|total| started + total),
+        emitter,
+    };
     // The branches are boxed so this future stays small: large futures cost a copy at every
     // level they are moved through.
     let result = match &spec.cache {
-        Some(cache) => cached(inner, cache, principal, outgoing, keyed, started, emitter).await,
-        None => fetch(inner, principal, outgoing, keyed, started, emitter).await,
+        Some(cache) => cached(&call, cache, outgoing).await,
+        None => fetch(&call, outgoing).await,
     };
     match &result {
         Ok(reply) => {
@@ -283,222 +274,415 @@ enum LastSent {
     Failed,
 }
 
-/// Runs the attempts of one call. `last_sent` is updated with the outcome of every request
-/// that goes to the transport, so the circuit breaker counts only outcomes of requests the
-/// upstream received (or could not be reached for), and the last of them.
-async fn attempts<O: MaybeSend + 'static>(
-    inner: &StitchInner<O>,
-    principal: Option<&str>,
-    outgoing: Outgoing,
-    keyed: bool,
-    started: Timestamp,
-    emitter: &Emitter<O>,
-    last_sent: &mut LastSent,
-) -> Result<(Received, u32)> {
-    let spec = &inner.spec;
-    let clock = &*spec.runtime.clock;
-    let policy = &spec.retry;
-    let deadline = spec.timeout.total.map(|total| started + total);
-    let total_timeout = || Error::timeout(spec.timeout.total.unwrap_or_default());
-    let retry_failures = spec.retry_non_idempotent || keyed || is_idempotent(&spec.method);
-    let mut previous_wait = policy.base;
-    let mut attempt = 0;
-    let mut refreshed = false;
-    loop {
-        attempt += 1;
-        // Every attempt pays the throttle (the seam's bucket, then the stitch's own).
-        let grant = throttle(spec, deadline, attempt, emitter)
+/// What one attempt came to. Generic over the response `R` and the error `E` so that
+/// [`classify`] can be tested without either.
+#[derive(Debug, PartialEq)]
+enum Attempted<R, E> {
+    /// The upstream answered.
+    Answered(R, Answer),
+    /// The request failed: a transport error, a refused redirect, the per-attempt timeout.
+    Failed(E, RetryReason),
+    /// The call's total deadline ran out during the attempt.
+    OutOfTime,
+}
+
+/// What the engine makes of an answer's status, worked out before [`classify`] decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Answer {
+    status: StatusCode,
+    /// `Retry-After`, as a wait from now.
+    retry_after: Option<Duration>,
+    /// The auth strategy says the credential is stale (asked only before the call's refresh).
+    stale_credential: bool,
+    /// The delegate throttle treats the status as the upstream's rate limit.
+    rate_limited: bool,
+    /// `retry.on` lists the status.
+    retry_on: bool,
+    /// 2xx, or accepted by the stitch's `accept`.
+    accepted: bool,
+}
+
+/// The retry rules of a call, as [`classify`] applies them.
+#[derive(Clone, Copy, Debug)]
+struct Rules {
+    /// `retry.attempts`: the most attempts a call makes.
+    max_attempts: u32,
+    /// Whether a failed send may be retried (idempotent method, idempotency key, or
+    /// `retry_non_idempotent`).
+    retry_failures: bool,
+    respect_retry_after: bool,
+    max_retry_after: Option<Duration>,
+}
+
+impl Rules {
+    fn of(spec: &Spec, keyed: bool) -> Rules {
+        Rules {
+            max_attempts: spec.retry.attempts,
+            retry_failures: spec.retry_non_idempotent || keyed || is_idempotent(&spec.method),
+            respect_retry_after: spec.retry.respect_retry_after,
+            max_retry_after: spec.retry.max_retry_after,
+        }
+    }
+}
+
+/// How long to wait before the next attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// What the upstream asked for with `Retry-After`.
+    Asked(Duration),
+    /// The retry policy's backoff.
+    Backoff,
+}
+
+/// What to do after an attempt.
+#[derive(Debug, PartialEq)]
+enum Verdict<R, E> {
+    /// Return this response.
+    Succeed(R),
+    /// Renew the credential and redo the attempt.
+    RefreshCredential,
+    /// Fail with a rate-limited error: the stitch leaves the backoff to its caller.
+    RateLimited(R, Answer),
+    /// Fail with what the attempt got.
+    Fail(Attempted<R, E>),
+    /// Fail: `Retry-After` asked for more than `max_retry_after`.
+    RetryAfterTooLong(Attempted<R, E>),
+    /// Wait, then try again.
+    Retry(Attempted<R, E>, Wait),
+}
+
+/// The retry decision for attempt number `attempt`, given what it came to. Pure: no clock, no
+/// randomness (the backoff is drawn by the caller), no I/O.
+fn classify<R, E>(
+    attempted: Attempted<R, E>,
+    attempt: u32,
+    refreshed: bool,
+    rules: &Rules,
+) -> Verdict<R, E> {
+    match attempted {
+        Attempted::Answered(response, answer) => {
+            if answer.stale_credential && !refreshed {
+                // A stale credential is renewed once per call, and the attempt redone.
+                return Verdict::RefreshCredential;
+            }
+            if answer.rate_limited {
+                return Verdict::RateLimited(response, answer);
+            }
+            let attempted = Attempted::Answered(response, answer);
+            if !answer.retry_on || attempt >= rules.max_attempts {
+                return match attempted {
+                    Attempted::Answered(response, answer) if answer.accepted => {
+                        Verdict::Succeed(response)
+                    }
+                    attempted => Verdict::Fail(attempted),
+                };
+            }
+            match answer.retry_after {
+                Some(asked) if rules.respect_retry_after => {
+                    if rules.max_retry_after.is_some_and(|cap| asked > cap) {
+                        Verdict::RetryAfterTooLong(attempted)
+                    } else {
+                        Verdict::Retry(attempted, Wait::Asked(asked))
+                    }
+                }
+                _ => Verdict::Retry(attempted, Wait::Backoff),
+            }
+        }
+        Attempted::Failed(_, reason)
+            if rules.retry_failures && attempt < rules.max_attempts && reason.is_retryable() =>
+        {
+            Verdict::Retry(attempted, Wait::Backoff)
+        }
+        attempted => Verdict::Fail(attempted),
+    }
+}
+
+impl<R, E> Attempted<R, E> {
+    /// Why this attempt is retried (`None` when the deadline ran out).
+    fn reason(&self) -> Option<RetryReason> {
+        match self {
+            Attempted::Answered(_, answer) => Some(RetryReason::Status(answer.status)),
+            Attempted::Failed(_, reason) => Some(*reason),
+            Attempted::OutOfTime => None,
+        }
+    }
+}
+
+impl<O: MaybeSend + 'static> Call<'_, O> {
+    fn total_timeout(&self) -> Error {
+        Error::timeout(self.spec.timeout.total.unwrap_or_default())
+    }
+
+    /// Runs the attempts of one call. `last_sent` is updated with the outcome of every
+    /// request that goes to the transport, so the circuit breaker counts only outcomes of
+    /// requests the upstream received (or could not be reached for), and the last of them.
+    async fn attempts(
+        &self,
+        outgoing: Outgoing,
+        last_sent: &mut LastSent,
+    ) -> Result<(Received, u32)> {
+        let rules = Rules::of(self.spec, self.keyed);
+        let mut previous_wait = self.spec.retry.base;
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            // Every attempt pays the throttle (the seam's bucket, then the stitch's own).
+            let grant = self.throttle(&outgoing, attempt).await?;
+            let attempt_span = tracing::debug_span!(
+                "stitch.attempt",
+                attempt,
+                status = tracing::field::Empty,
+                wait_ms = tracing::field::Empty,
+                reason = tracing::field::Empty,
+            );
+            self.emitter.progress(self.clock, attempt, Step::Request);
+            let auth_events = |event: &AuthEvent| {
+                self.emitter
+                    .progress(self.clock, attempt, Step::Auth(*event))
+            };
+            let auth_cx = AuthContext::new(
+                &self.spec.vault,
+                &self.spec.runtime.store,
+                self.clock,
+                &*self.spec.runtime.transport,
+            )
+            .with_principal(self.principal)
+            .with_deadline(self.deadline)
+            .with_attempt_timeout(self.spec.timeout.each)
+            .with_events(Some(&auth_events));
+            let (authed, credential) = self.authenticate(&outgoing, &auth_cx, attempt).await?;
+            let attempted = self
+                .send(
+                    &outgoing,
+                    authed.as_ref(),
+                    attempt,
+                    refreshed,
+                    &attempt_span,
+                )
+                .await?;
+            *last_sent = match &attempted {
+                Attempted::Answered(_, answer) if !is_service_failure(self.spec, answer.status) => {
+                    LastSent::Healthy
+                }
+                _ => LastSent::Failed,
+            };
+            // The slot is given back before any backoff sleep, and before the call returns.
+            if let Some(grant) = grant {
+                grant.permit.release().await;
+            }
+            let (attempted, wait) = match classify(attempted, attempt, refreshed, &rules) {
+                Verdict::Succeed(received) => return Ok((received, attempt)),
+                Verdict::RefreshCredential => {
+                    refreshed = true;
+                    self.emitter.progress(
+                        self.clock,
+                        attempt,
+                        Step::Auth(AuthEvent::CredentialRefresh),
+                    );
+                    if let Some(auth) = &self.spec.auth {
+                        auth.refresh(credential, &auth_cx)
+                            .await
+                            .map_err(|error| error.in_call(&outgoing.url, attempt))?;
+                    }
+                    attempt -= 1;
+                    continue;
+                }
+                Verdict::RateLimited(received, answer) => {
+                    let (_, body) = received.response.into_parts();
+                    return Err(Error::rate_limited(
+                        answer.status,
+                        received.url,
+                        body,
+                        answer.retry_after,
+                    )
+                    .with_attempts(attempt));
+                }
+                Verdict::Fail(attempted) => return Err(self.failure(attempted, &outgoing, attempt)),
+                Verdict::RetryAfterTooLong(attempted) => {
+                    attempt_span.record("reason", "retry-after over max_retry_after");
+                    return Err(self.failure(attempted, &outgoing, attempt));
+                }
+                Verdict::Retry(attempted, wait) => (attempted, wait),
+            };
+            let wait = match wait {
+                Wait::Asked(asked) => asked,
+                Wait::Backoff => self.spec.retry.backoff_delay(attempt, previous_wait),
+            };
+            previous_wait = wait;
+            self.before_retry(attempted, &outgoing, attempt, wait, &attempt_span)?;
+            if !wait.is_zero() {
+                self.clock.sleep(wait).await;
+            }
+        }
+    }
+
+    /// Acquires the throttle for `attempt`; fails when the deadline runs out first.
+    async fn throttle(&self, outgoing: &Outgoing, attempt: u32) -> Result<Option<Grant>> {
+        let grant = throttle(self.spec, self.deadline, attempt, self.emitter)
             .await
             .map_err(|error| match error {
-                AcquireError::DeadlineExceeded { .. } => total_timeout(),
+                AcquireError::DeadlineExceeded { .. } => self.total_timeout(),
                 AcquireError::Store(error) => Error::from(error),
             })
             .map_err(|error| error.in_call(&outgoing.url, attempt - 1))?;
-        let now = clock.now();
-        if deadline.is_some_and(|deadline| deadline <= now) {
-            return Err(total_timeout().in_call(&outgoing.url, attempt - 1));
+        if self
+            .deadline
+            .is_some_and(|deadline| deadline <= self.clock.now())
+        {
+            return Err(self.total_timeout().in_call(&outgoing.url, attempt - 1));
         }
-        let attempt_span = tracing::debug_span!(
-            "stitch.attempt",
-            attempt,
-            status = tracing::field::Empty,
-            wait_ms = tracing::field::Empty,
-            reason = tracing::field::Empty,
-        );
-        emitter.progress(
-            Phase::Request,
-            attempt,
-            now,
-            || format!("attempt {attempt}"),
-            None,
-        );
-        // Boxed: the attempt's future is large, and moving it through every await level
-        // costs more than one allocation.
-        // The credential goes on a copy, so the request kept for retries and errors never
-        // carries it.
-        let auth_events = |event: &AuthEvent| {
-            emitter.progress(
-                Phase::Auth,
-                attempt,
-                clock.now(),
-                || event.message.clone(),
-                None,
-            );
+        Ok(grant)
+    }
+
+    /// A copy of `outgoing` with the credential applied, and which credential it carries;
+    /// `None` without auth. The request kept for retries and errors never carries it.
+    async fn authenticate(
+        &self,
+        outgoing: &Outgoing,
+        cx: &AuthContext<'_>,
+        attempt: u32,
+    ) -> Result<(Option<Outgoing>, Option<CredentialId>)> {
+        let Some(auth) = &self.spec.auth else {
+            return Ok((None, None));
         };
-        let auth_cx = AuthContext::new(
-            &spec.vault,
-            &spec.runtime.store,
-            clock,
-            &*spec.runtime.transport,
-        )
-        .with_principal(principal)
-        .with_deadline(deadline)
-        .with_attempt_timeout(spec.timeout.each)
-        .with_events(Some(&auth_events));
-        let authed = match &spec.auth {
-            Some(auth) => Some(
-                authenticate(auth, &outgoing, &auth_cx)
-                    .await
-                    .map_err(|error| error.in_call(&outgoing.url, attempt - 1))?,
-            ),
-            None => None,
-        };
-        let (authed, credential) = match authed {
-            Some((authed, credential)) => (Some(authed), credential),
-            None => (None, None),
-        };
-        let request = authed.as_ref().unwrap_or(&outgoing);
+        let (authed, credential) = authenticate(auth, outgoing, cx)
+            .await
+            .map_err(|error| error.in_call(&outgoing.url, attempt - 1))?;
+        Ok((Some(authed), credential))
+    }
+
+    /// Sends `request` (the authenticated copy of `outgoing`, if any) within the attempt's
+    /// time limit, following redirects, and says what it came to.
+    async fn send(
+        &self,
+        outgoing: &Outgoing,
+        authed: Option<&Outgoing>,
+        attempt: u32,
+        refreshed: bool,
+        attempt_span: &tracing::Span,
+    ) -> Result<Attempted<Received, Error>> {
+        let request = authed.unwrap_or(outgoing);
         // The request's limit counts from now: the time the credential took is spent.
-        let left = deadline.map(|deadline| deadline.saturating_duration_since(clock.now()));
+        let left = self
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(self.clock.now()));
         if left == Some(Duration::ZERO) {
-            return Err(total_timeout().in_call(&outgoing.url, attempt - 1));
+            return Err(self.total_timeout().in_call(&outgoing.url, attempt - 1));
         }
-        let (limit, limit_is_total) = match (spec.timeout.each, left) {
+        let (limit, limit_is_total) = match (self.spec.timeout.each, left) {
             (Some(each), Some(left)) if each < left => (Some(each), false),
             (Some(each), None) => (Some(each), false),
             (_, left) => (left, true),
         };
+        // Boxed: the attempt's future is large, and moving it through every await level
+        // costs more than one allocation.
         let sent = Box::pin(
             within(
-                clock,
+                self.clock,
                 limit,
-                redirect::send(&spec.runtime.transport, request),
+                redirect::send(&self.spec.runtime.transport, request),
             )
             .instrument(attempt_span.clone()),
         )
         .await;
-        // A credential in the query never leaves the engine in a URL.
-        let sent = match &authed {
-            Some(authed) if authed.url != outgoing.url => sent.map(|result| {
-                result
-                    .map(|mut received| {
-                        if received.url == authed.url {
-                            received.url = outgoing.url.clone();
-                        }
-                        received
-                    })
-                    .map_err(|error| error.scrub_url(&authed.url, &outgoing.url))
-            }),
-            _ => sent,
-        };
-        *last_sent = match &sent {
-            Some(Ok(received)) if !is_service_failure(spec, received.response.status()) => {
-                LastSent::Healthy
+        Ok(match sent {
+            Some(Ok(mut received)) => {
+                // A credential in the query never leaves the engine in a URL.
+                if let Some(authed) = authed
+                    && received.url == authed.url
+                    && authed.url != outgoing.url
+                {
+                    received.url = outgoing.url.clone();
+                }
+                let answer = self.answer(&received, refreshed);
+                attempt_span.record("status", answer.status.as_u16());
+                Attempted::Answered(received, answer)
             }
-            _ => LastSent::Failed,
-        };
-        // The slot is given back before any backoff sleep, and before the call returns.
-        if let Some(grant) = grant {
-            grant.permit.release().await;
+            Some(Err(mut error)) => {
+                if let Some(authed) = authed
+                    && authed.url != outgoing.url
+                {
+                    error = error.scrub_url(&authed.url, &outgoing.url);
+                }
+                let reason = RetryReason::of_send_error(&error);
+                Attempted::Failed(error.in_call(&outgoing.url, attempt), reason)
+            }
+            None if limit_is_total => Attempted::OutOfTime,
+            None => {
+                let after = limit.unwrap_or_default();
+                Attempted::Failed(
+                    Error::timeout(after).in_call(&outgoing.url, attempt),
+                    RetryReason::AttemptTimeout(after),
+                )
+            }
+        })
+    }
+
+    /// What the stitch's rules make of a response, for [`classify`].
+    fn answer(&self, received: &Received, refreshed: bool) -> Answer {
+        let spec = self.spec;
+        let response = &received.response;
+        let status = response.status();
+        let retry_on = spec.retry.retries_status(status);
+        Answer {
+            status,
+            retry_after: parse_retry_after(response.headers(), self.clock.now()),
+            stale_credential: !refreshed
+                && spec.auth.as_ref().is_some_and(|auth| {
+                    auth.should_refresh(status, response.headers(), response.body())
+                }),
+            rate_limited: spec
+                .delegate
+                .as_ref()
+                .is_some_and(|delegate| delegate.is_rate_limited(status.as_u16())),
+            retry_on,
+            accepted: status.is_success() || spec.accept.matches(status),
         }
-        let setback = match sent {
-            Some(Ok(received)) => {
-                let status = received.response.status();
-                attempt_span.record("status", status.as_u16());
-                if let Some(auth) = &spec.auth
-                    && !refreshed
-                    && auth.should_refresh(
-                        status,
-                        received.response.headers(),
-                        received.response.body(),
-                    )
-                {
-                    // A stale credential: renew it once per call and redo this attempt.
-                    refreshed = true;
-                    emitter.progress(
-                        Phase::Auth,
-                        attempt,
-                        clock.now(),
-                        || "refresh".to_owned(),
-                        None,
-                    );
-                    auth.refresh(credential, &auth_cx)
-                        .await
-                        .map_err(|error| error.in_call(&outgoing.url, attempt))?;
-                    attempt -= 1;
-                    continue;
-                }
-                if let Some(delegate) = &spec.delegate
-                    && delegate.is_rate_limited(status.as_u16())
-                {
-                    let retry_after = parse_retry_after(received.response.headers(), clock.now());
-                    let (_, body) = received.response.into_parts();
-                    return Err(Error::rate_limited(status, received.url, body, retry_after)
-                        .with_attempts(attempt));
-                }
-                let retry_status = policy.retries_status(status) && attempt < policy.attempts;
-                if !retry_status && (status.is_success() || spec.accept.matches(status)) {
-                    return Ok((received, attempt));
-                }
-                let setback = Setback::Status {
-                    retry_after: parse_retry_after(received.response.headers(), clock.now()),
-                    received: Box::new(received),
-                };
-                if !retry_status {
-                    return Err(setback.into_error(attempt));
-                }
-                setback
+    }
+
+    /// The error a call ends with after `attempts` attempts, the last of which came to
+    /// `attempted`.
+    fn failure(
+        &self,
+        attempted: Attempted<Received, Error>,
+        outgoing: &Outgoing,
+        attempts: u32,
+    ) -> Error {
+        match attempted {
+            Attempted::Answered(received, answer) => {
+                let (parts, body) = received.response.into_parts();
+                Error::http(parts.status, received.url, body)
+                    .with_attempts(attempts)
+                    .with_retry_after(answer.retry_after)
             }
-            Some(Err(error)) => Setback::Failed(error.in_call(&outgoing.url, attempt)),
-            None if limit_is_total => {
-                return Err(total_timeout().in_call(&outgoing.url, attempt));
-            }
-            None => Setback::Failed(
-                Error::timeout(limit.unwrap_or_default()).in_call(&outgoing.url, attempt),
-            ),
+            Attempted::Failed(error, _) => error.with_attempts(attempts),
+            Attempted::OutOfTime => self.total_timeout().in_call(&outgoing.url, attempts),
+        }
+    }
+
+    /// Records and reports a retry after `wait`; fails when the wait would cross the deadline.
+    fn before_retry(
+        &self,
+        attempted: Attempted<Received, Error>,
+        outgoing: &Outgoing,
+        attempt: u32,
+        wait: Duration,
+        attempt_span: &tracing::Span,
+    ) -> Result<()> {
+        let Some(reason) = attempted.reason() else {
+            return Err(self.failure(attempted, outgoing, attempt));
         };
-        let setback = match setback {
-            Setback::Failed(error)
-                if !retry_failures || attempt >= policy.attempts || !error.is_retryable() =>
-            {
-                return Err(error);
-            }
-            setback => setback,
-        };
-        let wait = match &setback {
-            Setback::Status {
-                retry_after: Some(asked),
-                ..
-            } if policy.respect_retry_after => {
-                if policy.max_retry_after.is_some_and(|cap| *asked > cap) {
-                    attempt_span.record("reason", "retry-after over max_retry_after");
-                    return Err(setback.into_error(attempt));
-                }
-                *asked
-            }
-            _ => policy.backoff_delay(attempt, previous_wait),
-        };
-        previous_wait = wait;
         attempt_span.record("wait_ms", wait.as_millis() as u64);
-        attempt_span.record("reason", tracing::field::display(setback.detail()));
-        let now = clock.now();
-        if deadline.is_some_and(|deadline| now + wait >= deadline) {
-            let error = setback.into_error(attempt);
+        attempt_span.record("reason", tracing::field::display(reason));
+        let now = self.clock.now();
+        if self.deadline.is_some_and(|deadline| now + wait >= deadline) {
+            let error = self.failure(attempted, outgoing, attempt);
             let mut timeout = Error::new(
                 ErrorKind::Timeout,
                 format!(
                     "{}: the {}ms wait before retry {} would cross the deadline ({})",
-                    total_timeout(),
+                    self.total_timeout(),
                     wait.as_millis(),
                     attempt + 1,
                     error
@@ -514,10 +698,87 @@ async fn attempts<O: MaybeSend + 'static>(
             }
             return Err(timeout);
         }
-        emitter.progress(Phase::Retry, attempt, now, || setback.detail(), Some(wait));
-        tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, reason = %setback.detail(), "retrying");
-        if !wait.is_zero() {
-            clock.sleep(wait).await;
+        self.emitter.progress(
+            self.clock,
+            attempt,
+            Step::Retry {
+                reason,
+                delay: wait,
+            },
+        );
+        tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, %reason, "retrying");
+        Ok(())
+    }
+
+    /// Runs the attempts behind the circuit breaker, if the stitch has one.
+    async fn guarded(&self, outgoing: Outgoing) -> Result<(Received, u32)> {
+        let mut last_sent = LastSent::Nothing;
+        let Some(breaker) = &self.spec.breaker else {
+            return self.attempts(outgoing, &mut last_sent).await;
+        };
+        let circuit = |event| self.emitter.progress(self.clock, 0, Step::Circuit(event));
+        let admission = match breaker.admit().await {
+            Ok(admission) => admission,
+            Err(error) => {
+                if error.kind() == ErrorKind::CircuitOpen {
+                    circuit(CircuitEvent::Rejected);
+                }
+                return Err(error.in_call(&outgoing.url, 0));
+            }
+        };
+        if admission.is_trial() {
+            circuit(CircuitEvent::HalfOpenTrial);
+        }
+        let fetched = admission
+            .hold(self.clock, self.attempts(outgoing, &mut last_sent))
+            .await;
+        // Only the upstream's answer to the last request sent counts: a call whose request
+        // never went out (its deadline ran out in the throttle, the store or auth failed
+        // first) counts for nothing, and a call that ends on its own deadline or an auth
+        // failure after a 5xx counts that 5xx.
+        let success = match (&fetched, last_sent) {
+            (Ok(_), _) => true,
+            (Err(_), LastSent::Nothing) => {
+                breaker.abstain(admission).await;
+                return fetched;
+            }
+            (Err(_), last) => last == LastSent::Healthy,
+        };
+        match breaker.record(admission, success).await {
+            Ok(Transition::Opened) => circuit(CircuitEvent::Opened),
+            Ok(Transition::Closed) => circuit(CircuitEvent::Closed),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "the circuit breaker could not record the outcome")
+            }
+        }
+        fetched
+    }
+
+    /// Reports a cache step.
+    fn cache_event(&self, event: CacheEvent) {
+        tracing::debug!(cache = %event, "cache");
+        self.emitter.progress(self.clock, 0, Step::Cache(event));
+    }
+
+    /// A reply served by this call's own requests or from the cache.
+    fn reply(
+        &self,
+        data: O,
+        status: StatusCode,
+        headers: http::HeaderMap,
+        url: Url,
+        attempts: u32,
+        served: Served,
+    ) -> Reply<O> {
+        Reply {
+            data,
+            status,
+            headers,
+            url,
+            attempts,
+            elapsed: self.clock.now().saturating_duration_since(self.started),
+            served,
         }
     }
 }
@@ -548,17 +809,18 @@ pub(crate) fn cache_key(
 
 /// Fetches and decodes a call without the cache. Boxed: the fetching path's future is large,
 /// and a call that does not take it must not pay for moving it.
-async fn fetch<O: MaybeSend + 'static>(
-    inner: &StitchInner<O>,
-    principal: Option<&str>,
-    outgoing: Outgoing,
-    keyed: bool,
-    started: Timestamp,
-    emitter: &Emitter<O>,
-) -> Result<Reply<O>> {
-    Box::pin(guarded(inner, principal, outgoing, keyed, started, emitter))
-        .await
-        .and_then(|(received, attempts)| finish(inner, received, attempts, started))
+async fn fetch<O: MaybeSend + 'static>(call: &Call<'_, O>, outgoing: Outgoing) -> Result<Reply<O>> {
+    let (received, attempts) = Box::pin(call.guarded(outgoing)).await?;
+    let (parts, body) = received.response.into_parts();
+    let data = decode_received(call.inner, &parts, &body, &received.url, attempts)?;
+    Ok(call.reply(
+        data,
+        parts.status,
+        parts.headers,
+        received.url,
+        attempts,
+        Served::Network,
+    ))
 }
 
 /// What a cache-filling leader learned beyond the cached response, including its decoded
@@ -575,66 +837,56 @@ struct Fetched<O> {
 /// once for every identical concurrent call (in this process, or the fleet with
 /// `coalesce(Fleet)`) and stored only when it decodes and validates.
 async fn cached<O: MaybeSend + 'static>(
-    inner: &StitchInner<O>,
+    call: &Call<'_, O>,
     cache: &ResponseCache,
-    principal: Option<&str>,
     outgoing: Outgoing,
-    keyed: bool,
-    started: Timestamp,
-    emitter: &Emitter<O>,
 ) -> Result<Reply<O>> {
-    let spec = &inner.spec;
-    let clock = &*spec.runtime.clock;
-    let report = |detail: String| {
-        tracing::debug!(cache = %detail, "cache");
-        emitter.progress(Phase::Cache, 0, clock.now(), || detail, None);
-    };
-    let uncached = |outgoing: Outgoing| fetch(inner, principal, outgoing, keyed, started, emitter);
-    let key = match cache_key(spec, cache, &outgoing, keyed, principal) {
+    let inner = call.inner;
+    let key = match cache_key(call.spec, cache, &outgoing, call.keyed, call.principal) {
         Ok(key) => key,
         Err(bypass) => {
-            report(bypass.detail().to_owned());
-            return uncached(outgoing).await;
+            call.cache_event(CacheEvent::Bypass(bypass.reason()));
+            return fetch(call, outgoing).await;
         }
     };
     let lookup = match cache.get(&key, &outgoing.headers).await {
         Ok(lookup) => lookup,
         Err(error) => {
             // The cache is an optimisation: a failing store serves the call uncached.
-            report(format!("bypass: store failed: {error}"));
-            return uncached(outgoing).await;
+            call.cache_event(CacheEvent::Bypass(BypassReason::StoreFailed(
+                store_error_kind(&error),
+            )));
+            return fetch(call, outgoing).await;
         }
     };
     if let Some(hit) = lookup.hit {
         match inner.output.decode(&hit.body) {
             Ok(data) => {
-                report("hit".to_owned());
-                return Ok(Reply {
+                call.cache_event(CacheEvent::Hit);
+                return Ok(call.reply(
                     data,
-                    status: hit.status,
-                    headers: hit.headers,
-                    url: outgoing.url,
-                    attempts: 0,
-                    elapsed: clock.now().saturating_duration_since(started),
-                });
+                    hit.status,
+                    hit.headers,
+                    outgoing.url,
+                    0,
+                    Served::CacheHit,
+                ));
             }
             Err(_) => {
                 cache.evict(&lookup.slot).await;
-                report("evicted: the entry no longer decodes".to_owned());
+                call.cache_event(CacheEvent::Evicted);
             }
         }
     } else {
-        report("miss".to_owned());
+        call.cache_event(CacheEvent::Miss);
     }
     let request_url = outgoing.url.clone();
     // The response's `Vary` is matched against the request's headers after the fetch.
     let request_headers = outgoing.headers.clone();
     let leader: std::sync::Mutex<Option<Fetched<O>>> = std::sync::Mutex::new(None);
-    let deadline = spec.timeout.total.map(|total| started + total);
     let served = Box::pin(
-        cache.fill(&lookup.slot, &request_headers, deadline, || async {
-            let (received, attempts) =
-                guarded(inner, principal, outgoing, keyed, started, emitter).await?;
+        cache.fill(&lookup.slot, &request_headers, call.deadline, || async {
+            let (received, attempts) = call.guarded(outgoing).await?;
             let (parts, body) = received.response.into_parts();
             // Only a response that decodes and validates is stored.
             let data = decode_received(inner, &parts, &body, &received.url, attempts)?;
@@ -650,30 +902,35 @@ async fn cached<O: MaybeSend + 'static>(
     )
     .await?;
     if !matches!(served.outcome, Outcome::Fetched { waited: false }) {
-        report(served.outcome.detail().to_owned());
+        call.cache_event(served.outcome.event());
     }
-    if let Some(why) = &served.not_stored {
-        report(format!("not stored: {why}"));
+    if let Some(why) = served.not_stored {
+        call.cache_event(CacheEvent::NotStored(why));
     }
     let fetched = leader.into_inner().unwrap_or_else(|e| e.into_inner());
-    let (data, url, headers, attempts) = match fetched {
-        Some(fetched) => (fetched.data, fetched.url, fetched.headers, fetched.attempts),
+    let reply = match fetched {
+        Some(fetched) => call.reply(
+            fetched.data,
+            served.response.status,
+            fetched.headers,
+            fetched.url,
+            fetched.attempts,
+            Served::Network,
+        ),
         // Served by another caller's fetch (in this process or the fleet).
-        None => (
+        None => call.reply(
             inner.output.decode(&served.response.body)?,
-            request_url,
+            served.response.status,
             served.response.headers,
+            request_url,
             0,
+            match served.outcome {
+                Outcome::FleetFilled => Served::FleetFilled,
+                _ => Served::Coalesced,
+            },
         ),
     };
-    Ok(Reply {
-        data,
-        status: served.response.status,
-        headers,
-        url,
-        attempts,
-        elapsed: clock.now().saturating_duration_since(started),
-    })
+    Ok(reply)
 }
 
 /// A copy of `outgoing` with the credential applied, and which credential it carries; the
@@ -705,7 +962,7 @@ async fn throttle<O>(
         return Ok(None);
     }
     let grant = Limiter::acquire_chain(&spec.limiters, deadline, false).await?;
-    let now = spec.runtime.clock.now();
+    let clock = &*spec.runtime.clock;
     if !grant.waited.is_zero() {
         tracing::debug!(
             attempt,
@@ -713,105 +970,20 @@ async fn throttle<O>(
             "throttled"
         );
         emitter.progress(
-            Phase::Throttled,
+            clock,
             attempt,
-            now,
-            || format!("waited {}ms", grant.waited.as_millis()),
-            Some(grant.waited),
+            Step::Throttle(ThrottleEvent::Waited(grant.waited)),
         );
     }
     if let Some(error) = &grant.fell_back {
         tracing::warn!(%error, "throttle store failed; throttled in this process instead (fail-open)");
         emitter.progress(
-            Phase::Throttled,
+            clock,
             attempt,
-            now,
-            || format!("store failed, throttled in this process: {error}"),
-            None,
+            Step::Throttle(ThrottleEvent::StoreFellBack(error.kind())),
         );
     }
     Ok(Some(grant))
-}
-
-/// Runs the attempts behind the circuit breaker, if the stitch has one.
-async fn guarded<O: MaybeSend + 'static>(
-    inner: &StitchInner<O>,
-    principal: Option<&str>,
-    outgoing: Outgoing,
-    keyed: bool,
-    started: Timestamp,
-    emitter: &Emitter<O>,
-) -> Result<(Received, u32)> {
-    let spec = &inner.spec;
-    let mut last_sent = LastSent::Nothing;
-    let Some(breaker) = &spec.breaker else {
-        return attempts(
-            inner,
-            principal,
-            outgoing,
-            keyed,
-            started,
-            emitter,
-            &mut last_sent,
-        )
-        .await;
-    };
-    let clock = &*spec.runtime.clock;
-    let admission = match breaker.admit().await {
-        Ok(admission) => admission,
-        Err(error) => {
-            if error.kind() == ErrorKind::CircuitOpen {
-                emitter.progress(Phase::Circuit, 0, clock.now(), || "open".to_owned(), None);
-            }
-            return Err(error.in_call(&outgoing.url, 0));
-        }
-    };
-    if admission.is_trial() {
-        emitter.progress(
-            Phase::Circuit,
-            0,
-            clock.now(),
-            || "half-open trial".to_owned(),
-            None,
-        );
-    }
-    let fetched = admission
-        .hold(
-            clock,
-            attempts(
-                inner,
-                principal,
-                outgoing,
-                keyed,
-                started,
-                emitter,
-                &mut last_sent,
-            ),
-        )
-        .await;
-    // Only the upstream's answer to the last request sent counts: a call whose request never
-    // went out (its deadline ran out in the throttle, the store or auth failed first) counts
-    // for nothing, and a call that ends on its own deadline or an auth failure after a 5xx
-    // counts that 5xx.
-    let success = match (&fetched, last_sent) {
-        (Ok(_), _) => true,
-        (Err(_), LastSent::Nothing) => {
-            breaker.abstain(admission).await;
-            return fetched;
-        }
-        (Err(_), last) => last == LastSent::Healthy,
-    };
-    match breaker.record(admission, success).await {
-        Ok(Transition::Opened) => {
-            emitter.progress(Phase::Circuit, 0, clock.now(), || "opened".to_owned(), None);
-        }
-        Ok(Transition::Closed) => {
-            emitter.progress(Phase::Circuit, 0, clock.now(), || "closed".to_owned(), None);
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "the circuit breaker could not record the outcome"),
-    }
-    fetched
 }
 
 /// Decodes and validates a received body; a failure carries the status, URL, body and
@@ -832,33 +1004,243 @@ fn decode_received<O: 'static>(
     })
 }
 
-fn finish<O: 'static>(
-    inner: &StitchInner<O>,
-    received: Received,
-    attempts: u32,
-    started: Timestamp,
-) -> Result<Reply<O>> {
-    let (parts, body) = received.response.into_parts();
-    let data = decode_received(inner, &parts, &body, &received.url, attempts)?;
-    Ok(Reply {
-        data,
-        status: parts.status,
-        headers: parts.headers,
-        url: received.url,
-        attempts,
-        elapsed: inner
-            .spec
-            .runtime
-            .clock
-            .now()
-            .saturating_duration_since(started),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Stitch;
+
+    /// An answer with `status`, nothing else special about it.
+    fn answer(status: u16) -> Answer {
+        let status = StatusCode::from_u16(status).unwrap();
+        Answer {
+            status,
+            retry_after: None,
+            stale_credential: false,
+            rate_limited: false,
+            retry_on: matches!(status.as_u16(), 429 | 500..=599),
+            accepted: status.is_success(),
+        }
+    }
+
+    const RULES: Rules = Rules {
+        max_attempts: 3,
+        retry_failures: true,
+        respect_retry_after: true,
+        max_retry_after: Some(Duration::from_secs(60)),
+    };
+
+    type Case = (
+        &'static str,
+        Attempted<(), ()>,
+        u32,
+        bool,
+        Rules,
+        Verdict<(), ()>,
+    );
+
+    #[test]
+    fn classify_decides_from_the_outcome_alone() {
+        use Attempted::{Answered, Failed, OutOfTime};
+        use Verdict::*;
+        let secs = Duration::from_secs;
+        let with = |status, edit: fn(&mut Answer)| {
+            let mut answer = answer(status);
+            edit(&mut answer);
+            answer
+        };
+        let no_failure_retries = Rules {
+            retry_failures: false,
+            ..RULES
+        };
+        let ignore_retry_after = Rules {
+            respect_retry_after: false,
+            ..RULES
+        };
+        let connect = RetryReason::Transport(crate::transport::TransportErrorKind::Connect);
+        let asking = |status, wait| Answer {
+            retry_after: Some(secs(wait)),
+            ..answer(status)
+        };
+        let cases: Vec<Case> = vec![
+            (
+                "200 succeeds",
+                Answered((), answer(200)),
+                1,
+                false,
+                RULES,
+                Succeed(()),
+            ),
+            (
+                "404 fails at once",
+                Answered((), answer(404)),
+                1,
+                false,
+                RULES,
+                Fail(Answered((), answer(404))),
+            ),
+            (
+                "an accepted 404 succeeds",
+                Answered((), with(404, |a| a.accepted = true)),
+                1,
+                false,
+                RULES,
+                Succeed(()),
+            ),
+            (
+                "503 retries with backoff",
+                Answered((), answer(503)),
+                1,
+                false,
+                RULES,
+                Retry(Answered((), answer(503)), Wait::Backoff),
+            ),
+            (
+                "503 on the last attempt fails",
+                Answered((), answer(503)),
+                3,
+                false,
+                RULES,
+                Fail(Answered((), answer(503))),
+            ),
+            (
+                "an accepted retryable 503 on the last attempt succeeds",
+                Answered((), with(503, |a| a.accepted = true)),
+                3,
+                false,
+                RULES,
+                Succeed(()),
+            ),
+            (
+                "and is retried before it",
+                Answered((), with(503, |a| a.accepted = true)),
+                2,
+                false,
+                RULES,
+                Retry(
+                    Answered((), with(503, |a| a.accepted = true)),
+                    Wait::Backoff,
+                ),
+            ),
+            (
+                "a retryable 200 on the last attempt succeeds",
+                Answered((), with(200, |a| a.retry_on = true)),
+                3,
+                false,
+                RULES,
+                Succeed(()),
+            ),
+            (
+                "Retry-After is the wait",
+                Answered((), asking(503, 20)),
+                1,
+                false,
+                RULES,
+                Retry(Answered((), asking(503, 20)), Wait::Asked(secs(20))),
+            ),
+            (
+                "Retry-After over the cap fails",
+                Answered((), asking(503, 61)),
+                1,
+                false,
+                RULES,
+                RetryAfterTooLong(Answered((), asking(503, 61))),
+            ),
+            (
+                "Retry-After ignored: backoff",
+                Answered((), asking(503, 61)),
+                1,
+                false,
+                ignore_retry_after,
+                Retry(Answered((), asking(503, 61)), Wait::Backoff),
+            ),
+            (
+                "a stale credential is refreshed",
+                Answered((), with(401, |a| a.stale_credential = true)),
+                1,
+                false,
+                RULES,
+                RefreshCredential,
+            ),
+            (
+                "only once per call",
+                Answered((), with(401, |a| a.stale_credential = true)),
+                1,
+                true,
+                RULES,
+                Fail(Answered((), with(401, |a| a.stale_credential = true))),
+            ),
+            (
+                "a delegated rate limit goes to the caller, even when retryable",
+                Answered((), with(429, |a| a.rate_limited = true)),
+                1,
+                false,
+                RULES,
+                RateLimited((), with(429, |a| a.rate_limited = true)),
+            ),
+            (
+                "a transport error retries",
+                Failed((), connect),
+                1,
+                false,
+                RULES,
+                Retry(Failed((), connect), Wait::Backoff),
+            ),
+            (
+                "not on the last attempt",
+                Failed((), connect),
+                3,
+                false,
+                RULES,
+                Fail(Failed((), connect)),
+            ),
+            (
+                "nor for a non-idempotent call",
+                Failed((), connect),
+                1,
+                false,
+                no_failure_retries,
+                Fail(Failed((), connect)),
+            ),
+            (
+                "a status retries for a non-idempotent call",
+                Answered((), answer(503)),
+                1,
+                false,
+                no_failure_retries,
+                Retry(Answered((), answer(503)), Wait::Backoff),
+            ),
+            (
+                "the deadline ends the call",
+                OutOfTime,
+                1,
+                false,
+                RULES,
+                Fail(OutOfTime),
+            ),
+        ];
+        for (name, attempted, attempt, refreshed, rules, expected) in cases {
+            assert_eq!(
+                classify(attempted, attempt, refreshed, &rules),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_retry_names_its_reason() {
+        let timeout = RetryReason::AttemptTimeout(Duration::from_millis(300));
+        assert_eq!(
+            Attempted::<(), ()>::Answered((), answer(503)).reason(),
+            Some(RetryReason::Status(StatusCode::SERVICE_UNAVAILABLE))
+        );
+        assert_eq!(
+            Attempted::<(), ()>::Failed((), timeout).reason(),
+            Some(timeout)
+        );
+        assert_eq!(Attempted::<(), ()>::OutOfTime.reason(), None);
+        assert_eq!(timeout.to_string(), "attempt timed out after 300ms");
+    }
 
     /// The fast path (origin parsed at build time, only path and query at call time) must
     /// produce exactly what a full parse of the expanded URL produces.

@@ -175,10 +175,46 @@ pub struct Reply<O> {
     pub headers: HeaderMap,
     /// The final URL, after redirects.
     pub url: Url,
-    /// Attempts made.
+    /// Requests this call sent (0 when it was served without one: see [`served`](Self::served)).
     pub attempts: u32,
     /// Time from start to finish, on the stitch's clock.
     pub elapsed: Duration,
+    /// Where the response came from.
+    pub served: Served,
+}
+
+/// Where a [`Reply`]'s response came from.
+///
+/// ```
+/// # async fn demo(prices: stitchapi::Stitch) -> stitchapi::Result<()> {
+/// use stitchapi::{Input, Served};
+///
+/// let reply = prices.call_detailed(Input::new()).await?;
+/// if reply.served.is_from_cache() {
+///     println!("cached answer, {} requests sent", reply.attempts); // 0
+/// }
+/// assert_eq!(reply.served == Served::Network, reply.attempts > 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Served {
+    /// This call sent the request(s) (a call without a cache, a cache miss, a bypass).
+    Network,
+    /// A stored response: the cache hit.
+    CacheHit,
+    /// Another process fetched it for the fleet; this call read the entry it stored.
+    FleetFilled,
+    /// An identical call in flight in this process fetched it; this call shared the result.
+    Coalesced,
+}
+
+impl Served {
+    /// Whether the response was read from the cache's store ([`CacheHit`](Served::CacheHit)
+    /// or [`FleetFilled`](Served::FleetFilled)).
+    pub fn is_from_cache(self) -> bool {
+        matches!(self, Served::CacheHit | Served::FleetFilled)
+    }
 }
 
 /// The `stitch.call` span of one call; the engine fills in the empty fields.
@@ -241,8 +277,8 @@ impl<O: MaybeSend + 'static> Stitch<O> {
         self.call(Input::from_fields(input)).await
     }
 
-    /// Calls the endpoint and returns the output with its status, headers, final URL and
-    /// attempt count.
+    /// Calls the endpoint and returns the output with its status, headers, final URL,
+    /// attempt count and where it was served from ([`Reply::served`]).
     pub async fn call_detailed(&self, input: Input) -> Result<Reply<O>> {
         let spec = &self.inner.spec;
         let span = call_span(spec);
@@ -259,8 +295,10 @@ impl<O: MaybeSend + 'static> Stitch<O> {
         .await
     }
 
-    /// Calls the endpoint and streams its events (start, progress, result or error, done).
-    /// Dropping the stream cancels the call.
+    /// Calls the endpoint and streams its events: start, typed progress
+    /// ([`Step`](crate::Step): request, retry with its reason and delay, throttle, auth,
+    /// cache, circuit), result (with [`Served`]) or error, done. Dropping the stream cancels
+    /// the call. See the [`event`](crate::event) module for an example.
     pub fn stream(&self, input: Input) -> EventStream<O> {
         let inner = self.inner.clone();
         let principal = self.principal.clone();

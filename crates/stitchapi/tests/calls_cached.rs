@@ -9,8 +9,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
+use stitchapi::event::{CacheEvent, NotStoredReason};
 use stitchapi::testing::ManualClock;
-use stitchapi::{Auth, Cache, Event, Input, MemoryStore, Phase, Seam, Stitch};
+use stitchapi::{Auth, Cache, Event, Input, MemoryStore, Seam, Served, Step, Stitch};
 use support::{Answer, Upstream};
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +38,8 @@ async fn a_hit_is_served_without_the_network_until_the_ttl_ends() {
     }
     assert_eq!(upstream.hit_count(), 1);
     let reply = stitch.call_detailed(Input::new()).await.unwrap();
+    assert_eq!(reply.served, Served::CacheHit);
+    assert!(reply.served.is_from_cache());
     assert_eq!(reply.attempts, 0, "a hit makes no attempt");
 
     clock.advance(Duration::from_secs(300));
@@ -190,23 +193,31 @@ async fn the_stream_reports_miss_then_hit() {
         .cache("1m")
         .build()
         .unwrap();
-    let details = |events: Vec<Event<serde_json::Value>>| -> Vec<String> {
+    let cache_events = |events: &[Event<serde_json::Value>]| -> Vec<CacheEvent> {
         events
-            .into_iter()
+            .iter()
             .filter_map(|event| match event {
-                Event::Progress(p) if p.phase == Phase::Cache => Some(p.detail),
+                Event::Progress(p) => match p.step {
+                    Step::Cache(event) => Some(event),
+                    _ => None,
+                },
                 _ => None,
             })
             .collect()
     };
-    assert_eq!(
-        details(stitch.stream(Input::new()).collect().await),
-        ["miss"]
-    );
-    assert_eq!(
-        details(stitch.stream(Input::new()).collect().await),
-        ["hit"]
-    );
+    let served = |events: &[Event<serde_json::Value>]| {
+        events.iter().find_map(|event| match event {
+            Event::Result { served, .. } => Some(*served),
+            _ => None,
+        })
+    };
+    let first: Vec<_> = stitch.stream(Input::new()).collect().await;
+    assert_eq!(cache_events(&first), [CacheEvent::Miss]);
+    assert_eq!(served(&first), Some(Served::Network));
+    let second: Vec<_> = stitch.stream(Input::new()).collect().await;
+    assert_eq!(cache_events(&second), [CacheEvent::Hit]);
+    assert_eq!(served(&second), Some(Served::CacheHit));
+    assert_eq!(CacheEvent::Hit.to_string(), "hit");
 }
 
 #[tokio::test]
@@ -300,7 +311,7 @@ async fn a_response_that_varies_on_accept_language_is_cached_per_language() {
         "no language is a variant too"
     );
     let reply = greeting.call_detailed(in_language("fr")).await.unwrap();
-    assert_eq!(reply.attempts, 0);
+    assert_eq!((reply.served, reply.attempts), (Served::CacheHit, 0));
     assert_eq!(reply.headers["vary"], "Accept-Language");
 
     // Invalidating the entry drops every variant.
@@ -353,11 +364,14 @@ async fn a_response_with_vary_star_is_never_stored() {
         .cache("5m")
         .build()
         .unwrap();
-    let details = |events: Vec<Event<String>>| -> Vec<String> {
+    let details = |events: Vec<Event<String>>| -> Vec<(CacheEvent, String)> {
         events
             .into_iter()
             .filter_map(|event| match event {
-                Event::Progress(p) if p.phase == Phase::Cache => Some(p.detail),
+                Event::Progress(p) => match p.step {
+                    Step::Cache(event) => Some((event, p.to_string())),
+                    _ => None,
+                },
                 _ => None,
             })
             .collect()
@@ -365,8 +379,11 @@ async fn a_response_with_vary_star_is_never_stored() {
     assert_eq!(
         details(unique.stream(Input::new()).collect().await),
         [
-            "miss",
-            "not stored: the response varies on every request (Vary: *)"
+            (CacheEvent::Miss, "miss".to_owned()),
+            (
+                CacheEvent::NotStored(NotStoredReason::VariesOnEverything),
+                "not stored: the response varies on every request (Vary: *)".to_owned()
+            )
         ]
     );
     assert_eq!(unique.call(Input::new()).await.unwrap(), "response 1");
@@ -395,15 +412,29 @@ async fn members_built_per_request_coalesce_identical_calls() {
                     .cache("1m")
                     .build()
                     .unwrap();
-                prices.call(Input::new()).await
+                prices.call_detailed(Input::new()).await
             })
         })
         .collect();
+    let mut served = Vec::new();
     for call in calls {
-        assert_eq!(call.await.unwrap().unwrap()["eur"], 1.08);
+        let reply = call.await.unwrap().unwrap();
+        assert_eq!(reply.data["eur"], 1.08);
+        assert_eq!(reply.attempts > 0, reply.served == Served::Network);
+        served.push(reply.served);
     }
     // Principal tenancy keeps alice's and bob's entries apart: one fetch each.
     assert_eq!(upstream.hit_count(), 2);
+    let fetched = served.iter().filter(|s| **s == Served::Network).count();
+    assert_eq!(fetched, 2, "{served:?}");
+    // The others shared a fetch in flight (or, if they started late, hit its entry).
+    assert!(
+        served
+            .iter()
+            .all(|s| matches!(s, Served::Network | Served::Coalesced | Served::CacheHit)),
+        "{served:?}"
+    );
+    assert!(served.contains(&Served::Coalesced), "{served:?}");
 }
 
 /// A call that waits on an identical call's fetch still ends at its own deadline, with the

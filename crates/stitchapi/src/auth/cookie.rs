@@ -9,7 +9,7 @@ use http::header::SET_COOKIE;
 use http::{HeaderMap, StatusCode};
 use url::{Host, Url};
 
-use super::{AuthContext, AuthRequest, AuthStrategy, CredentialId};
+use super::{AuthContext, AuthEvent, AuthRequest, AuthStrategy, CredentialId};
 use crate::error::{Error, ErrorKind};
 use crate::flight::{self, DEFAULT_LOCK_TTL, Flights, Flown};
 use crate::input::Input;
@@ -345,13 +345,13 @@ impl CookieSession {
             flown,
             Some(Flown::FleetFilled | Flown::Led { waited: true })
         ) {
-            cx.emit("cookie", "wait", "waited for another process's login");
+            cx.emit(AuthEvent::WaitedForLogin);
         }
         Ok(session)
     }
 
     async fn login(&self, cx: &AuthContext<'_>, key: &str) -> Result<Bytes, Error> {
-        cx.emit("cookie", "login", "logging in");
+        cx.emit(AuthEvent::LoggingIn);
         let input = match &self.login_input {
             Some(f) => f.input(cx.principal),
             None => Input::new(),

@@ -335,16 +335,59 @@ pub struct Applied {
     pub credential: Option<CredentialId>,
 }
 
-/// An auth progress event. It never carries a secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What an auth strategy did, reported as a progress step. It never carries a secret.
+///
+/// ```
+/// use stitchapi::auth::AuthEvent;
+///
+/// assert_eq!(AuthEvent::TokenRequested.to_string(), "requesting an oauth2 token");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct AuthEvent {
-    /// The strategy's scheme.
-    pub scheme: &'static str,
-    /// What happened: `"token"`, `"token-refresh"`, `"login"`, `"wait"`, `"hook"`...
-    pub detail: &'static str,
-    /// A human-readable line.
-    pub message: String,
+pub enum AuthEvent {
+    /// A new OAuth2 token is requested (client credentials grant).
+    TokenRequested,
+    /// The OAuth2 token is renewed with the `refresh_token` grant.
+    TokenRefreshing,
+    /// The `refresh_token` grant failed with an error of this kind; a new token is requested
+    /// with the client credentials grant instead.
+    RefreshGrantFailed(ErrorKind),
+    /// Another process was fetching the token; this call waited for it.
+    WaitedForToken,
+    /// The cookie session logs in.
+    LoggingIn,
+    /// Another process was logging in; this call waited for its session.
+    WaitedForLogin,
+    /// The upstream rejected the credential as stale; the engine renews it and redoes the
+    /// attempt (once per call).
+    CredentialRefresh,
+    /// A step of a strategy outside this crate: its scheme and what it did.
+    Custom {
+        /// The strategy's scheme.
+        scheme: &'static str,
+        /// What it did, as a short phrase.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for AuthEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthEvent::TokenRequested => f.write_str("requesting an oauth2 token"),
+            AuthEvent::TokenRefreshing => {
+                f.write_str("refreshing the oauth2 token with the refresh_token grant")
+            }
+            AuthEvent::RefreshGrantFailed(kind) => write!(
+                f,
+                "refresh_token grant failed ({kind:?}); falling back to client_credentials"
+            ),
+            AuthEvent::WaitedForToken => f.write_str("waited for another process's token fetch"),
+            AuthEvent::LoggingIn => f.write_str("logging in"),
+            AuthEvent::WaitedForLogin => f.write_str("waited for another process's login"),
+            AuthEvent::CredentialRefresh => f.write_str("refresh"),
+            AuthEvent::Custom { scheme, what } => write!(f, "{scheme}: {what}"),
+        }
+    }
 }
 
 /// Receives [`AuthEvent`]s (the engine turns them into `info` progress events).
@@ -440,14 +483,10 @@ impl<'a> AuthContext<'a> {
         self
     }
 
-    /// Emits an event (ignored without a sink).
-    pub fn emit(&self, scheme: &'static str, detail: &'static str, message: impl Into<String>) {
+    /// Reports an event (ignored without a sink).
+    pub fn emit(&self, event: AuthEvent) {
         if let Some(events) = self.events {
-            events.event(&AuthEvent {
-                scheme,
-                detail,
-                message: message.into(),
-            });
+            events.event(&event);
         }
     }
 

@@ -8,7 +8,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::header::basic_value;
-use super::{AuthContext, AuthRequest, AuthStrategy, CredentialId, Secret};
+use super::{AuthContext, AuthEvent, AuthRequest, AuthStrategy, CredentialId, Secret};
 use crate::duration::DurationSpec;
 use crate::error::{Error, ErrorKind};
 use crate::flight::{self, DEFAULT_LOCK_TTL, Flights, Flown};
@@ -297,7 +297,7 @@ impl OAuth2 {
             flown,
             Some(Flown::FleetFilled | Flown::Led { waited: true })
         ) {
-            cx.emit("oauth2", "wait", "waited for another process's token fetch");
+            cx.emit(AuthEvent::WaitedForToken);
         }
         Ok(token)
     }
@@ -307,28 +307,20 @@ impl OAuth2 {
         let previous_refresh = previous.and_then(|r| r.refresh_token);
         let mut response = None;
         if let Some(refresh_token) = &previous_refresh {
-            cx.emit(
-                "oauth2",
-                "token-refresh",
-                "refreshing the oauth2 token with the refresh_token grant",
-            );
+            cx.emit(AuthEvent::TokenRefreshing);
             let form = vec![
                 ("grant_type".to_owned(), "refresh_token".to_owned()),
                 ("refresh_token".to_owned(), refresh_token.clone()),
             ];
             match self.request(cx, form).await {
                 Ok(r) => response = Some(r),
-                Err(e) => cx.emit(
-                    "oauth2",
-                    "token-refresh",
-                    format!("refresh_token grant failed ({e}); falling back to client_credentials"),
-                ),
+                Err(e) => cx.emit(AuthEvent::RefreshGrantFailed(e.kind())),
             }
         }
         let response = match response {
             Some(r) => r,
             None => {
-                cx.emit("oauth2", "token", "requesting an oauth2 token");
+                cx.emit(AuthEvent::TokenRequested);
                 self.request(cx, self.client_credentials_form()).await?
             }
         };
@@ -689,14 +681,14 @@ mod tests {
         env.mock.route(Method::POST, "/token", [token("t1", 3600)]);
         let auth = oauth("k");
         let events = std::sync::Mutex::new(Vec::new());
-        let sink = |event: &super::super::AuthEvent| events.lock().unwrap().push(event.clone());
+        let sink = |event: &AuthEvent| events.lock().unwrap().push(*event);
         let cx = env.cx().with_events(Some(&sink));
         assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
         assert_eq!(bearer(&auth, &cx).await.unwrap(), "Bearer t1");
         assert_eq!(env.mock.request_count(), 1);
         let events = events.lock().unwrap().clone();
         assert_eq!(events.len(), 1);
-        assert_eq!((events[0].scheme, events[0].detail), ("oauth2", "token"));
+        assert_eq!(events, [AuthEvent::TokenRequested]);
         assert!(
             !format!("{events:?}").contains("csecret") && !format!("{events:?}").contains("t1")
         );

@@ -24,6 +24,7 @@ use xxhash_rust::xxh64::xxh64;
 
 use super::CachePolicy;
 use super::entry::VariantList;
+use crate::event::BypassReason;
 use crate::headers;
 use crate::tenancy::Tenancy;
 
@@ -61,11 +62,11 @@ pub(crate) enum Bypass {
 }
 
 impl Bypass {
-    /// The event detail, e.g. `"bypass: method"`.
-    pub(crate) fn detail(self) -> &'static str {
+    /// The public reason.
+    pub(crate) fn reason(self) -> BypassReason {
         match self {
-            Bypass::Method => "bypass: method not cached",
-            Bypass::Credentialed => "bypass: credentials without a principal",
+            Bypass::Method => BypassReason::Method,
+            Bypass::Credentialed => BypassReason::CredentialsWithoutPrincipal,
         }
     }
 }

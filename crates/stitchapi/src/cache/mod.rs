@@ -562,7 +562,7 @@ pub mod bench_support {
             let key = self
                 .0
                 .key(&request(method, url, headers))
-                .map_err(|b| Error::input(b.detail()))?;
+                .map_err(|b| Error::input(format!("bypass: {}", b.reason())))?;
             let served = self
                 .0
                 .read_through(&key, headers, || async {

@@ -24,6 +24,7 @@ use super::entry::{CachedResponse, Stored, VariantList, Vary};
 use super::key::{self, Bypass, CacheKey, KeyRequest};
 use super::{CachePolicy, Coalesce};
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::{CacheEvent, NotStoredReason};
 use crate::flight::{self, FleetFlight, FleetTiming, Flights, Flown};
 use crate::store::{DynStore, StitchStore, keys};
 use crate::time::{Clock, Timestamp};
@@ -93,15 +94,15 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// The event detail.
-    pub(crate) fn detail(self) -> &'static str {
+    /// The progress event.
+    pub(crate) fn event(self) -> CacheEvent {
         match self {
             #[cfg(any(test, feature = "testing"))]
-            Outcome::Hit => "hit",
-            Outcome::Fetched { waited: false } => "miss",
-            Outcome::Fetched { waited: true } => "miss (after a fleet wait)",
-            Outcome::Coalesced => "coalesced",
-            Outcome::FleetFilled => "hit (fleet filled)",
+            Outcome::Hit => CacheEvent::Hit,
+            Outcome::Fetched { waited: false } => CacheEvent::Miss,
+            Outcome::Fetched { waited: true } => CacheEvent::MissAfterFleetWait,
+            Outcome::Coalesced => CacheEvent::Coalesced,
+            Outcome::FleetFilled => CacheEvent::FleetFilled,
         }
     }
 
@@ -121,7 +122,7 @@ pub(crate) struct Served {
     /// How it was obtained.
     pub(crate) outcome: Outcome,
     /// Why the response was not stored, when it was not (a store error, `Vary: *`).
-    pub(crate) not_stored: Option<String>,
+    pub(crate) not_stored: Option<NotStoredReason>,
 }
 
 /// What a fill shares with the identical calls waiting on it.
@@ -326,7 +327,7 @@ impl ResponseCache {
         slot: &Slot,
         headers: &HeaderMap,
         response: CachedResponse,
-    ) -> (Filled, Option<String>) {
+    ) -> (Filled, Option<NotStoredReason>) {
         let names = match Vary::of(&response.headers, &self.policy.ignored) {
             Vary::Any => {
                 let filled = Filled {
@@ -334,10 +335,7 @@ impl ResponseCache {
                     variant: None,
                     varies_on_everything: true,
                 };
-                return (
-                    filled,
-                    Some("the response varies on every request (Vary: *)".to_owned()),
-                );
+                return (filled, Some(NotStoredReason::VariesOnEverything));
             }
             Vary::None => {
                 let stored = self.put(&slot.entry_key, response.encode()).await;
@@ -349,7 +347,10 @@ impl ResponseCache {
                     variant: None,
                     varies_on_everything: false,
                 };
-                return (filled, stored.err().map(|e| e.to_string()));
+                return (
+                    filled,
+                    stored.err().map(|e| NotStoredReason::store_failed(&e)),
+                );
             }
             Vary::On(names) => names,
         };
@@ -371,7 +372,10 @@ impl ResponseCache {
             variant: Some((list, variant)),
             varies_on_everything: false,
         };
-        (filled, stored.err().map(|e| e.to_string()))
+        (
+            filled,
+            stored.err().map(|e| NotStoredReason::store_failed(&e)),
+        )
     }
 
     /// Deletes the entry a lookup found (a hit that no longer decodes), best effort.
@@ -503,7 +507,7 @@ impl ResponseCache {
         headers: &HeaderMap,
         deadline: Option<Timestamp>,
         fetch: F,
-    ) -> Result<((Filled, Option<String>), Flown)>
+    ) -> Result<((Filled, Option<NotStoredReason>), Flown)>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<CachedResponse>>,
@@ -565,14 +569,14 @@ impl ResponseCache {
                 Ok(Served {
                     response,
                     outcome: Outcome::Fetched { waited: false },
-                    not_stored: Some(e.to_string()),
+                    not_stored: Some(NotStoredReason::store_failed(&e)),
                 })
             }
         }
     }
 }
 
-fn served(filled: Filled, outcome: Outcome, not_stored: Option<String>) -> Served {
+fn served(filled: Filled, outcome: Outcome, not_stored: Option<NotStoredReason>) -> Served {
     Served {
         response: filled.response,
         outcome,
