@@ -14,12 +14,18 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
+/// The tests of this file run one at a time: `tracing` computes a callsite's interest when it
+/// is first hit, and a call running in another test while the span test installs its
+/// subscriber can leave the call span's callsite disabled for it.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 // ---------------------------------------------------------------------------------------
 // Empty path values (issue 9, item 15)
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn an_empty_path_value_is_an_input_error_naming_the_variable() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     let base = upstream.url();
     let cases = [
@@ -68,6 +74,7 @@ async fn an_empty_path_value_is_an_input_error_naming_the_variable() {
 
 #[tokio::test]
 async fn empty_values_keep_their_meaning_in_the_query_and_in_exploded_lists() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     let base = upstream.url();
     let send = |template: String, input: Input| {
@@ -110,6 +117,7 @@ async fn empty_values_keep_their_meaning_in_the_query_and_in_exploded_lists() {
 
 #[tokio::test]
 async fn allow_empty_opts_a_variable_in_on_a_stitch_and_on_a_seam_member() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     let stitch = Stitch::get(format!("{}/users/{{id}}", upstream.url()))
         .allow_empty("id")
@@ -168,6 +176,7 @@ async fn allow_empty_opts_a_variable_in_on_a_stitch_and_on_a_seam_member() {
 
 #[tokio::test]
 async fn reserved_expansion_refuses_dot_segments_behind_encoded_separators() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     let stitch = Stitch::get(format!("{}/files/{{+path}}/raw", upstream.url()))
         .accept(StatusMatch::when(|_| true))
@@ -232,6 +241,7 @@ async fn reserved_expansion_refuses_dot_segments_behind_encoded_separators() {
 
 #[tokio::test]
 async fn path_values_refuse_dot_segments_a_decoding_server_would_see() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     let stitch = Stitch::get(format!("{}/users/{{id}}/profile", upstream.url()))
         .accept(StatusMatch::when(|_| true))
@@ -270,6 +280,7 @@ async fn path_values_refuse_dot_segments_a_decoding_server_would_see() {
 /// path into the query or the fragment, so another endpoint was called.
 #[tokio::test]
 async fn a_reserved_value_cannot_end_the_path_before_the_template_does() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     let stitch = Stitch::delete(format!("{}/files/{{+path}}/versions?all=1", upstream.url()))
         .accept(StatusMatch::when(|_| true))
@@ -316,6 +327,7 @@ async fn a_reserved_value_cannot_end_the_path_before_the_template_does() {
 
 #[tokio::test]
 async fn a_member_path_with_a_url_in_its_query_is_relative() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     let api = Seam::builder(format!("{}/v1", upstream.url()))
         .build()
@@ -356,6 +368,7 @@ async fn a_member_path_with_a_url_in_its_query_is_relative() {
 
 #[tokio::test]
 async fn userinfo_in_a_url_is_refused_pointing_to_basic_auth() {
+    let _serial = SERIAL.lock().await;
     for url in [
         "https://user:hunter2@api.example.com/x",
         "https://hunter2@api.example.com/{id}",
@@ -422,6 +435,7 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
 
 #[tokio::test]
 async fn literal_query_values_never_show_in_names_debug_errors_or_traces() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     upstream.script("/items", [Answer::status(500)]);
     let spans = Spans::default();
@@ -504,6 +518,7 @@ async fn literal_query_values_never_show_in_names_debug_errors_or_traces() {
 
 #[tokio::test]
 async fn seam_members_redact_their_joined_url() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     upstream.script("/v1/items", [Answer::status(404)]);
     let api = Seam::builder(format!("{}/v1", upstream.url()))
@@ -530,6 +545,7 @@ async fn seam_members_redact_their_joined_url() {
 
 #[tokio::test]
 async fn stitches_that_differ_only_in_literal_query_values_keep_their_own_state() {
+    let _serial = SERIAL.lock().await;
     let upstream = Upstream::start().await;
     upstream.script("/search", [Answer::status(500)]);
     let store = Arc::new(MemoryStore::new());
