@@ -23,23 +23,10 @@
 //!
 //! Only outcomes of requests that were sent count. A call that ends before its request goes
 //! out (its own deadline ran out in the throttle, the store or the credential fetch failed)
-//! is [abstained](Breaker::abstain): nothing is counted, and a trial it held is given back.
+//! is abstained: nothing is counted, and a trial it held is given back.
 //!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
-//! use std::sync::Arc;
-//! use stitchapi::MemoryStore;
-//! use stitchapi::circuit::Circuit;
-//! use stitchapi::time::ManualClock;
-//!
-//! let breaker = Circuit::new(2, std::time::Duration::from_secs(30)).build("api", Arc::new(MemoryStore::new()), Arc::new(ManualClock::new()))?;
-//! for _ in 0..2 {
-//!     let admission = breaker.admit().await?;
-//!     breaker.record(admission, false).await?;
-//! }
-//! assert_eq!(breaker.admit().await.unwrap_err().message(), "circuit open");
-//! # Ok(()) }
-//! ```
+//! A stitch declares it with `.circuit(failures, cooldown)`; the [crate docs](crate#circuit-breaker)
+//! show a whole call.
 
 use std::fmt;
 use std::future::Future;
@@ -58,6 +45,9 @@ use crate::flight::{DEFAULT_LOCK_TTL, FleetLock, HeldLock};
 use crate::store::keys::{self, CircuitKeys};
 use crate::store::{DynStore, Scope, StoreError, StoreErrorKind};
 use crate::time::Clock;
+
+#[cfg(test)]
+mod tests;
 
 /// A circuit breaker declaration: open after `failures` failed calls in a row, for `cooldown`.
 ///
@@ -85,7 +75,7 @@ impl Circuit {
     }
 
     /// Checks the declaration and binds it to the `circuit:<key>:*` keys in `store`.
-    pub fn build(
+    pub(crate) fn build(
         &self,
         key: &str,
         store: DynStore,
@@ -184,7 +174,7 @@ impl<'de> Deserialize<'de> for Circuit {
 
 /// A circuit breaker bound to its store keys. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     threshold: i64,
     cooldown: Duration,
     keys: CircuitKeys,
@@ -206,7 +196,7 @@ enum Trial {
 /// admission back to [`Breaker::record`].
 #[derive(Debug)]
 #[must_use = "record the call's outcome with Breaker::record"]
-pub struct Admission {
+pub(crate) struct Admission {
     /// The failures counted when the call was admitted.
     seen: i64,
     trial: Option<TrialHold>,
@@ -233,13 +223,13 @@ impl Drop for LocalTrial {
 
 impl Admission {
     /// Whether this call is the half-open trial.
-    pub fn is_trial(&self) -> bool {
+    pub(crate) fn is_trial(&self) -> bool {
         self.trial.is_some()
     }
 
     /// Runs the admitted call. A trial keeps its lock alive while `call` runs, so no second
     /// trial starts however long it takes.
-    pub async fn hold<F: Future>(&self, clock: &dyn Clock, call: F) -> F::Output {
+    pub(crate) async fn hold<F: Future>(&self, clock: &dyn Clock, call: F) -> F::Output {
         match &self.trial {
             Some(TrialHold::Store(held)) => held.hold(clock, call).await,
             _ => call.await,
@@ -250,7 +240,7 @@ impl Admission {
 /// What recording an outcome did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Transition {
+pub(crate) enum Transition {
     /// Nothing changed phase.
     None,
     /// This failure opened (or re-opened) the breaker: emit the `circuit open` event.
@@ -281,7 +271,7 @@ impl Breaker {
     /// Before a call: one store read when closed. Open fails with `CircuitOpen` (status
     /// 503, "circuit open"); half-open admits exactly one trial at a time. A store failure is
     /// an error of kind `Store`.
-    pub async fn admit(&self) -> Result<Admission, Error> {
+    pub(crate) async fn admit(&self) -> Result<Admission, Error> {
         let seen = self.read_number(&self.keys.failures).await?.unwrap_or(0);
         if seen < self.threshold {
             return Ok(Admission { seen, trial: None });
@@ -317,7 +307,11 @@ impl Breaker {
     /// After a call: a success closes the breaker (no write when it was already clean); a
     /// failure is counted, and opens the breaker when it reaches the threshold or when the
     /// trial failed.
-    pub async fn record(&self, admission: Admission, success: bool) -> Result<Transition, Error> {
+    pub(crate) async fn record(
+        &self,
+        admission: Admission,
+        success: bool,
+    ) -> Result<Transition, Error> {
         let Admission { seen, trial } = admission;
         let result = self.record_outcome(seen, trial.is_some(), success).await;
         if let Some(TrialHold::Store(held)) = trial {
@@ -329,21 +323,7 @@ impl Breaker {
     /// Records nothing for an admitted call whose request never reached the upstream (the
     /// caller's own deadline ran out in the throttle, the store or auth failed first): only
     /// outcomes of requests sent count. A trial is given back for the next caller.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
-    /// use std::sync::Arc;
-    /// use stitchapi::MemoryStore;
-    /// use stitchapi::circuit::Circuit;
-    /// use stitchapi::time::SystemClock;
-    ///
-    /// let breaker = Circuit::new(1, "30s").build("api", Arc::new(MemoryStore::new()), Arc::new(SystemClock::new()))?;
-    /// let admission = breaker.admit().await?;
-    /// breaker.abstain(admission).await;
-    /// assert!(breaker.admit().await.is_ok(), "nothing was counted");
-    /// # Ok(()) }
-    /// ```
-    pub async fn abstain(&self, admission: Admission) {
+    pub(crate) async fn abstain(&self, admission: Admission) {
         if let Some(TrialHold::Store(held)) = admission.trial {
             held.release().await;
         }
@@ -381,9 +361,10 @@ impl Breaker {
         Ok(Transition::Opened)
     }
 
+    #[cfg(test)]
     /// The store key that counts the breaker's consecutive failures
     /// (`circuit:<key>:failures`).
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.keys.failures
     }
 }

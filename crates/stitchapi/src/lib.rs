@@ -160,6 +160,10 @@
 //! `Throttle::delegate()` does not throttle: a 429 becomes a [`ErrorKind::RateLimited`] error
 //! carrying [`Error::retry_after`], for callers that schedule their own work.
 //!
+//! Public in [`throttle`]: what a user declares ([`Throttle`](throttle::Throttle), `Rate`, `Pool`,
+//! `StoreFailure`) and [`gcra::step`](throttle::gcra::step), which a store's `reserve` mirrors; the
+//! limiter that enforces it is crate-private, free to change.
+//!
 //! ## Circuit breaker
 //!
 //! `circuit(failures, cooldown)`: after `failures` consecutive service failures (transport
@@ -189,6 +193,9 @@
 //! assert_eq!(mock.request_count(), 2);
 //! # Ok(()) }
 //! ```
+//!
+//! Public in [`circuit`]: the [`Circuit`](circuit::Circuit) declaration (settings, config files);
+//! the breaker that enforces it is crate-private, free to change.
 //!
 //! ## Response cache
 //!
@@ -422,6 +429,8 @@ mod stitch;
 pub mod store;
 pub mod template;
 mod tenancy;
+#[cfg(test)]
+mod test_stores;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod throttle;

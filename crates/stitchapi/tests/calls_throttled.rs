@@ -171,54 +171,6 @@ fn invalid_throttles_fail_at_build() {
 }
 
 #[tokio::test]
-async fn a_fleet_queue_longer_than_a_period_is_not_jumped() {
-    use stitchapi::testing::FleetStore;
-    let clock = ManualClock::new();
-    let store = Arc::new(FleetStore::new(clock.clone()));
-    let limiter = |clock: &ManualClock| {
-        Throttle::new("10/s")
-            .build("shared", store.clone(), Arc::new(clock.clone()))
-            .unwrap()
-            .unwrap()
-    };
-    // Process A queues 30 grants at once: three seconds of pacing.
-    let (done, mut order) = tokio::sync::mpsc::unbounded_channel();
-    let a = limiter(&clock);
-    for i in 0..30 {
-        let (a, done) = (a.clone(), done.clone());
-        tokio::spawn(async move {
-            let _grant = a.acquire(None).await.unwrap();
-            done.send(format!("a{i}")).unwrap();
-        });
-    }
-    while clock.pending() < 29 {
-        tokio::task::yield_now().await;
-    }
-    // More than one period later, process B asks: it must queue behind A's grants.
-    clock.advance(Duration::from_millis(1500));
-    let b = limiter(&clock);
-    tokio::spawn(async move {
-        let _grant = b.acquire(None).await.unwrap();
-        done.send("b".to_owned()).unwrap();
-    });
-    let mut finished = Vec::new();
-    while finished.len() < 31 {
-        tokio::task::yield_now().await;
-        while let Ok(name) = order.try_recv() {
-            finished.push(name);
-        }
-        if clock.pending() > 0 && finished.len() < 31 {
-            clock.advance_to_next();
-        }
-    }
-    assert_eq!(
-        finished.last().map(String::as_str),
-        Some("b"),
-        "{finished:?}"
-    );
-}
-
-#[tokio::test]
 async fn a_fleet_slot_is_free_when_the_call_returns() {
     // A process that exits right after its last call must not leave its lease behind: the
     // release is awaited, not left to a background task.

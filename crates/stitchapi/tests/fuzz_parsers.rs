@@ -15,7 +15,7 @@ use stitchapi::duration::{DurationSpec, format_duration, parse_duration};
 use stitchapi::testing::{ManualClock, MockResponse, MockTransport};
 use stitchapi::throttle::{Rate, Throttle};
 use stitchapi::time::Clock;
-use stitchapi::{ErrorKind, Input, MemoryStore, Retry, Stitch, Timeout};
+use stitchapi::{ErrorKind, Input, Retry, Stitch, Timeout};
 
 /// The longest duration a string may spell (`parse_duration` refuses more).
 const LONGEST: Duration = Duration::from_secs(1_000_000_000_000);
@@ -107,8 +107,9 @@ proptest! {
                 let message = error.to_string();
                 prop_assert!(message.starts_with("invalid rate"), "{message}");
                 // Through a throttle, the same text fails `build()` naming the field and the fix.
-                let built = Throttle::new(text.as_str())
-                    .build("k", Arc::new(MemoryStore::new()), Arc::new(ManualClock::new()));
+                let built = Stitch::get("https://x.example")
+                    .throttle(Throttle::new(text.as_str()))
+                    .build();
                 let error = built.unwrap_err();
                 prop_assert_eq!(error.field(), "throttle.rate");
                 let message = error.to_string();

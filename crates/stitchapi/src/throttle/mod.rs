@@ -1,7 +1,7 @@
 //! Throttling: pacing ([`Rate`], `"10/s"`) and a concurrency cap, in this process or fleet-wide.
 //!
-//! A [`Throttle`] is a declaration; [`Throttle::build`] resolves it against a store's
-//! [`Capabilities`](crate::store::Capabilities) into a [`Limiter`]:
+//! A [`Throttle`] is a declaration; a stitch or seam resolves it when it is built, against its
+//! store's [`Capabilities`](crate::store::Capabilities), into a limiter (crate-private):
 //!
 //! - a store whose scope is [`Scope::Process`] (the memory store) gets the **in-process
 //!   limiter**: a FIFO concurrency queue, then a pacing cell ([`gcra`]);
@@ -15,7 +15,7 @@
 //! to N× the rate until the window's slots catch up with the clock.
 //!
 //! Every wait is bounded by the call's deadline: a grant that would come after it fails at once
-//! with [`AcquireError::DeadlineExceeded`], and costs the callers after it nothing (the pacing
+//! with a timeout error, and costs the callers after it nothing (the pacing
 //! cell is not advanced, in the process or in the store: `reserve` takes the deadline as its
 //! `latest`). The window-counter fallback cannot take a counted slot back.
 //!
@@ -30,19 +30,24 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use stitchapi::MemoryStore;
+//! use http::Method;
+//! use stitchapi::testing::{ManualClock, MockResponse, MockTransport};
 //! use stitchapi::throttle::Throttle;
-//! use stitchapi::time::{Clock, ManualClock};
+//! use stitchapi::time::Clock;
+//! use stitchapi::{Input, Stitch};
 //!
-//! let clock = Arc::new(ManualClock::auto_advance());
-//! let limiter = Throttle::new("10/s")
-//!     .with_concurrency(4)
-//!     .build("api", Arc::new(MemoryStore::new()), clock.clone())?
-//!     .expect("not a delegate throttle");
-//! let first = limiter.acquire(None).await.unwrap();
-//! let second = limiter.acquire(None).await.unwrap();
-//! assert_eq!(first.waited(), Duration::ZERO);
-//! assert_eq!(second.waited(), Duration::from_millis(100));
+//! let mock = MockTransport::new();
+//! mock.route(Method::GET, "/prices", [MockResponse::status(200)]);
+//! let clock = ManualClock::auto_advance();
+//! let prices = Stitch::get("https://api.example.com/prices")
+//!     .throttle(Throttle::new("10/s").with_concurrency(4))
+//!     .transport(Arc::new(mock.clone()))
+//!     .clock(Arc::new(clock.clone()))
+//!     .build()?;
+//! let start = clock.now();
+//! prices.call(Input::new()).await?;
+//! prices.call(Input::new()).await?; // paced: 100 ms after the first
+//! assert_eq!(clock.now().saturating_duration_since(start), Duration::from_millis(100));
 //! # Ok(()) }
 //! ```
 
@@ -51,6 +56,8 @@ mod local;
 mod permit;
 mod rate;
 mod stored;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::Arc;
@@ -67,7 +74,7 @@ use crate::time::{Clock, Timestamp};
 use http::StatusCode;
 
 use local::LocalLimiter;
-pub use permit::Permit;
+pub(crate) use permit::Permit;
 pub use rate::{Rate, RateError, RateSpec};
 use stored::{Pacing, StoreLimiter};
 
@@ -96,8 +103,8 @@ pub enum StoreFailure {
     /// Fail the call with the store's error (kind `Store`), not retried. The default.
     #[default]
     FailClosed,
-    /// Fall back to the in-process limiter for that acquire and report it
-    /// ([`Grant::fell_back`]).
+    /// Fall back to the in-process limiter for that acquire and report it (a progress event
+    /// carrying the store's error).
     FailOpen,
 }
 
@@ -159,7 +166,7 @@ impl Throttle {
     }
 
     /// A throttle pacing at `rate`: a [`Rate`], or a string (`"10/s"`, `"120/m"`,
-    /// `"100/15m"`, `"2/500ms"`) checked by [`build`](Self::build).
+    /// `"100/15m"`, `"2/500ms"`) checked by [`build`](crate::StitchBuilder::build).
     pub fn new(rate: impl Into<RateSpec>) -> Self {
         Throttle {
             rate: Some(rate.into()),
@@ -168,12 +175,12 @@ impl Throttle {
     }
 
     /// A throttle that only caps the calls in flight at `limit` (no pacing); 0 is refused by
-    /// [`build`](Self::build).
+    /// [`build`](crate::StitchBuilder::build).
     pub fn concurrency(limit: u32) -> Self {
         Throttle::empty().with_concurrency(limit)
     }
 
-    /// Also caps the calls in flight at `limit`; 0 is refused by [`build`](Self::build).
+    /// Also caps the calls in flight at `limit`; 0 is refused by [`build`](crate::StitchBuilder::build).
     pub fn with_concurrency(mut self, limit: u32) -> Self {
         self.concurrency = Some(limit);
         self
@@ -207,7 +214,7 @@ impl Throttle {
     }
 
     /// The statuses that count as a rate limit in delegate mode: [`StatusCode`]s or `u16`s
-    /// (an invalid code is refused by [`build`](Self::build), naming `throttle.on`).
+    /// (an invalid code is refused by [`build`](crate::StitchBuilder::build), naming `throttle.on`).
     pub fn on<S: Into<StatusSpec>>(mut self, statuses: impl IntoIterator<Item = S>) -> Self {
         self.on = statuses.into_iter().map(Into::into).collect();
         self
@@ -236,7 +243,7 @@ impl Throttle {
     /// Checks the declaration and resolves it against `store`: `Ok(None)` in delegate mode,
     /// otherwise the limiter for `key` (the host under [`Pool::Host`], the stitch or seam key
     /// otherwise). Errors name the field, or the missing store capability and the fix.
-    pub fn build(
+    pub(crate) fn build(
         &self,
         key: &str,
         store: DynStore,
@@ -370,7 +377,7 @@ impl From<Rate> for Throttle {
 /// A resolved throttle, cheap to clone. Acquire before each attempt; drop the [`Permit`] when
 /// the attempt ends.
 #[derive(Clone, Debug)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     inner: Arc<Inner>,
 }
 
@@ -381,13 +388,15 @@ enum Inner {
 }
 
 impl Limiter {
+    #[cfg(test)]
     /// Waits for a concurrency slot, then for the pacing grant, both bounded by `deadline`.
-    pub async fn acquire(&self, deadline: Option<Timestamp>) -> Result<Grant, AcquireError> {
+    pub(crate) async fn acquire(&self, deadline: Option<Timestamp>) -> Result<Grant, AcquireError> {
         self.acquire_inner(deadline, false).await
     }
 
+    #[cfg(test)]
     /// Pacing only, no concurrency slot (streaming opens and reconnects).
-    pub async fn acquire_rate_only(
+    pub(crate) async fn acquire_rate_only(
         &self,
         deadline: Option<Timestamp>,
     ) -> Result<Grant, AcquireError> {
@@ -408,7 +417,7 @@ impl Limiter {
     /// Acquires every limiter in order (a seam's bucket, then the member's own throttle), so
     /// each gate must pass and the waits add up. The permit releases in reverse order; if a
     /// later gate fails, the earlier grants are released at once.
-    pub async fn acquire_chain<'a>(
+    pub(crate) async fn acquire_chain<'a>(
         limiters: impl IntoIterator<Item = &'a Limiter>,
         deadline: Option<Timestamp>,
         rate_only: bool,
@@ -432,8 +441,9 @@ impl Limiter {
         })
     }
 
+    #[cfg(test)]
     /// Whether this limiter keeps its budget in the store (a fleet store, or a host pool).
-    pub fn is_store_backed(&self) -> bool {
+    pub(crate) fn is_store_backed(&self) -> bool {
         matches!(&*self.inner, Inner::Store(_))
     }
 }
@@ -441,19 +451,20 @@ impl Limiter {
 /// A granted acquire.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Grant {
+pub(crate) struct Grant {
     /// Frees the concurrency slot: [`Permit::release`], or when dropped.
-    pub permit: Permit,
+    pub(crate) permit: Permit,
     /// How long the acquire waited (for the `throttled` progress event when above zero).
-    pub waited: Duration,
+    pub(crate) waited: Duration,
     /// Set when the store failed and the fail-open policy fell back to the in-process limiter
     /// for this acquire: the error to report as an event.
-    pub fell_back: Option<StoreError>,
+    pub(crate) fell_back: Option<StoreError>,
 }
 
 impl Grant {
+    #[cfg(test)]
     /// How long the acquire waited.
-    pub fn waited(&self) -> Duration {
+    pub(crate) fn waited(&self) -> Duration {
         self.waited
     }
 
@@ -491,7 +502,7 @@ fn granted(reservation: Reservation, waited: Duration) -> Result<Timestamp, Acqu
 /// Why an acquire failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum AcquireError {
+pub(crate) enum AcquireError {
     /// The grant would come after the call's deadline; the caller fails with a timeout.
     #[error("throttle wait would pass the deadline (waited {}ms)", waited.as_millis())]
     DeadlineExceeded {

@@ -15,7 +15,7 @@ use crate::store::DynStore;
 /// most one lease period, after which the slot expires on its own. A chain releases in
 /// reverse order.
 #[must_use = "dropping the permit releases the throttle slot at once"]
-pub struct Permit {
+pub(crate) struct Permit {
     inner: Inner,
 }
 
@@ -60,8 +60,9 @@ impl Permit {
         self.inner = Inner::Empty;
     }
 
+    #[cfg(test)]
     /// Whether this permit holds a concurrency slot (or a chain holding one).
-    pub fn holds_slot(&self) -> bool {
+    pub(crate) fn holds_slot(&self) -> bool {
         match &self.inner {
             Inner::Empty => false,
             Inner::Local(_) | Inner::Lease { .. } => true,
@@ -74,7 +75,7 @@ impl Permit {
     /// Gives the slot back now and waits until the store has taken it back. Store errors are
     /// swallowed (and traced): the lease expires on its own. If this future is dropped
     /// half-way, what it has not released yet is released in the background.
-    pub async fn release(self) {
+    pub(crate) async fn release(self) {
         let mut pending = vec![self];
         while let Some(mut permit) = pending.pop() {
             match &permit.inner {

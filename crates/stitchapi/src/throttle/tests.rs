@@ -1,17 +1,15 @@
 //! The throttle in virtual time: pacing, FIFO, caps, leases, deadlines, capabilities, store
 //! failures, fleets, seam chaining and host pools.
 
-mod fleet_support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fleet_support::{DownStore, FleetStore, drive, settle};
-use stitchapi::store::DynStore;
-use stitchapi::throttle::{AcquireError, Limiter, Pool, StoreFailure, Throttle};
-use stitchapi::time::{Clock, ManualClock};
-use stitchapi::{ErrorKind, MemoryStore};
+use crate::store::DynStore;
+use crate::test_stores::{DownStore, FleetStore, drive, settle};
+use crate::throttle::{AcquireError, Limiter, Pool, StoreFailure, Throttle};
+use crate::time::{Clock, ManualClock};
+use crate::{ErrorKind, MemoryStore};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -353,7 +351,7 @@ async fn store_failures_fail_closed_by_default_and_can_fail_open() {
         .unwrap();
     let error = closed.acquire(None).await.unwrap_err();
     assert!(matches!(error, AcquireError::Store(_)));
-    let error: stitchapi::Error = match error {
+    let error: crate::Error = match error {
         AcquireError::Store(e) => e.into(),
         other => panic!("{other:?}"),
     };
@@ -563,11 +561,8 @@ fn serde_forms() {
     assert_eq!(t, Throttle::new("10/s"));
     // The typed rate is the same declaration as its string.
     let ten = std::num::NonZeroU32::new(10).unwrap();
-    assert_eq!(t, Throttle::new(stitchapi::throttle::Rate::per_second(ten)));
-    assert_eq!(
-        t,
-        Throttle::from(stitchapi::throttle::Rate::per_second(ten))
-    );
+    assert_eq!(t, Throttle::new(crate::throttle::Rate::per_second(ten)));
+    assert_eq!(t, Throttle::from(crate::throttle::Rate::per_second(ten)));
     #[derive(Debug, serde::Deserialize)]
     struct Doc {
         throttle: Throttle,
@@ -600,4 +595,142 @@ fn serde_forms() {
     }
     let error = toml::from_str::<Doc>("throttle = { rate = \"10/s\", burst = 3 }").unwrap_err();
     assert!(error.to_string().contains("burst"), "{error}");
+}
+
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn a_fleet_queue_longer_than_a_period_is_not_jumped() {
+    use crate::testing::FleetStore;
+    let clock = ManualClock::new();
+    let store = Arc::new(FleetStore::new(clock.clone()));
+    let limiter = |clock: &ManualClock| {
+        Throttle::new("10/s")
+            .build("shared", store.clone(), Arc::new(clock.clone()))
+            .unwrap()
+            .unwrap()
+    };
+    // Process A queues 30 grants at once: three seconds of pacing.
+    let (done, mut order) = tokio::sync::mpsc::unbounded_channel();
+    let a = limiter(&clock);
+    for i in 0..30 {
+        let (a, done) = (a.clone(), done.clone());
+        tokio::spawn(async move {
+            let _grant = a.acquire(None).await.unwrap();
+            done.send(format!("a{i}")).unwrap();
+        });
+    }
+    while clock.pending() < 29 {
+        tokio::task::yield_now().await;
+    }
+    // More than one period later, process B asks: it must queue behind A's grants.
+    clock.advance(Duration::from_millis(1500));
+    let b = limiter(&clock);
+    tokio::spawn(async move {
+        let _grant = b.acquire(None).await.unwrap();
+        done.send("b".to_owned()).unwrap();
+    });
+    let mut finished = Vec::new();
+    while finished.len() < 31 {
+        tokio::task::yield_now().await;
+        while let Ok(name) = order.try_recv() {
+            finished.push(name);
+        }
+        if clock.pending() > 0 && finished.len() < 31 {
+            clock.advance_to_next();
+        }
+    }
+    assert_eq!(
+        finished.last().map(String::as_str),
+        Some("b"),
+        "{finished:?}"
+    );
+}
+
+/// One acquire of a sequence: how far `now` moves first, and the caller's `latest` (an
+/// offset from `now`), if any.
+#[derive(Clone, Debug)]
+struct Step {
+    advance: Duration,
+    latest: Option<Duration>,
+}
+
+fn steps() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+    use proptest::prelude::*;
+    prop::collection::vec(
+        (0..2_000_u64, prop::option::of(0..3_000_u64)).prop_map(|(advance, latest)| Step {
+            advance: Duration::from_millis(advance),
+            latest: latest.map(Duration::from_millis),
+        }),
+        1..40,
+    )
+}
+
+mod agrees_with_the_store {
+    use super::*;
+    use crate::store::{Reservation, StitchStore};
+    use proptest::prelude::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_in_process_limiter_agrees_with_the_store(
+        spacing_ms in 1..500_u64,
+        steps in steps(),
+    ) {
+        use crate::throttle::{AcquireError, Throttle};
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+        let runtime = runtime();
+        let rate = format!("1/{spacing_ms}ms");
+        let limiter = Throttle::new(rate.as_str())
+            .build("p", Arc::new(MemoryStore::new()), Arc::new(clock.clone()))
+            .unwrap()
+            .unwrap();
+        let spacing = Duration::from_millis(spacing_ms);
+        for step in steps {
+            clock.advance(step.advance);
+            let now = clock.now();
+            // A deadline the limiter refuses at once or grants without waiting on the clock:
+            // only `latest >= now` deadlines are comparable (the limiter would sleep to them).
+            let latest = now + step.latest.unwrap_or_default();
+            let stored = runtime
+                .block_on(store.reserve("rl:p", spacing, now, Some(latest), None))
+                .unwrap();
+            let (acquired, waited) = runtime.block_on(async {
+                let acquire = limiter.acquire(Some(latest));
+                futures_util::pin_mut!(acquire);
+                // What resolves without time passing; a grant in the future waits for the
+                // clock, which is then moved to it, as a caller would wait.
+                match futures_util::future::poll_immediate(&mut acquire).await {
+                    Some(result) => (result, false),
+                    None => {
+                        if let Reservation::Granted(at) = stored {
+                            clock.advance(at.saturating_duration_since(now));
+                        }
+                        (acquire.await, true)
+                    }
+                }
+            });
+            match (stored, acquired) {
+                (Reservation::Refused(_), Err(AcquireError::DeadlineExceeded { .. })) => {
+                    prop_assert!(!waited);
+                }
+                (Reservation::Granted(at), Ok(grant)) => {
+                    prop_assert_eq!(waited, at > now);
+                    prop_assert_eq!(grant.waited(), at.saturating_duration_since(now));
+                }
+                (stored, acquired) => {
+                    prop_assert!(false, "store {stored:?} but limiter {acquired:?}");
+                }
+            }
+        }
+    }
+    }
 }

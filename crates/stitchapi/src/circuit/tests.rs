@@ -1,16 +1,14 @@
 //! The circuit breaker in virtual time, alone and as a fleet over one shared store.
 
-mod fleet_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use fleet_support::FleetStore;
-use stitchapi::ErrorKind;
-use stitchapi::circuit::{Breaker, Circuit, Transition};
-use stitchapi::store::{DynStore, StitchStore};
-use stitchapi::time::{Clock, ManualClock};
+use crate::ErrorKind;
+use crate::circuit::{Breaker, Circuit, Transition};
+use crate::store::{DynStore, StitchStore};
+use crate::test_stores::FleetStore;
+use crate::time::{Clock, ManualClock};
 
 fn breaker(store: DynStore, clock: &ManualClock) -> Breaker {
     Circuit::new(3, "30s")
@@ -184,7 +182,7 @@ async fn declarations_are_checked() {
         assert!(error.to_string().starts_with(field), "{error}");
     }
     let non_atomic: DynStore = Arc::new(FleetStore::new(&clock).non_atomic());
-    assert!(non_atomic.capabilities().scope == stitchapi::store::Scope::Fleet);
+    assert!(non_atomic.capabilities().scope == crate::store::Scope::Fleet);
     let error = Circuit::new(3, "30s")
         .build("k", non_atomic, c)
         .unwrap_err();
@@ -215,9 +213,9 @@ fn serde_forms() {
 /// over a store with latency were counted once.
 #[tokio::test(start_paused = true)]
 async fn concurrent_failures_over_a_store_with_latency_are_all_counted() {
-    use stitchapi::MemoryStore;
-    use stitchapi::testing::LatencyStore;
-    use stitchapi::time::SystemClock;
+    use crate::MemoryStore;
+    use crate::testing::LatencyStore;
+    use crate::time::SystemClock;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let store: DynStore = Arc::new(LatencyStore::new(
         MemoryStore::with_clock(clock.clone()),
