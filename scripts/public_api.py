@@ -167,7 +167,14 @@ class Api:
             self.lines.add(f"type {name}{render_generics(inner.get('generics', {}))} = {render(inner['type'])}")
         elif kind == "struct":
             self.lines.add(f"struct {name}{render_generics(inner.get('generics', {}))}")
-            fields = inner.get("kind", {}).get("plain", {}).get("fields", [])
+            shape = inner.get("kind")
+            # A unit struct's kind is the string "unit"; a tuple struct's lists its fields.
+            if isinstance(shape, dict) and "plain" in shape:
+                fields = shape["plain"].get("fields", [])
+            elif isinstance(shape, dict) and "tuple" in shape:
+                fields = [field for field in shape["tuple"] if field is not None]
+            else:
+                fields = []
             for field_id in fields:
                 field = self.item(field_id)
                 if field and field.get("visibility") == "public":

@@ -1,14 +1,12 @@
 //! Test stores for the throttle and circuit tests: a fleet-scope wrapper over the memory
-//! store, a store whose every verb fails, and a counter of store calls.
+//! store that counts store calls (a store whose every verb fails is `testing::DownStore`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::MemoryStore;
-use crate::store::{
-    Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
-};
+use crate::store::{Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError};
 use crate::time::{ManualClock, Timestamp};
 use bytes::Bytes;
 
@@ -143,75 +141,6 @@ impl StitchStore for FleetStore {
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.delete_if(key, expected).await
-    }
-}
-
-/// A fleet store whose backend is down: every verb fails with `Unavailable`.
-#[derive(Debug)]
-pub struct DownStore;
-
-fn down(op: &'static str) -> StoreError {
-    StoreError::new(
-        "down",
-        op,
-        StoreErrorKind::Unavailable,
-        "connection refused",
-    )
-}
-
-#[async_trait::async_trait]
-impl StitchStore for DownStore {
-    fn name(&self) -> &'static str {
-        "down"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Scope::Fleet)
-            .with_consistency(Consistency::Strong)
-            .with_atomic_increment(true)
-            .with_reserve(true)
-            .with_lease(true)
-            .with_conditional_writes(true)
-    }
-    async fn get(&self, _: &str) -> Result<Option<Bytes>, StoreError> {
-        Err(down("get"))
-    }
-    async fn set(&self, _: &str, _: Option<Bytes>, _: Option<Duration>) -> Result<(), StoreError> {
-        Err(down("set"))
-    }
-    async fn increment(&self, _: &str, _: Option<Duration>) -> Result<i64, StoreError> {
-        Err(down("increment"))
-    }
-    async fn reserve(
-        &self,
-        _: &str,
-        _: Duration,
-        _: Timestamp,
-        _: Option<Timestamp>,
-        _: Option<Duration>,
-    ) -> Result<Reservation, StoreError> {
-        Err(down("reserve"))
-    }
-    async fn lease(
-        &self,
-        _: &str,
-        _: &str,
-        _: u32,
-        _: Duration,
-        _: Timestamp,
-    ) -> Result<bool, StoreError> {
-        Err(down("lease"))
-    }
-    async fn release(&self, _: &str, _: &str) -> Result<(), StoreError> {
-        Err(down("release"))
-    }
-    async fn create(&self, _: &str, _: Bytes, _: Option<Duration>) -> Result<bool, StoreError> {
-        Err(down("create"))
-    }
-    async fn renew_if(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, StoreError> {
-        Err(down("renew_if"))
-    }
-    async fn delete_if(&self, _: &str, _: &[u8]) -> Result<bool, StoreError> {
-        Err(down("delete_if"))
     }
 }
 

@@ -1,7 +1,6 @@
 //! The throttle through whole calls, against a real upstream: pacing in virtual time,
 //! seam buckets, chaining, the concurrency cap on the wire, deadlines and delegate mode.
 
-mod fleet_support;
 mod support;
 
 use std::sync::Arc;
@@ -145,7 +144,7 @@ async fn a_store_failure_names_its_store_kind() {
     upstream.script("/items", [Answer::status(200)]);
     let stitch = Stitch::get(format!("{}/items", upstream.url()))
         .throttle("10/s")
-        .store(Arc::new(fleet_support::DownStore))
+        .store(Arc::new(stitchapi::testing::DownStore))
         .build()
         .unwrap();
     let error = stitch.call(Input::new()).await.unwrap_err();

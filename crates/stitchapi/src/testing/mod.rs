@@ -1,6 +1,7 @@
 //! Test support (feature `testing`): the store conformance kit, a scripted [`MockTransport`],
-//! the [`ManualClock`] for virtual time, a fleet-scoped memory store ([`FleetStore`]) and a
-//! store with network-like latency ([`LatencyStore`]).
+//! the [`ManualClock`] for virtual time, a fleet-scoped memory store ([`FleetStore`]), a
+//! store with network-like latency ([`LatencyStore`]), and one whose backend is down
+//! ([`DownStore`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
@@ -26,6 +27,7 @@
 //! ```
 
 mod conformance;
+mod down;
 mod latency;
 
 use std::collections::VecDeque;
@@ -36,6 +38,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 pub use self::conformance::*;
+pub use self::down::DownStore;
 pub use self::latency::LatencyStore;
 pub use crate::time::ManualClock;
 use crate::transport::{Transport, TransportError, TransportErrorKind};

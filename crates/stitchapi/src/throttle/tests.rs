@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::store::DynStore;
-use crate::test_stores::{DownStore, FleetStore, drive, settle};
+use crate::test_stores::{FleetStore, drive, settle};
 use crate::throttle::{AcquireError, Limiter, Pool, StoreFailure, Throttle};
 use crate::time::{Clock, ManualClock};
 use crate::{ErrorKind, MemoryStore};
@@ -340,8 +340,10 @@ async fn missing_store_capabilities_are_build_errors() {
     }
 }
 
+#[cfg(feature = "testing")]
 #[tokio::test]
 async fn store_failures_fail_closed_by_default_and_can_fail_open() {
+    use crate::testing::DownStore;
     let clock = ManualClock::new();
     let c: Arc<dyn Clock> = Arc::new(clock.clone());
     let closed = Throttle::new("5/s")

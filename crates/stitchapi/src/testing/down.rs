@@ -1,16 +1,28 @@
-//! A store whose every verb fails, for whole-call tests of store failures (the throttle and
-//! circuit engine tests, with the fleet test stores, live inside the crate).
+//! A store whose backend is down.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use stitchapi::store::{
+
+use crate::store::{
     Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
 };
-use stitchapi::time::Timestamp;
+use crate::time::Timestamp;
 
-/// A fleet store whose backend is down: every verb fails with `Unavailable`.
-#[derive(Debug)]
+/// A fleet store whose backend is down: every verb fails with
+/// [`StoreErrorKind::Unavailable`], for tests of what a stitch does when its store fails
+/// (fail-closed or fail-open throttles, a cache that serves uncached).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use stitchapi::store::{StitchStore, StoreErrorKind};
+/// use stitchapi::testing::DownStore;
+///
+/// let error = DownStore.get("k").await.unwrap_err();
+/// assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
 pub struct DownStore;
 
 fn down(op: &'static str) -> StoreError {
@@ -22,7 +34,8 @@ fn down(op: &'static str) -> StoreError {
     )
 }
 
-#[async_trait::async_trait]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl StitchStore for DownStore {
     fn name(&self) -> &'static str {
         "down"
