@@ -201,6 +201,10 @@ pub struct SharedConfig {
     /// Largest response body in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_response_bytes: Option<usize>,
+    /// Redirects an attempt follows: `false` (none: a 3xx is the answer), `true` (20), or a
+    /// limit such as `5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<crate::policy::Redirects>,
     /// How lists are written into the query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_arrays: Option<ArrayFormat>,
@@ -341,6 +345,9 @@ macro_rules! apply_shared {
         }
         if let Some(limit) = shared.max_response_bytes {
             builder = builder.max_response_bytes(limit);
+        }
+        if let Some(redirects) = shared.redirects {
+            builder = builder.redirects(redirects);
         }
         if let Some(format) = shared.query_arrays {
             builder = builder.query_arrays(format);

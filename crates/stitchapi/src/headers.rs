@@ -108,6 +108,17 @@ pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
     }
 }
 
+/// Marks a response's `Set-Cookie` values sensitive, so that `Debug` of a
+/// [`Reply`](crate::Reply) or a [`RedirectHop`](crate::transport::RedirectHop) never prints a
+/// session.
+pub(crate) fn hide_set_cookies(headers: &mut HeaderMap) {
+    if let http::header::Entry::Occupied(mut cookies) = headers.entry(header::SET_COOKIE) {
+        for value in cookies.iter_mut() {
+            value.set_sensitive(true);
+        }
+    }
+}
+
 /// Drops every header that is not safe (what a cross-origin redirect forwards).
 pub(crate) fn retain_safe(headers: &mut HeaderMap) {
     let unsafe_names: Vec<HeaderName> = headers.keys().filter(|n| !is_safe(n)).cloned().collect();

@@ -91,10 +91,21 @@
 //! - **Verdict**: `accept([StatusCode::NOT_FOUND])` (or `[404]`, or a predicate, [`StatusMatch`]) turns a non-2xx status
 //!   into a result; a status both retried and accepted is retried, then accepted on the last
 //!   attempt.
-//! - **Redirects** are followed by the engine (up to 20). On a cross-origin hop (scheme, host
-//!   or port differs) only the [safe headers](headers) are forwarded: `x-api-key`, a session
-//!   cookie or any custom token header never reaches another origin. [`Reply::url`] and
-//!   [`Error::url`] are the final URL.
+//! - **Redirects** are followed by the engine (up to 20, or
+//!   [`redirects(Redirects::limit(n))`](policy::Redirects); `Redirects::none()` returns the
+//!   `3xx` as the answer). On a cross-origin hop (scheme, host or port differs) only the
+//!   [safe headers](headers) are forwarded: `x-api-key`, a session cookie or any custom token
+//!   header never reaches another origin. A cookie a redirect sets is sent on the chain's
+//!   later hops where it matches (host and path, as RFC 6265 scopes it), as a browser does,
+//!   and forgotten when the call ends. [`Reply::url`] is the final URL and
+//!   [`Reply::redirects`] the hops on the way; an error's [`Error::url`] is the last URL sent
+//!   (after "too many redirects", the message names the next one).
+//! - **Compressed responses** (feature `compression`, on by default; or one of `gzip`,
+//!   `brotli`, `zstd`, `deflate`): the reqwest transport sends `Accept-Encoding` and decodes
+//!   the body; `max_response_bytes` counts the *decoded* bytes while they stream, so a
+//!   compression bomb stops at the limit (a 1 GiB gzip bomb with a 4 MiB limit grows peak
+//!   memory by about 5 MiB). The cache stores decoded bodies, so its keys never depend on
+//!   the encoding negotiated. On wasm32, `fetch` negotiates and decodes.
 //!
 //! ## Seams
 //!
@@ -412,6 +423,7 @@ pub mod auth;
 pub mod cache;
 pub mod circuit;
 pub mod config;
+mod cookies;
 pub mod duration;
 pub mod error;
 pub mod event;

@@ -37,6 +37,7 @@ use crate::runtime::MaybeSend;
 use crate::stitch::{Reply, Served, Spec, StitchInner};
 use crate::throttle::{AcquireError, Grant, Limiter};
 use crate::time::{Clock, Timestamp};
+use crate::transport::RedirectHop;
 use crate::transport::redirect::{self, Outgoing, Received};
 
 /// Builds the request a call sends: template expanded, query merged, headers and body set,
@@ -581,7 +582,7 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
             within(
                 self.clock,
                 limit,
-                redirect::send(&self.spec.runtime.transport, request),
+                redirect::send(&self.spec.runtime.transport, request, self.spec.redirects),
             )
             .instrument(attempt_span.clone()),
         )
@@ -590,10 +591,13 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
             Some(Ok(mut received)) => {
                 // A credential in the query never leaves the engine in a URL.
                 if let Some(authed) = authed
-                    && received.url == authed.url
                     && authed.url != outgoing.url
                 {
-                    received.url = outgoing.url.clone();
+                    let urls = std::iter::once(&mut received.url)
+                        .chain(received.redirects.iter_mut().map(|hop| &mut hop.url));
+                    for url in urls.filter(|url| **url == authed.url) {
+                        *url = outgoing.url.clone();
+                    }
                 }
                 let answer = self.answer(&received, refreshed);
                 attempt_span.record("status", answer.status.as_u16());
@@ -637,7 +641,10 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
                 .as_ref()
                 .is_some_and(|delegate| delegate.is_rate_limited(status.as_u16())),
             retry_on,
-            accepted: status.is_success() || spec.accept.matches(status),
+            // A stitch that follows no redirect answers with the 3xx itself.
+            accepted: status.is_success()
+                || spec.accept.matches(status)
+                || status.is_redirection() && !spec.redirects.follows(),
         }
     }
 
@@ -776,6 +783,7 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
             status,
             headers,
             url,
+            redirects: Vec::new(),
             attempts,
             elapsed: self.clock.now().saturating_duration_since(self.started),
             served,
@@ -813,14 +821,18 @@ async fn fetch<O: MaybeSend + 'static>(call: &Call<'_, O>, outgoing: Outgoing) -
     let (received, attempts) = Box::pin(call.guarded(outgoing)).await?;
     let (parts, body) = received.response.into_parts();
     let data = decode_received(call.inner, &parts, &body, &received.url, attempts)?;
-    Ok(call.reply(
+    let reply = call.reply(
         data,
         parts.status,
         parts.headers,
         received.url,
         attempts,
         Served::Network,
-    ))
+    );
+    Ok(Reply {
+        redirects: received.redirects,
+        ..reply
+    })
 }
 
 /// What a cache-filling leader learned beyond the cached response, including its decoded
@@ -828,6 +840,7 @@ async fn fetch<O: MaybeSend + 'static>(call: &Call<'_, O>, outgoing: Outgoing) -
 struct Fetched<O> {
     data: O,
     url: Url,
+    redirects: Vec<RedirectHop>,
     headers: http::HeaderMap,
     attempts: u32,
 }
@@ -894,6 +907,7 @@ async fn cached<O: MaybeSend + 'static>(
             *leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
                 data,
                 url: received.url,
+                redirects: received.redirects,
                 headers: parts.headers,
                 attempts,
             });
@@ -909,14 +923,17 @@ async fn cached<O: MaybeSend + 'static>(
     }
     let fetched = leader.into_inner().unwrap_or_else(|e| e.into_inner());
     let reply = match fetched {
-        Some(fetched) => call.reply(
-            fetched.data,
-            served.response.status,
-            fetched.headers,
-            fetched.url,
-            fetched.attempts,
-            Served::Network,
-        ),
+        Some(fetched) => Reply {
+            redirects: fetched.redirects,
+            ..call.reply(
+                fetched.data,
+                served.response.status,
+                fetched.headers,
+                fetched.url,
+                fetched.attempts,
+                Served::Network,
+            )
+        },
         // Served by another caller's fetch (in this process or the fleet).
         None => call.reply(
             inner.output.decode(&served.response.body)?,

@@ -80,6 +80,7 @@ pub(crate) struct Settings {
     pub idempotency: Option<Idempotency>,
     pub retry_non_idempotent: Option<bool>,
     pub max_response_bytes: Option<usize>,
+    pub redirects: Option<crate::policy::Redirects>,
     pub array_format: Option<ArrayFormat>,
     pub transport: Option<DynTransport>,
     pub clock: Option<Arc<dyn Clock>>,
@@ -111,6 +112,7 @@ impl Settings {
             idempotency: self.idempotency.or_else(|| parent.idempotency.clone()),
             retry_non_idempotent: self.retry_non_idempotent.or(parent.retry_non_idempotent),
             max_response_bytes: self.max_response_bytes.or(parent.max_response_bytes),
+            redirects: self.redirects.or(parent.redirects),
             array_format: self.array_format.or(parent.array_format),
             transport: self.transport.or_else(|| parent.transport.clone()),
             clock: self.clock.or_else(|| parent.clock.clone()),
@@ -275,6 +277,15 @@ macro_rules! settings_setters {
         /// `Transport` error without being read past the limit.
         pub fn max_response_bytes(mut self, limit: usize) -> Self {
             self.settings.max_response_bytes = Some(limit);
+            self
+        }
+
+        /// How many redirects an attempt follows (default
+        /// [`Redirects::limit`]($crate::policy::Redirects::limit)`(20)`);
+        /// [`Redirects::none()`]($crate::policy::Redirects::none) returns a `3xx` as the
+        /// answer. A cross-origin hop never carries a credential either way.
+        pub fn redirects(mut self, redirects: $crate::policy::Redirects) -> Self {
+            self.settings.redirects = Some(redirects);
             self
         }
 

@@ -87,6 +87,7 @@ pub(crate) struct Spec {
     pub idempotency: Option<IdempotencyPolicy>,
     pub retry_non_idempotent: bool,
     pub max_response_bytes: usize,
+    pub redirects: crate::policy::Redirects,
     pub array_format: ArrayFormat,
     pub runtime: Runtime,
     /// Throttle gates in order: the seam's bucket, then the stitch's own.
@@ -175,6 +176,9 @@ pub struct Reply<O> {
     pub headers: HeaderMap,
     /// The final URL, after redirects.
     pub url: Url,
+    /// The redirects followed on the way to `url`, in order (empty when there were none, and
+    /// for a response served from the cache).
+    pub redirects: Vec<crate::transport::RedirectHop>,
     /// Requests this call sent (0 when it was served without one: see [`served`](Self::served)).
     pub attempts: u32,
     /// Time from start to finish, on the stitch's clock.
@@ -753,6 +757,7 @@ impl<O: 'static> StitchBuilder<O> {
             idempotency,
             retry_non_idempotent: settings.retry_non_idempotent.unwrap_or(false),
             max_response_bytes,
+            redirects: settings.redirects.unwrap_or_default(),
             array_format: settings.array_format.unwrap_or_default(),
             runtime,
             limiters,

@@ -308,3 +308,166 @@ async fn a_session_rejected_the_moment_it_was_issued_is_renewed() {
         .collect();
     assert_eq!(sent, ["session=one", "session=two"]);
 }
+
+/// How many times `upstream` saw `target`, and the cookie each of those requests carried.
+fn cookies_at(upstream: &Upstream, target: &str) -> Vec<Option<String>> {
+    upstream
+        .hits()
+        .iter()
+        .filter(|hit| hit.target == target)
+        .map(|hit| {
+            hit.headers
+                .get("cookie")
+                .map(|value| value.to_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_form_login_that_redirects_keeps_the_session_its_302_set() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/login",
+        [Answer::status(302)
+            .header("set-cookie", "session=abc; Path=/; HttpOnly")
+            .header("location", "/dashboard")],
+    );
+    upstream.script("/dashboard", [Answer::status(200).body("<h1>Welcome</h1>")]);
+    upstream.script("/me", [Answer::json(200, json!({"user": "alice"}))]);
+    let api = Seam::builder(upstream.url()).build().unwrap();
+    // The login's body is a page, not JSON: read it as bytes (it is not used).
+    let login = api.post("/login").bytes().build().unwrap();
+    let me = api
+        .get("/me")
+        .auth(Auth::cookie_session(
+            CookieSession::new(login, "session").tenancy(stitchapi::Tenancy::App),
+        ))
+        .build()
+        .unwrap();
+    assert_eq!(me.call(Input::new()).await.unwrap()["user"], "alice");
+    // The landing page got the cookie as it would in a browser, and the session is replayed.
+    assert_eq!(
+        cookies_at(&upstream, "/dashboard"),
+        [Some("session=abc".to_owned())]
+    );
+    assert_eq!(
+        cookies_at(&upstream, "/me"),
+        [Some("session=abc".to_owned())]
+    );
+    assert_eq!(cookies_at(&upstream, "/login").len(), 1);
+}
+
+#[tokio::test]
+async fn a_login_that_follows_no_redirect_sees_its_302() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/login",
+        [Answer::status(303)
+            .header("set-cookie", "session=abc; Path=/")
+            .header("location", "/dashboard")],
+    );
+    upstream.script("/me", [Answer::json(200, json!({"ok": true}))]);
+    let api = Seam::builder(upstream.url()).build().unwrap();
+    let login = api
+        .post("/login")
+        .redirects(stitchapi::policy::Redirects::none())
+        .bytes()
+        .build()
+        .unwrap();
+    let me = api
+        .get("/me")
+        .auth(Auth::cookie_session(
+            CookieSession::new(login, "session").tenancy(stitchapi::Tenancy::App),
+        ))
+        .build()
+        .unwrap();
+    me.call(Input::new()).await.unwrap();
+    assert!(
+        cookies_at(&upstream, "/dashboard").is_empty(),
+        "not followed"
+    );
+    assert_eq!(
+        cookies_at(&upstream, "/me"),
+        [Some("session=abc".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_login_redirected_to_another_host_keeps_its_cookie_where_it_was_set() {
+    let (app, sso) = (Upstream::start().await, Upstream::start().await);
+    // Cookies are scoped by host, not port: the other site is `localhost`.
+    let sso_url = format!("http://localhost:{}", sso.addr.port());
+    app.script(
+        "/login",
+        [Answer::status(302)
+            .header("set-cookie", "session=app; Path=/")
+            .header("location", &format!("{sso_url}/welcome"))],
+    );
+    sso.script(
+        "/welcome",
+        [Answer::status(200).header("set-cookie", "sso=1; Path=/")],
+    );
+    app.script("/me", [Answer::json(200, json!({"ok": true}))]);
+    sso.script("/profile", [Answer::json(200, json!({"ok": true}))]);
+    let login = Stitch::post(format!("{}/login", app.url()))
+        .bytes()
+        .build()
+        .unwrap();
+    let session = Auth::cookie_session(CookieSession::jar(login).tenancy(stitchapi::Tenancy::App));
+    // One store, so both stitches read the one session.
+    let store: stitchapi::store::DynStore = Arc::new(MemoryStore::new());
+    let me = Stitch::get(format!("{}/me", app.url()))
+        .store(store.clone())
+        .auth(session.clone())
+        .build()
+        .unwrap();
+    me.call(Input::new()).await.unwrap();
+    assert_eq!(cookies_at(&app, "/me"), [Some("session=app".to_owned())]);
+    assert_eq!(
+        cookies_at(&sso, "/welcome"),
+        [None],
+        "app's cookie stayed on app"
+    );
+    // The same session, sent to the other host, carries only what that host set.
+    let profile = Stitch::get(format!("{sso_url}/profile"))
+        .store(store)
+        .auth(session)
+        .build()
+        .unwrap();
+    profile.call(Input::new()).await.unwrap();
+    assert_eq!(cookies_at(&sso, "/profile"), [Some("sso=1".to_owned())]);
+    assert_eq!(cookies_at(&app, "/login").len(), 1, "one login for both");
+}
+
+#[tokio::test]
+async fn a_login_that_sets_no_session_names_its_answer_and_every_hop() {
+    let upstream = Upstream::start().await;
+    upstream.script(
+        "/login",
+        [Answer::status(302).header("location", "/next?token=s3cret")],
+    );
+    upstream.script("/next", [Answer::status(303).header("location", "/home")]);
+    upstream.script("/home", [Answer::status(200).body("<form id=login>")]);
+    let login = Stitch::post(format!("{}/login", upstream.url()))
+        .text()
+        .build()
+        .unwrap();
+    let me = Stitch::get(format!("{}/me", upstream.url()))
+        .auth(Auth::cookie_session(
+            CookieSession::new(login, "session").tenancy(stitchapi::Tenancy::App),
+        ))
+        .build()
+        .unwrap();
+    let error = me.call(Input::new()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Auth);
+    let base = upstream.url();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cookie_session login answered HTTP 200 from {base}/home after 302 from {base}/login, \
+             303 from {base}/next?token=… but set no \"session\" cookie. \
+             Fix: check the login input and the cookie name"
+        )
+    );
+    assert!(!format!("{error:?}").contains("s3cret"));
+}

@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cookie_store::{CookieDomain, CookieStore, RawCookie};
-use http::header::SET_COOKIE;
+use cookie_store::CookieStore;
 use http::{HeaderMap, StatusCode};
-use url::{Host, Url};
+use url::Url;
 
 use super::{AuthContext, AuthEvent, AuthRequest, AuthStrategy, CredentialId};
-use crate::error::{Error, ErrorKind};
+use crate::cookies;
+use crate::error::{Error, ErrorKind, RedactedUrl};
 use crate::flight::{self, DEFAULT_LOCK_TTL, Flights, Flown};
 use crate::input::Input;
 use crate::policy::StatusSpec;
@@ -18,6 +18,7 @@ use crate::runtime::{BoxFuture, MaybeSend, MaybeSync};
 use crate::stitch::Stitch;
 use crate::store::keys;
 use crate::tenancy::Tenancy;
+use crate::transport::RedirectHop;
 
 const NO_PRINCIPAL: &str = "cookie_session with tenancy 'principal' (the default) requires a bound principal: call through seam.as_principal(id), or set tenancy(App)";
 
@@ -71,6 +72,27 @@ struct LoginReply {
     status: StatusCode,
     headers: HeaderMap,
     url: Url,
+    /// The redirects followed on the way, each with its own `Set-Cookie`s.
+    redirects: Vec<RedirectHop>,
+}
+
+impl LoginReply {
+    /// The redirects that led to the answer, for errors: ` after 302 from <url>, 303 from
+    /// <url>`, or nothing.
+    fn chain(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        for (n, hop) in self.redirects.iter().enumerate() {
+            let _ = write!(
+                text,
+                "{}{} from {}",
+                if n == 0 { " after " } else { ", " },
+                hop.status.as_u16(),
+                RedactedUrl(&hop.url)
+            );
+        }
+        text
+    }
 }
 
 trait LoginCall: MaybeSend + MaybeSync + 'static {
@@ -91,6 +113,7 @@ where
                 status: reply.status,
                 headers: reply.headers,
                 url: reply.url,
+                redirects: reply.redirects,
             })
         })
     }
@@ -145,7 +168,11 @@ where
 /// A cookie session: see [`Auth::cookie_session`](super::Auth::cookie_session).
 ///
 /// The login is a stitch (so it has its own retry and timeout), called with the input from
-/// [`login_input`](CookieSession::login_input); it must answer 2xx and set the session cookie.
+/// [`login_input`](CookieSession::login_input); it must answer 2xx (or, when the login stitch
+/// follows no redirect, the `3xx` itself) and set the session cookie. Cookies are taken from
+/// every response of the login's redirect chain, each scoped to the URL that set it, as a
+/// browser keeps them: the usual `302` + `Set-Cookie` + `Location: /dashboard` login works
+/// as it is.
 /// The cookies are kept in the vault as a serialised RFC 6265 jar under
 /// `cookie:<key or name>` (or `jar:<key or *>` in jar mode) plus `\u{0}<principal>`, and
 /// replayed on later calls only to the hosts and paths they were set for. A 401 (or the
@@ -358,7 +385,9 @@ impl CookieSession {
         };
         let result = self.login.call(input).await;
         let (outcome, session) = match result {
-            Ok(reply) if reply.status.is_success() => match self.capture(&reply, cx.clock.now().as_millis()) {
+            // A 3xx is an answer only from a login that follows no redirect: it set the
+            // session itself.
+            Ok(reply) if reply.status.is_success() || reply.status.is_redirection() => match self.capture(&reply, cx.clock.now().as_millis()) {
                 Ok(jar) => (
                     LoginOutcome { ok: true, status: Some(reply.status), failure: None },
                     Ok(jar),
@@ -368,13 +397,16 @@ impl CookieSession {
                     Err(Error::new(
                         ErrorKind::Auth,
                         format!(
-                            "cookie_session login answered HTTP {} but set no {} cookie{}. Fix: check the login input and the cookie name",
+                            "cookie_session login answered HTTP {} from {}{} but set no {} cookie{}. Fix: check the login input and the cookie name",
                             reply.status.as_u16(),
+                            RedactedUrl(&reply.url),
+                            reply.chain(),
                             self.cookie.as_deref().map_or("session".to_owned(), |n| format!("{n:?}")),
                             refused.map_or(String::new(), |why| format!(" (one was refused: {why})")),
                         ),
                     )
-                    .with_status(reply.status)),
+                    .with_status(reply.status)
+                    .with_url(reply.url.clone())),
                 ),
             },
             Ok(reply) => (
@@ -418,25 +450,20 @@ impl CookieSession {
     fn capture(&self, reply: &LoginReply, now: u64) -> Result<Bytes, Option<&'static str>> {
         let mut jar = CookieStore::new();
         let mut refused = None;
-        for value in reply.headers.get_all(SET_COOKIE) {
-            let Some(cookie) = value
-                .to_str()
-                .ok()
-                .and_then(|text| RawCookie::parse(text).ok())
-            else {
-                continue;
-            };
-            match admit(cookie, &reply.url) {
-                Ok(cookie) => {
-                    let _ = jar.insert_raw(&cookie, &reply.url);
+        // Every response of the redirect chain, each scoped to the URL that sent it, as a
+        // browser keeps them.
+        let responses = reply
+            .redirects
+            .iter()
+            .map(|hop| (&hop.headers, &hop.url))
+            .chain([(&reply.headers, &reply.url)]);
+        for (headers, url) in responses {
+            cookies::keep(&mut jar, headers, url, |name, why| {
+                tracing::debug!(cookie = %name, reason = why, "refused a Set-Cookie of the login");
+                if self.cookie.as_deref().is_none_or(|wanted| wanted == name) {
+                    refused = Some(why);
                 }
-                Err((name, why)) => {
-                    tracing::debug!(cookie = %name, reason = why, "refused a Set-Cookie of the login");
-                    if self.cookie.as_deref().is_none_or(|wanted| wanted == name) {
-                        refused = Some(why);
-                    }
-                }
-            }
+            });
         }
         let mut cookies = jar.iter_unexpired();
         let captured = match &self.cookie {
@@ -472,12 +499,7 @@ impl CookieSession {
         let jar = cookie_store::serde::json::load(stored.jar.get().as_bytes())
             .map_err(|e| invalid(&e))?;
         let url = request.url().clone();
-        let pairs: Vec<(String, String)> = jar
-            .matches(&url)
-            .into_iter()
-            // A jar stored before public suffixes were refused may still hold such a cookie.
-            .filter(|cookie| !is_wide(&cookie.domain, &url))
-            .map(|cookie| cookie.name_value())
+        let pairs: Vec<(String, String)> = cookies::to_send(&jar, &url)
             .filter(|(name, _)| self.cookie.as_deref().is_none_or(|wanted| wanted == *name))
             .map(|(n, v)| (n.to_owned(), v.to_owned()))
             .collect();
@@ -486,89 +508,6 @@ impl CookieSession {
         }
         Ok(())
     }
-}
-
-/// The storage rules of RFC 6265bis that `cookie_store` does not apply itself, checked before a
-/// login's cookie enters the jar. `Err` names the cookie and why it was refused.
-///
-/// - A `Domain` that is a public suffix (`com`, `co.uk`, `github.io`, or any single label, by
-///   the list's implicit `*` rule) is refused, unless it is the login's own host, where the
-///   cookie becomes host-only. The list is the `psl` crate's, compiled in: nothing is fetched
-///   at run time, and it is as fresh as the `psl` version the build resolved.
-/// - `Secure` is accepted only from a secure origin (`https`, or loopback and `localhost`, as
-///   the jar itself counts them when it replays).
-/// - `__Secure-` (any case) requires `Secure`; `__Host-` requires `Secure`, no `Domain` and
-///   `Path=/`.
-///
-/// The rest (domain and path matching, expiry, `HttpOnly`) is `cookie_store`'s, which clamps
-/// a huge `Max-Age` or a far `Expires` to the year 9999 and takes a negative `Max-Age` as
-/// expired.
-fn admit<'c>(
-    mut cookie: RawCookie<'c>,
-    url: &Url,
-) -> Result<RawCookie<'c>, (String, &'static str)> {
-    let refuse = |cookie: &RawCookie<'_>, why| Err((cookie.name().to_owned(), why));
-    if cookie.domain() == Some("") {
-        // `Domain=` or `Domain=.`: ignored, as RFC 6265 advises.
-        cookie.unset_domain();
-    }
-    let secure = cookie.secure() == Some(true);
-    if secure && !is_secure_origin(url) {
-        return refuse(&cookie, "Secure from an insecure origin");
-    }
-    let prefixed = |prefix: &str| {
-        cookie
-            .name()
-            .as_bytes()
-            .get(..prefix.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
-    };
-    if prefixed("__Secure-") && !secure {
-        return refuse(&cookie, "a __Secure- cookie without Secure");
-    }
-    if prefixed("__Host-") && !(secure && cookie.domain().is_none() && cookie.path() == Some("/")) {
-        return refuse(
-            &cookie,
-            "a __Host- cookie needs Secure, Path=/ and no Domain",
-        );
-    }
-    if let Some(domain) = cookie.domain() {
-        match Host::parse(domain) {
-            Ok(Host::Domain(domain)) if is_public_suffix(&domain) => {
-                if url.host_str() == Some(domain.as_str()) {
-                    cookie.unset_domain();
-                } else {
-                    return refuse(&cookie, "its Domain is a public suffix");
-                }
-            }
-            Ok(_) => {}
-            Err(_) => return refuse(&cookie, "its Domain is not a host name"),
-        }
-    }
-    Ok(cookie)
-}
-
-/// Whether `domain` (lowercase ASCII) is a public suffix: listed, or a single label.
-fn is_public_suffix(domain: &str) -> bool {
-    psl::suffix(domain.as_bytes()).is_some_and(|suffix| suffix.as_bytes().len() == domain.len())
-}
-
-/// Whether a stored cookie's domain is a public suffix other than `url`'s own host.
-fn is_wide(domain: &CookieDomain, url: &Url) -> bool {
-    matches!(domain, CookieDomain::Suffix(domain)
-        if is_public_suffix(domain) && url.host_str() != Some(domain.as_str()))
-}
-
-/// `https`, or a loopback or `localhost` host: the origins `cookie_store` sends `Secure`
-/// cookies to.
-fn is_secure_origin(url: &Url) -> bool {
-    url.scheme() == "https"
-        || match url.host() {
-            Some(Host::Domain(host)) => host == "localhost",
-            Some(Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        }
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
@@ -994,8 +933,12 @@ mod hostile_cookies {
     use http::{HeaderValue, Method};
     use proptest::prelude::*;
 
+    use cookie_store::CookieDomain;
+    use http::header::SET_COOKIE;
+
     use super::*;
     use crate::Retry;
+    use crate::cookies::is_public_suffix;
     use crate::testing::MockTransport;
 
     fn session(cookie: Option<&str>) -> CookieSession {
@@ -1020,6 +963,7 @@ mod hostile_cookies {
             status: StatusCode::OK,
             headers,
             url: Url::parse(url).unwrap(),
+            redirects: Vec::new(),
         }
     }
 

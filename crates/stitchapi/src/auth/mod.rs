@@ -261,30 +261,12 @@ impl<'a> AuthRequest<'a> {
     /// Adds `name=value` to the `cookie` header, replacing a cookie of the same name and
     /// keeping the others.
     pub fn add_cookie(&mut self, name: &str, value: &str) -> Result<(), Error> {
-        let mut parts: Vec<String> = Vec::new();
-        for existing in self.headers.get_all(COOKIE) {
-            if let Ok(text) = existing.to_str() {
-                for part in text.split(';') {
-                    let part = part.trim();
-                    if part.is_empty() {
-                        continue;
-                    }
-                    let part_name = part.split('=').next().unwrap_or("").trim();
-                    if part_name != name {
-                        parts.push(part.to_owned());
-                    }
-                }
-            }
-        }
-        parts.push(format!("{name}={value}"));
-        let mut header = HeaderValue::from_str(&parts.join("; ")).map_err(|_| {
+        crate::cookies::add_to_request(self.headers, name, value).map_err(|_| {
             Error::new(
                 ErrorKind::Auth,
                 format!("the value of cookie {name:?} is not a valid header value. Fix: check the secret or the session cookie"),
             )
         })?;
-        header.set_sensitive(true);
-        self.headers.insert(COOKIE, header);
         self.record_header(COOKIE);
         Ok(())
     }

@@ -207,7 +207,7 @@ impl Vary {
     /// `ignored` is already in the entry's key (as a digest), so it adds no variant; a safe
     /// one, or one the declaration ignores, counts: the server said the response depends on
     /// it (a variant key holds the values of headers that are not safe hashed, never in
-    /// clear).
+    /// clear). `Accept-Encoding` adds none: bodies are stored decoded.
     pub(crate) fn of(headers: &HeaderMap, ignored: &[HeaderName]) -> Vary {
         let mut names = Vec::new();
         for line in headers.get_all(http::header::VARY) {
@@ -222,6 +222,10 @@ impl Vary {
                     // A line we cannot read could name anything: never reuse the response.
                     return Vary::Any;
                 };
+                // Bodies are stored decoded: the encoding negotiated picks no variant.
+                if name == http::header::ACCEPT_ENCODING {
+                    continue;
+                }
                 if crate::headers::is_safe(&name) || ignored.contains(&name) {
                     names.push(name);
                 }
@@ -326,11 +330,10 @@ mod tests {
         assert_eq!(vary(&[]), Vary::None);
         assert_eq!(
             vary(&["Accept-Language, accept-encoding", "X-B,  accept-language"]),
-            Vary::On(vec![
-                HeaderName::from_static("accept-encoding"),
-                HeaderName::from_static("accept-language"),
-            ])
+            Vary::On(vec![HeaderName::from_static("accept-language")])
         );
+        // Stored bodies are decoded, so the negotiated encoding never makes a variant.
+        assert_eq!(vary(&["Accept-Encoding"]), Vary::None);
         assert_eq!(vary(&["accept-language, *"]), Vary::Any);
         assert_eq!(vary(&["bad header"]), Vary::Any);
         // Headers that are not safe are in the key already; one the declaration ignores

@@ -55,6 +55,29 @@ pub trait Transport: MaybeSend + MaybeSync + fmt::Debug + 'static {
     ) -> Result<http::Response<Bytes>, TransportError>;
 }
 
+/// One redirect the engine followed: the response that redirected, and the URL that gave it.
+/// A [`Reply`](crate::Reply) lists them in [`redirects`](crate::Reply::redirects), in order.
+///
+/// ```
+/// # async fn demo(old_link: stitchapi::Stitch) -> stitchapi::Result<()> {
+/// let reply = old_link.call_detailed(stitchapi::Input::new()).await?;
+/// for hop in &reply.redirects {
+///     println!("{} from {}", hop.status, hop.url);
+/// }
+/// println!("{} from {}", reply.status, reply.url);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RedirectHop {
+    /// The redirect's status (301, 302, 303, 307 or 308).
+    pub status: http::StatusCode,
+    /// The URL that answered with the redirect.
+    pub url: url::Url,
+    /// The redirect response's headers (its `Location`, any `Set-Cookie`).
+    pub headers: http::HeaderMap,
+}
+
 /// A shared, type-erased transport.
 pub type DynTransport = Arc<dyn Transport>;
 

@@ -6,12 +6,13 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode};
 use url::Url;
 
-use super::{DynTransport, RequestContext, TransportErrorKind};
-use crate::error::Error;
-use crate::headers;
+use cookie_store::CookieStore;
 
-/// The most redirects one attempt follows.
-pub(crate) const MAX_REDIRECTS: usize = 20;
+use super::{DynTransport, RedirectHop, RequestContext, TransportErrorKind};
+use crate::cookies;
+use crate::error::{Error, RedactedUrl};
+use crate::headers;
+use crate::policy::Redirects;
 
 /// One request as the engine sends it: buffered, so it can be resent and redirected. Its
 /// `Debug` redacts headers that are not safe and shows the body's length only.
@@ -43,11 +44,13 @@ impl std::fmt::Debug for Outgoing {
     }
 }
 
-/// What an attempt got back: the response and the URL it finally came from.
+/// What an attempt got back: the response, the URL it finally came from and the redirects
+/// followed on the way.
 #[derive(Debug)]
 pub(crate) struct Received {
     pub response: http::Response<Bytes>,
     pub url: Url,
+    pub redirects: Vec<RedirectHop>,
 }
 
 /// Whether two URLs share scheme, host and port (default ports included).
@@ -76,48 +79,87 @@ fn to_request(outgoing: &Outgoing) -> http::Request<Bytes> {
     request
 }
 
-/// Sends `outgoing`, following up to [`MAX_REDIRECTS`] redirects. On a cross-origin hop
+/// Sends `outgoing`, following as many redirects as `policy` allows. On a cross-origin hop
 /// (scheme, host or port differs) only [safe headers](crate::headers) are kept, and never one
-/// an auth strategy added; 303 (and 301/302 after a POST) turn into a bodiless GET.
-pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<Received, Error> {
+/// an auth strategy added; 303 (and 301/302 after a POST) turn into a bodiless GET. Cookies a
+/// redirect sets are sent on the chain's later hops where they match, as a browser does, and
+/// nowhere else. Errors name the last URL sent.
+pub(crate) async fn send(
+    transport: &DynTransport,
+    first: &Outgoing,
+    policy: Redirects,
+) -> Result<Received, Error> {
     // Cloned only when a redirect changes the request.
     let mut redirected: Option<Outgoing> = None;
-    for _ in 0..=MAX_REDIRECTS {
+    let mut hops: Vec<RedirectHop> = Vec::new();
+    // Made only when a redirect sets a cookie.
+    let mut jar: Option<CookieStore> = None;
+    loop {
         let outgoing = redirected.as_ref().unwrap_or(first);
         let request = to_request(outgoing);
-        let response = transport
+        let mut response = transport
             .send(request)
             .await
             .map_err(|e| Error::from(e).with_url(outgoing.url.clone()))?;
+        headers::hide_set_cookies(response.headers_mut());
         let status = response.status();
         let location = match status {
             StatusCode::MOVED_PERMANENTLY
             | StatusCode::FOUND
             | StatusCode::SEE_OTHER
             | StatusCode::TEMPORARY_REDIRECT
-            | StatusCode::PERMANENT_REDIRECT => response
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|location| outgoing.url.join(location).ok()),
+            | StatusCode::PERMANENT_REDIRECT
+                if policy.follows() =>
+            {
+                response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|location| outgoing.url.join(location).ok())
+            }
             _ => None,
         };
         let Some(next) = location else {
             return Ok(Received {
                 response,
                 url: outgoing.url.clone(),
+                redirects: hops,
             });
         };
-        if !matches!(next.scheme(), "http" | "https") {
-            return Err(Error::transport(
-                TransportErrorKind::Redirect,
-                format!(
-                    "refused a redirect to a non-HTTP scheme ({})",
-                    next.scheme()
-                ),
-            )
-            .with_url(outgoing.url.clone()));
+        let refuse = |problem: String| {
+            Error::transport(TransportErrorKind::Redirect, problem).with_url(outgoing.url.clone())
+        };
+        if hops.len() >= policy.max() {
+            return Err(refuse(format!(
+                "too many redirects (more than {}); the next was to {}",
+                policy.max(),
+                RedactedUrl(&next)
+            )));
         }
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(refuse(format!(
+                "refused a redirect to a non-HTTP scheme ({})",
+                next.scheme()
+            )));
+        }
+        let next_uri = uri_of(&next).map_err(|_| {
+            refuse(format!(
+                "the redirect target {} is not a valid URI",
+                RedactedUrl(&next)
+            ))
+        })?;
+        let (parts, _) = response.into_parts();
+        if parts.headers.contains_key(header::SET_COOKIE) {
+            let jar = jar.get_or_insert_with(CookieStore::new);
+            cookies::keep(jar, &parts.headers, &outgoing.url, |name, why| {
+                tracing::debug!(cookie = %name, reason = why, "refused a Set-Cookie of a redirect");
+            });
+        }
+        hops.push(RedirectHop {
+            status,
+            url: outgoing.url.clone(),
+            headers: parts.headers,
+        });
         let mut outgoing = redirected.take().unwrap_or_else(|| first.clone());
         let to_get = status == StatusCode::SEE_OTHER && outgoing.method != Method::HEAD
             || matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
@@ -144,14 +186,14 @@ pub(crate) async fn send(transport: &DynTransport, first: &Outgoing) -> Result<R
                 outgoing.headers.remove(name);
             }
         }
-        outgoing.uri = uri_of(&next)?;
+        if let Some(jar) = &jar {
+            for (name, value) in cookies::to_send(jar, &next) {
+                // The jar only holds cookies that parsed from a header value.
+                let _ = cookies::add_to_request(&mut outgoing.headers, name, value);
+            }
+        }
+        outgoing.uri = next_uri;
         outgoing.url = next;
         redirected = Some(outgoing);
     }
-    let last = redirected.as_ref().unwrap_or(first);
-    Err(Error::transport(
-        TransportErrorKind::Redirect,
-        format!("too many redirects (more than {MAX_REDIRECTS})"),
-    )
-    .with_url(last.url.clone()))
 }
