@@ -86,7 +86,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
 /// Formats a duration the way it would be authored: `"250ms"`, `"10s"`, `"1500ms"`; a duration
 /// of a million seconds or more that is not whole seconds is written `"<secs>s <ms>ms"`, which
 /// [`parse_duration`] reads back (humantime cannot read that many milliseconds in one number).
-pub fn format_duration(duration: Duration) -> String {
+pub(crate) fn format_duration(duration: Duration) -> String {
     let millis = duration.as_secs_f64() * 1000.0;
     if millis.fract() == 0.0 && millis >= 1000.0 && millis % 1000.0 == 0.0 {
         format!("{}s", millis / 1000.0)
@@ -118,7 +118,7 @@ pub struct DurationSpec(Result<Duration, String>);
 
 impl DurationSpec {
     /// Resolves the spec, naming `field` in the error if it does not parse.
-    pub fn resolve(&self, field: &str) -> Result<Duration, Error> {
+    pub(crate) fn resolve(&self, field: &str) -> Result<Duration, Error> {
         match &self.0 {
             Ok(duration) => Ok(*duration),
             Err(text) => Err(match parse_duration(text) {

@@ -1,5 +1,11 @@
 //! Send-ness across targets: one set of traits for native (`Send`) and wasm32 (`?Send`).
 //!
+//! Public because the traits an integrator implements use these items in their bounds and
+//! signatures: [`MaybeSend`]/[`MaybeSync`] bound [`Clock`](crate::time::Clock),
+//! [`StitchStore`](crate::StitchStore), [`Transport`](crate::transport::Transport),
+//! [`AuthStrategy`](crate::AuthStrategy) and [`OutputValidator`](crate::OutputValidator), and
+//! [`Clock::sleep`](crate::time::Clock::sleep) returns a [`BoxFuture`].
+//!
 //! On native targets every future and trait object the library hands around is `Send`, so a
 //! stitch can be called from any tokio task. On `wasm32` the platform futures (`fetch`, timers)
 //! are not `Send`, and there is only one thread, so the bound disappears. Implement
@@ -32,11 +38,13 @@ pub trait MaybeSync {}
 #[cfg(target_arch = "wasm32")]
 impl<T: ?Sized> MaybeSync for T {}
 
-/// A boxed future that is `Send` on native targets and not on `wasm32`.
+/// A boxed future that is `Send` on native targets and not on `wasm32`: what
+/// [`Clock::sleep`](crate::time::Clock::sleep) returns.
 #[cfg(not(target_arch = "wasm32"))]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A boxed future that is `Send` on native targets and not on `wasm32`.
+/// A boxed future that is `Send` on native targets and not on `wasm32`: what
+/// [`Clock::sleep`](crate::time::Clock::sleep) returns.
 #[cfg(target_arch = "wasm32")]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 

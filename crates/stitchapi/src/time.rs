@@ -123,6 +123,9 @@ pub trait Clock: MaybeSend + MaybeSync + fmt::Debug + 'static {
 /// Runs `future` for at most `limit` on `clock`: `None` when the limit ran out first (the
 /// future is then dropped, which cancels it).
 ///
+/// For store and transport authors who bound a backend call by the stitch's clock (so virtual
+/// time in tests drives it too), as the Upstash store does.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use std::time::Duration;

@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use http::Method;
 use proptest::prelude::*;
 use stitchapi::config::SeamConfig;
-use stitchapi::duration::{DurationSpec, format_duration, parse_duration};
+use stitchapi::duration::{DurationSpec, parse_duration};
 use stitchapi::testing::{ManualClock, MockResponse, MockTransport};
 use stitchapi::throttle::{Rate, Throttle};
 use stitchapi::time::Clock;
@@ -55,14 +55,24 @@ proptest! {
                 prop_assert!(message.starts_with("invalid duration "), "{message}");
             }
         }
-        match DurationSpec::from(text.as_str()).resolve("retry.base") {
-            Ok(duration) => prop_assert!(duration <= LONGEST),
-            Err(error) => {
-                prop_assert_eq!(error.kind(), ErrorKind::Config);
-                let message = error.to_string();
+        // Through a declaration, a string that does not parse fails `build()` naming the field
+        // and the fix; one that parses is either taken or refused for its range, by field too.
+        let built = Stitch::get("https://x.example")
+            .retry(Retry::attempts(2).base(text.as_str()))
+            .transport(Arc::new(MockTransport::new()))
+            .build();
+        let parsed = DurationSpec::from(text.as_str()).get();
+        prop_assert_eq!(parsed, parse_duration(&text).ok());
+        if let Err(error) = built {
+            prop_assert_eq!(error.field(), "retry.base");
+            let message = error.to_string();
+            prop_assert!(message.contains("Fix:"), "{message}");
+            if parsed.is_none() {
                 prop_assert!(message.starts_with("retry.base: invalid duration"), "{message}");
-                prop_assert!(message.contains("Fix:"), "{message}");
             }
+            prop_assert_eq!(stitchapi::Error::from(error).kind(), ErrorKind::Config);
+        } else {
+            prop_assert!(parsed.is_some(), "{text:?} built without parsing");
         }
     }
 
@@ -72,12 +82,13 @@ proptest! {
         nanos in 0..1_000_000_000_u32,
         millis in 0..LONGEST.as_millis() as u64,
     ) {
-        // Any duration formats, however large.
-        let _ = format_duration(Duration::new(secs, nanos));
+        // Any duration formats (as a config file writes it), however large.
+        let _ = serde_json::to_value(DurationSpec::from(Duration::new(secs, nanos))).unwrap();
         // One that a string can spell reads back to the same millisecond.
         let duration = Duration::from_millis(millis);
-        let text = format_duration(duration);
-        let back = parse_duration(&text).unwrap();
+        let written = serde_json::to_value(DurationSpec::from(duration)).unwrap();
+        let text = written.as_str().expect("a duration is written as a string");
+        let back = parse_duration(text).unwrap();
         let drift = back.abs_diff(duration);
         prop_assert!(drift <= Duration::from_millis(1), "{text}: {back:?} vs {duration:?}");
     }

@@ -64,8 +64,10 @@ pub use secret::{Secret, SecretSource};
 pub(crate) use vault::SealedStore;
 pub use vault::VaultKey;
 
-/// The vault prefix: tokens and sessions live under `vault:` in the store.
-pub const VAULT_PREFIX: &str = keys::VAULT_PREFIX;
+/// The vault prefix (tokens and sessions live under `vault:` in the store): the tests build
+/// the vault view with it.
+#[cfg(test)]
+pub(crate) use keys::VAULT_PREFIX;
 
 /// Which credential a request carried, without the credential itself: a fingerprint a
 /// strategy records in [`apply`](AuthStrategy::apply) with
@@ -165,18 +167,42 @@ pub trait AuthStrategy: MaybeSend + MaybeSync + fmt::Debug + 'static {
 }
 
 /// The request a strategy authenticates: method, URL and headers, plus a record of which
-/// header names and whether the query received a credential.
+/// header names and whether the query received a credential. The engine builds it and hands
+/// it to [`AuthStrategy::apply`]; a strategy never constructs one.
 ///
 /// ```
-/// use http::{HeaderMap, Method};
-/// use stitchapi::auth::AuthRequest;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
+/// use std::sync::Arc;
+/// use http::Method;
+/// use stitchapi::auth::{Auth, AuthContext, AuthRequest, AuthStrategy};
+/// use stitchapi::testing::{MockResponse, MockTransport};
+/// use stitchapi::{Input, Stitch};
 ///
-/// let method = Method::GET;
-/// let mut url = url::Url::parse("https://api.example.com/x").unwrap();
-/// let mut headers = HeaderMap::new();
-/// let mut request = AuthRequest::new(&method, &mut url, &mut headers);
-/// request.set_header("x-api-key", "k").unwrap();
-/// assert_eq!(request.credential_headers()[0].as_str(), "x-api-key");
+/// #[derive(Debug)]
+/// struct QueryKey;
+///
+/// #[async_trait::async_trait]
+/// impl AuthStrategy for QueryKey {
+///     fn scheme(&self) -> &'static str {
+///         "query-key"
+///     }
+///     async fn apply(&self, request: &mut AuthRequest<'_>, _cx: &AuthContext<'_>) -> stitchapi::Result<()> {
+///         assert_eq!(request.method(), Method::GET);
+///         request.set_query_param("key", "k-1");
+///         assert!(request.has_query_credential());
+///         Ok(())
+///     }
+/// }
+///
+/// let mock = MockTransport::new();
+/// mock.route(Method::GET, "/x", [MockResponse::status(200)]);
+/// let stitch = Stitch::get("https://api.example.com/x?page=2")
+///     .auth(Auth::custom(QueryKey))
+///     .transport(Arc::new(mock.clone()))
+///     .build()?;
+/// stitch.call(Input::new()).await?;
+/// assert_eq!(mock.requests()[0].uri.query(), Some("page=2&key=k-1"));
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct AuthRequest<'a> {
@@ -190,7 +216,7 @@ pub struct AuthRequest<'a> {
 
 impl<'a> AuthRequest<'a> {
     /// Wraps the parts of a request about to be sent.
-    pub fn new(method: &'a Method, url: &'a mut Url, headers: &'a mut HeaderMap) -> Self {
+    pub(crate) fn new(method: &'a Method, url: &'a mut Url, headers: &'a mut HeaderMap) -> Self {
         AuthRequest {
             method,
             url,
@@ -295,7 +321,7 @@ impl<'a> AuthRequest<'a> {
 
     /// What the engine needs after `apply`: the credential header names, the query flag and
     /// the credential's id.
-    pub fn into_applied(self) -> Applied {
+    pub(crate) fn into_applied(self) -> Applied {
         Applied {
             credential_headers: self.credential_headers,
             query_credential: self.query_credential,
@@ -307,14 +333,13 @@ impl<'a> AuthRequest<'a> {
 /// What a strategy added to a request: see [`AuthRequest::into_applied`]. The redirect layer
 /// drops `credential_headers` on a cross-origin hop.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Applied {
+pub(crate) struct Applied {
     /// Header names that carry a credential.
-    pub credential_headers: Vec<HeaderName>,
+    pub(crate) credential_headers: Vec<HeaderName>,
     /// Whether the query carries a credential.
-    pub query_credential: bool,
+    pub(crate) query_credential: bool,
     /// Which credential the request carries, when the strategy recorded it.
-    pub credential: Option<CredentialId>,
+    pub(crate) credential: Option<CredentialId>,
 }
 
 /// What an auth strategy did, reported as a progress step. It never carries a secret.
@@ -373,7 +398,7 @@ impl fmt::Display for AuthEvent {
 }
 
 /// Receives [`AuthEvent`]s (the engine turns them into `info` progress events).
-pub trait AuthEvents: MaybeSend + MaybeSync {
+pub(crate) trait AuthEvents: MaybeSend + MaybeSync {
     /// Called for every event.
     fn event(&self, event: &AuthEvent);
 }
@@ -387,8 +412,12 @@ where
     }
 }
 
-/// What a strategy may use while authenticating one call.
+/// What a strategy may use while authenticating one call: the engine builds it for each
+/// attempt and hands it to [`AuthStrategy::apply`] and [`AuthStrategy::refresh`]. A strategy
+/// reads its fields, reports steps with [`emit`](AuthContext::emit) and bounds its own work
+/// with [`within`](AuthContext::within); it never constructs one.
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub struct AuthContext<'a> {
     /// The vault: the store with every key under `vault:`.
     pub vault: &'a DynStore,
@@ -406,8 +435,8 @@ pub struct AuthContext<'a> {
     /// [`within`](AuthContext::within) (an `apply`, a `refresh`) ends after it, as a request
     /// attempt does.
     pub attempt_timeout: Option<std::time::Duration>,
-    /// Where progress events go.
-    pub events: Option<&'a dyn AuthEvents>,
+    /// Where progress events go (through [`emit`](AuthContext::emit)).
+    pub(crate) events: Option<&'a dyn AuthEvents>,
 }
 
 impl fmt::Debug for AuthContext<'_> {
@@ -423,7 +452,7 @@ impl fmt::Debug for AuthContext<'_> {
 
 impl<'a> AuthContext<'a> {
     /// A context with no principal, no deadline and no event sink.
-    pub fn new(
+    pub(crate) fn new(
         vault: &'a DynStore,
         store: &'a DynStore,
         clock: &'a dyn Clock,
@@ -442,25 +471,25 @@ impl<'a> AuthContext<'a> {
     }
 
     /// Binds a principal.
-    pub fn with_principal(mut self, principal: Option<&'a str>) -> Self {
+    pub(crate) fn with_principal(mut self, principal: Option<&'a str>) -> Self {
         self.principal = principal;
         self
     }
 
     /// Sets the deadline.
-    pub fn with_deadline(mut self, deadline: Option<Timestamp>) -> Self {
+    pub(crate) fn with_deadline(mut self, deadline: Option<Timestamp>) -> Self {
         self.deadline = deadline;
         self
     }
 
     /// Sets the per-attempt timeout.
-    pub fn with_attempt_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+    pub(crate) fn with_attempt_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
         self.attempt_timeout = timeout;
         self
     }
 
     /// Sets the event sink.
-    pub fn with_events(mut self, events: Option<&'a dyn AuthEvents>) -> Self {
+    pub(crate) fn with_events(mut self, events: Option<&'a dyn AuthEvents>) -> Self {
         self.events = events;
         self
     }
@@ -475,21 +504,41 @@ impl<'a> AuthContext<'a> {
     /// Runs `future` for at most the per-attempt timeout, and not past the call's deadline;
     /// past either, a `Timeout` error. Each run starts its own per-attempt budget.
     ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use std::time::Duration;
-    /// use stitchapi::auth::AuthContext;
-    /// use stitchapi::store::{DynStore, MemoryStore};
-    /// use stitchapi::testing::{ManualClock, MockTransport};
+    /// A strategy whose signing service never answers, on a stitch whose attempts last at
+    /// most a second:
     ///
-    /// let store: DynStore = std::sync::Arc::new(MemoryStore::new());
-    /// let clock = ManualClock::auto_advance();
-    /// let transport = MockTransport::new();
-    /// let cx = AuthContext::new(&store, &store, &clock, &transport)
-    ///     .with_attempt_timeout(Some(Duration::from_secs(1)));
-    /// let silent = cx.within(std::future::pending::<stitchapi::Result<()>>());
-    /// assert_eq!(silent.await.unwrap_err().to_string(), "timed out after 1000ms");
-    /// # }
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> stitchapi::Result<()> {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use stitchapi::auth::{Auth, AuthContext, AuthRequest, AuthStrategy};
+    /// use stitchapi::testing::{ManualClock, MockTransport};
+    /// use stitchapi::{ErrorKind, Input, Retry, Stitch, Timeout};
+    ///
+    /// #[derive(Debug)]
+    /// struct Silent;
+    ///
+    /// #[async_trait::async_trait]
+    /// impl AuthStrategy for Silent {
+    ///     fn scheme(&self) -> &'static str {
+    ///         "silent"
+    ///     }
+    ///     async fn apply(&self, _: &mut AuthRequest<'_>, cx: &AuthContext<'_>) -> stitchapi::Result<()> {
+    ///         cx.within(std::future::pending::<stitchapi::Result<()>>()).await
+    ///     }
+    /// }
+    ///
+    /// let stitch = Stitch::get("https://api.example.com/x")
+    ///     .auth(Auth::custom(Silent))
+    ///     .timeout(Timeout::per_attempt(Duration::from_secs(1)))
+    ///     .retry(Retry::none())
+    ///     .clock(Arc::new(ManualClock::auto_advance()))
+    ///     .transport(Arc::new(MockTransport::new()))
+    ///     .build()?;
+    /// let error = stitch.call(Input::new()).await.unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::Timeout);
+    /// assert_eq!(error.to_string(), "timed out after 1000ms");
+    /// # Ok(()) }
     /// ```
     pub async fn within<T>(
         &self,
@@ -634,14 +683,9 @@ impl Auth {
         self.strategy.tenancy()
     }
 
-    /// The strategy itself.
-    pub fn strategy(&self) -> &dyn AuthStrategy {
-        &*self.strategy
-    }
-
     /// Applies the credential to the request parts and reports what was added. This is what
     /// the engine calls before each attempt.
-    pub async fn apply(
+    pub(crate) async fn apply(
         &self,
         method: &Method,
         url: &mut Url,
@@ -654,12 +698,17 @@ impl Auth {
     }
 
     /// See [`AuthStrategy::should_refresh`].
-    pub fn should_refresh(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> bool {
+    pub(crate) fn should_refresh(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> bool {
         self.strategy.should_refresh(status, headers, body)
     }
 
     /// See [`AuthStrategy::refresh`].
-    pub async fn refresh(
+    pub(crate) async fn refresh(
         &self,
         rejected: Option<CredentialId>,
         cx: &AuthContext<'_>,
@@ -667,6 +716,9 @@ impl Auth {
         self.strategy.refresh(rejected, cx).await
     }
 }
+
+#[cfg(all(test, feature = "reqwest", not(target_arch = "wasm32")))]
+mod loopback_tests;
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -618,6 +618,10 @@ pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 /// Normalises a TTL: zero means "no expiry", like `None`; a TTL over [`MAX_TTL`] is shortened
 /// to it.
 ///
+/// For store authors: the engine hands a store TTLs already normalised, but a backend that
+/// converts a TTL into its own expiry unit (Redis `PX`, a KV `expirationTtl`) can call this
+/// first, so its arithmetic never sees zero or an overflowing lifetime.
+///
 /// ```
 /// use std::time::Duration;
 /// use stitchapi::store::{MAX_TTL, normalize_ttl};

@@ -129,7 +129,6 @@ pub enum StoreFailure {
 ///     .lease(std::time::Duration::from_secs(20))
 ///     .pool(Pool::Host)
 ///     .on_store_error(StoreFailure::FailOpen);
-/// assert!(!throttle.is_delegate());
 ///
 /// // The string form, as in config files.
 /// let same_rate = Throttle::new("10/s");
@@ -138,8 +137,7 @@ pub enum StoreFailure {
 ///
 /// // Delegate mode: no internal throttle; a 429 becomes a `RateLimited` error.
 /// let delegate = Throttle::delegate().on([StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE]);
-/// assert!(delegate.is_rate_limited(503) && !delegate.is_rate_limited(500));
-/// # let _ = (same_rate, capped);
+/// # let _ = (throttle, same_rate, capped, delegate);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Throttle {
@@ -221,23 +219,18 @@ impl Throttle {
     }
 
     /// Whether this is delegate mode.
-    pub fn is_delegate(&self) -> bool {
+    pub(crate) fn is_delegate(&self) -> bool {
         self.delegate
     }
 
     /// Whether `status` is a rate limit under delegate mode (always `false` otherwise).
-    pub fn is_rate_limited(&self, status: impl Into<StatusSpec>) -> bool {
+    pub(crate) fn is_rate_limited(&self, status: impl Into<StatusSpec>) -> bool {
         self.delegate && self.on.contains(&status.into())
     }
 
     /// The pool: the caller derives the key from it (the host for [`Pool::Host`]).
-    pub fn pool_kind(&self) -> Pool {
+    pub(crate) fn pool_kind(&self) -> Pool {
         self.pool
-    }
-
-    /// The store failure policy.
-    pub fn store_failure(&self) -> StoreFailure {
-        self.on_store_error
     }
 
     /// Checks the declaration and resolves it against `store`: `Ok(None)` in delegate mode,

@@ -84,7 +84,8 @@ pub type DynTransport = Arc<dyn Transport>;
 /// Request extension the engine attaches to every request it sends: the request's URL,
 /// already parsed (a transport built on `url::Url`, like reqwest, need not parse the URI
 /// again), and the largest response body it accepts. Transports stop reading past
-/// `body_limit` and fail with [`TransportErrorKind::BodyTooLarge`].
+/// `body_limit` and fail with [`TransportErrorKind::BodyTooLarge`]. A transport reads it
+/// (`request.extensions().get::<RequestContext>()`); only the engine builds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestContext {
@@ -96,7 +97,7 @@ pub struct RequestContext {
 
 impl RequestContext {
     /// A context for `url` with a body limit.
-    pub fn new(url: url::Url, body_limit: usize) -> Self {
+    pub(crate) fn new(url: url::Url, body_limit: usize) -> Self {
         RequestContext { url, body_limit }
     }
 }

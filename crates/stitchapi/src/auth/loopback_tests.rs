@@ -1,9 +1,20 @@
-//! Auth strategies against real loopback token and login endpoints.
+//! Auth strategies against real loopback token and login endpoints, driven through the
+//! engine's entry points (`Auth::apply`, `Auth::refresh`) with a hand-built `AuthContext`:
+//! crate-private, so these tests live inside the crate.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::auth::{
+    Auth, AuthContext, CookieSession, CredentialId, LoginFailure, LoginOutcome, OAuth2, Secret,
+    VAULT_PREFIX,
+};
+use crate::store::{DynStore, PrefixedStore};
+use crate::testing::FleetStore;
+use crate::time::{SystemClock, Timestamp};
+use crate::transport::ReqwestTransport;
+use crate::{ErrorKind, Input, MemoryStore, Retry, Stitch, StitchStore, Tenancy};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,15 +22,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::Method;
-use stitchapi::auth::{
-    Auth, AuthContext, CookieSession, CredentialId, LoginFailure, LoginOutcome, OAuth2, Secret,
-    VAULT_PREFIX,
-};
-use stitchapi::store::{DynStore, PrefixedStore};
-use stitchapi::testing::FleetStore;
-use stitchapi::time::{SystemClock, Timestamp};
-use stitchapi::transport::ReqwestTransport;
-use stitchapi::{ErrorKind, Input, MemoryStore, Retry, Stitch, StitchStore, Tenancy};
 use url::Url;
 
 /// What the loopback auth server does, and what it saw.
@@ -122,7 +124,7 @@ async fn header(
     cx: &AuthContext<'_>,
     url: &str,
     name: &str,
-) -> stitchapi::Result<Option<String>> {
+) -> crate::Result<Option<String>> {
     let mut url = Url::parse(url).unwrap();
     let mut headers = HeaderMap::new();
     auth.apply(&Method::GET, &mut url, &mut headers, cx).await?;
@@ -171,7 +173,7 @@ async fn oauth2_twenty_cold_callers_one_post_then_cached() {
 #[tokio::test]
 async fn oauth2_three_processes_on_a_fleet_store_one_post_separate_stores_three() {
     let (server, port) = start().await;
-    let shared = FleetStore::new(stitchapi::time::SystemClock::new());
+    let shared = FleetStore::new(crate::time::SystemClock::new());
     let processes: Vec<_> = (0..3).map(|_| Process::new(shared.clone())).collect();
     let auths: Vec<_> = (0..3)
         .map(|_| Auth::oauth2(oauth(port).key("fleet")))
@@ -195,7 +197,7 @@ async fn oauth2_three_processes_on_a_fleet_store_one_post_separate_stores_three(
 
     let (server, port) = start().await;
     let processes: Vec<_> = (0..3)
-        .map(|_| Process::new(FleetStore::new(stitchapi::time::SystemClock::new())))
+        .map(|_| Process::new(FleetStore::new(crate::time::SystemClock::new())))
         .collect();
     let auths: Vec<_> = (0..3)
         .map(|_| Auth::oauth2(oauth(port).key("fleet")))
@@ -374,7 +376,7 @@ async fn the_deadline_bounds_the_login() {
     );
     let cx = process.cx();
     let cx = cx.with_deadline(Some(Timestamp::from_millis_f64(
-        stitchapi::time::Clock::now(&process.clock).as_millis_f64() + 20.0,
+        crate::time::Clock::now(&process.clock).as_millis_f64() + 20.0,
     )));
     let error = header(
         &auth,
