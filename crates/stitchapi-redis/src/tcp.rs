@@ -95,20 +95,21 @@ impl RedisOptions {
         }
     }
 
-    /// How long a command may wait for its answer.
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+    /// How long a command may wait for its answer (as
+    /// `UpstashStore::with_response_timeout`).
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
     }
 
     /// How long a (re)connection attempt may take.
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
     }
 
     /// How many times a command's reconnection is retried before the command fails.
-    pub fn reconnect_attempts(mut self, attempts: usize) -> Self {
+    pub fn with_reconnect_attempts(mut self, attempts: usize) -> Self {
         self.reconnect_attempts = attempts;
         self
     }

@@ -129,8 +129,9 @@ impl UpstashStore {
         self
     }
 
-    /// How long one command may take (default 2 s).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    /// How long a command may wait for its answer (default 2 s; as
+    /// `RedisOptions::with_response_timeout`).
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }

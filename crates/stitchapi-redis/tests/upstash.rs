@@ -155,7 +155,7 @@ async fn a_silent_endpoint_times_out_instead_of_hanging() {
     });
     let store = UpstashStore::new(&format!("http://{addr}"), "t")
         .unwrap()
-        .with_timeout(Duration::from_millis(500));
+        .with_response_timeout(Duration::from_millis(500));
     let started = std::time::Instant::now();
     let error = store.increment("k", None).await.unwrap_err();
     let took = started.elapsed();

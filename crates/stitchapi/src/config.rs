@@ -338,7 +338,7 @@ macro_rules! apply_shared {
             if let Some(header) = &idempotency.header {
                 policy = policy.header(header.clone());
             }
-            builder = builder.idempotency_with(policy);
+            builder = builder.idempotency(policy);
         }
         if let Some(retry) = shared.retry_non_idempotent {
             builder = builder.retry_non_idempotent(retry);
@@ -414,7 +414,7 @@ impl StitchConfig {
         };
         let mut builder = match seam {
             Some(seam) => seam.stitch(method, target),
-            None => Stitch::new(method, target),
+            None => Stitch::builder(method, target),
         };
         if let Some(name) = self.name.as_deref().or(key) {
             builder = builder.name(name);

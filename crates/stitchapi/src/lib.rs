@@ -82,7 +82,7 @@
 //!   retry could duplicate a write. A failure the same request would meet again (a body over
 //!   the size limit, a redirect loop) is not retried: the engine retries exactly the failures
 //!   [`Error::is_retryable`] calls retryable.
-//! - **Idempotency keys** ([`Idempotency`]): `idempotency()` adds a UUID v4
+//! - **Idempotency keys** ([`Idempotency`]): `idempotency(Idempotency::new())` adds a UUID v4
 //!   `Idempotency-Key` to writes, stable across the retries of one call.
 //! - **Timeouts** ([`Timeout`]): `total` bounds the whole call (30 s unless declared;
 //!   `Timeout::none()` lifts it); `each` bounds one attempt (effectively `min(each, time

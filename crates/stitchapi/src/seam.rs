@@ -37,7 +37,7 @@ use crate::throttle::{Limiter, Pool};
 #[derive(Clone)]
 pub struct Seam {
     inner: Arc<SeamInner>,
-    principal: Option<Arc<str>>,
+    pub(crate) principal: Option<Arc<str>>,
 }
 
 struct SeamInner {
@@ -112,9 +112,9 @@ impl Seam {
         }
     }
 
-    /// The principal this handle is bound to, if any.
-    pub fn principal(&self) -> Option<&Arc<str>> {
-        self.principal.as_ref()
+    /// The principal this handle is bound to, if any (as [`Stitch::principal`]).
+    pub fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
     }
 
     /// The base URL.

@@ -253,14 +253,10 @@ macro_rules! settings_setters {
             self
         }
 
-        /// Adds an `Idempotency-Key` header (a random UUID v4, the same on every retry) to
-        /// writes.
-        pub fn idempotency(self) -> Self {
-            self.idempotency_with($crate::Idempotency::new())
-        }
-
-        /// Adds idempotency keys with a custom header name or key function.
-        pub fn idempotency_with(mut self, idempotency: $crate::Idempotency) -> Self {
+        /// Adds an idempotency key to writes: `Idempotency::new()` is an `Idempotency-Key`
+        /// header holding a random UUID v4, the same on every retry of a call; the header
+        /// name and the key function can be changed.
+        pub fn idempotency(mut self, idempotency: $crate::Idempotency) -> Self {
             self.settings.idempotency = Some(idempotency);
             self
         }

@@ -235,37 +235,45 @@ fn call_span(spec: &Spec) -> tracing::Span {
 }
 
 impl Stitch<Value> {
-    /// Declares an endpoint with any method. `url` is an RFC 6570 template
+    /// Declares an endpoint with any method; [`get`](Stitch::get), [`post`](Stitch::post)
+    /// and the others are shortcuts. `url` is an RFC 6570 template
     /// (`https://api.example.com/users/{id}{?fields}`).
-    // `Stitch::new(method, url)` reads as the declaration it starts; it returns the builder.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(method: Method, url: impl Into<String>) -> StitchBuilder<Value> {
+    ///
+    /// ```
+    /// use http::Method;
+    ///
+    /// let search = stitchapi::Stitch::builder(Method::from_bytes(b"QUERY").unwrap(), "https://api.example.com/search")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(search.method().as_str(), "QUERY");
+    /// ```
+    pub fn builder(method: Method, url: impl Into<String>) -> StitchBuilder<Value> {
         StitchBuilder::new(None, method, url.into())
     }
 
     /// Declares a GET endpoint.
     pub fn get(url: impl Into<String>) -> StitchBuilder<Value> {
-        Stitch::new(Method::GET, url)
+        Stitch::builder(Method::GET, url)
     }
 
     /// Declares a POST endpoint.
     pub fn post(url: impl Into<String>) -> StitchBuilder<Value> {
-        Stitch::new(Method::POST, url)
+        Stitch::builder(Method::POST, url)
     }
 
     /// Declares a PUT endpoint.
     pub fn put(url: impl Into<String>) -> StitchBuilder<Value> {
-        Stitch::new(Method::PUT, url)
+        Stitch::builder(Method::PUT, url)
     }
 
     /// Declares a PATCH endpoint.
     pub fn patch(url: impl Into<String>) -> StitchBuilder<Value> {
-        Stitch::new(Method::PATCH, url)
+        Stitch::builder(Method::PATCH, url)
     }
 
     /// Declares a DELETE endpoint.
     pub fn delete(url: impl Into<String>) -> StitchBuilder<Value> {
-        Stitch::new(Method::DELETE, url)
+        Stitch::builder(Method::DELETE, url)
     }
 }
 
@@ -768,10 +776,7 @@ impl<O: 'static> StitchBuilder<O> {
             cache,
         };
         Ok(Stitch {
-            principal: self
-                .seam
-                .as_ref()
-                .and_then(|seam| seam.principal().cloned()),
+            principal: self.seam.as_ref().and_then(|seam| seam.principal.clone()),
             inner: Arc::new(StitchInner { spec, output }),
         })
     }

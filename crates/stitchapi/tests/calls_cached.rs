@@ -634,7 +634,7 @@ async fn an_idempotency_key_the_engine_generates_stays_out_of_the_key() {
     upstream.script("/search", [Answer::json(200, json!({"hits": 1}))]);
     let search = Stitch::post(format!("{}/search", upstream.url()))
         .cache(Cache::ttl("1m").methods(["POST"]))
-        .idempotency()
+        .idempotency(stitchapi::Idempotency::new())
         .build()
         .unwrap();
     let query = || Input::new().json(&json!({"q": "rust"}));

@@ -108,7 +108,7 @@ async fn a_cross_origin_307_resends_the_body_with_its_content_type_only() {
         .post("/orders")
         .header("x-amz-security-token", "stitch-token")
         .header("x-auth-token", "stitch-auth")
-        .idempotency()
+        .idempotency(stitchapi::Idempotency::new())
         .build()
         .unwrap();
     stitch

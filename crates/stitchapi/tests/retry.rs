@@ -256,7 +256,9 @@ async fn transport_errors_are_retried_only_when_safe() {
     opted_in.call(Input::new()).await.unwrap_err();
     assert_eq!(rude.requests(), 1 + 3);
 
-    let keyed = post(Stitch::post(format!("{}/pay", rude.url())).idempotency());
+    let keyed = post(
+        Stitch::post(format!("{}/pay", rude.url())).idempotency(stitchapi::Idempotency::new()),
+    );
     keyed.call(Input::new()).await.unwrap_err();
     assert_eq!(rude.requests(), 4 + 3);
 
@@ -281,7 +283,7 @@ async fn idempotency_keys_are_stable_per_call_and_unique_across_calls() {
     );
     let stitch = Stitch::post(format!("{}/pay", upstream.url()))
         .retry(3)
-        .idempotency()
+        .idempotency(stitchapi::Idempotency::new())
         .clock(clock())
         .timeout(Timeout::none())
         .build()
@@ -324,7 +326,7 @@ async fn custom_idempotency_header_and_key_and_no_key_on_reads() {
     let upstream = Upstream::start().await;
     upstream.script("/orders", [Answer::status(200)]);
     let create = Stitch::put(format!("{}/orders", upstream.url()))
-        .idempotency_with(
+        .idempotency(
             stitchapi::Idempotency::new()
                 .header("x-request-key")
                 .key_with(|request| format!("{}-{}", request.method, request.body.len())),
@@ -336,7 +338,7 @@ async fn custom_idempotency_header_and_key_and_no_key_on_reads() {
         .await
         .unwrap();
     let read = Stitch::get(format!("{}/orders", upstream.url()))
-        .idempotency()
+        .idempotency(stitchapi::Idempotency::new())
         .build()
         .unwrap();
     read.call(Input::new()).await.unwrap();
@@ -387,8 +389,8 @@ async fn query_is_safe_and_idempotent() {
     let upstream = Upstream::start().await;
     upstream.script("/search", [Answer::status(200)]);
     let query = http::Method::from_bytes(b"QUERY").unwrap();
-    let search = Stitch::new(query.clone(), format!("{}/search", upstream.url()))
-        .idempotency()
+    let search = Stitch::builder(query.clone(), format!("{}/search", upstream.url()))
+        .idempotency(stitchapi::Idempotency::new())
         .build()
         .unwrap();
     search
@@ -400,7 +402,7 @@ async fn query_is_safe_and_idempotent() {
     assert!(!hit.headers.contains_key("idempotency-key"));
 
     let rude = RudeServer::start().await;
-    let search = Stitch::new(query, format!("{}/search", rude.url()))
+    let search = Stitch::builder(query, format!("{}/search", rude.url()))
         .retry(3)
         .clock(clock())
         .timeout(Timeout::none())

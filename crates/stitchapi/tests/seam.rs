@@ -136,7 +136,7 @@ fn invalid_declarations_fail_at_build_naming_field_and_fix() {
         ),
         (
             Stitch::post("https://x.example")
-                .idempotency_with(stitchapi::Idempotency::new().header("a b"))
+                .idempotency(stitchapi::Idempotency::new().header("a b"))
                 .build()
                 .map(drop),
             "idempotency.header:",

@@ -32,7 +32,7 @@ type KeyFn = Arc<dyn Fn(&KeyContext<'_>) -> String + Send + Sync>;
 /// use stitchapi::{Idempotency, Stitch};
 ///
 /// let create = Stitch::post("https://api.example.com/payments")
-///     .idempotency_with(
+///     .idempotency(
 ///         Idempotency::new()
 ///             .header("x-idempotency-key")
 ///             .key_with(|request| format!("pay-{}", request.body.len())),
