@@ -112,7 +112,7 @@ impl Seam {
         }
     }
 
-    /// The principal this handle is bound to, if any (as [`Stitch::principal`]).
+    /// The principal this handle is bound to, if any (as [`Stitch::principal`](crate::Stitch::principal)).
     pub fn principal(&self) -> Option<&str> {
         self.principal.as_deref()
     }
