@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p stitchapi-examples --bench fleet`
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! runs Lua slower than a bare `INCR`. So the raw `EVALSHA` of the same script (hashed once,
 //! as the store does) is printed as the fair peer.
 
-#[path = "../tests/support/server.rs"]
+#[path = "../tests/it/support/server.rs"]
 mod support;
 
 use std::sync::Arc;

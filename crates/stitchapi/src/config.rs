@@ -11,7 +11,7 @@
 //! `timeout = { total = "none", each = "2m" }`, `retry = { max_retry_after = "none" }`.
 //!
 //! Parsing a file never panics, whatever it holds: text that is not TOML, values of the wrong
-//! type and out-of-range numbers are errors (the property tests in `tests/fuzz_parsers.rs`
+//! type and out-of-range numbers are errors (the property tests in `tests/it/fuzz_parsers.rs`
 //! hold it to that).
 //!
 //! ```
