@@ -105,6 +105,8 @@ pub enum ErrorKind {
     RateLimited,
     /// The store failed or lacks a capability the stitch needs.
     Store,
+    /// A request or response hook (`on_request`, `on_response`) failed; never retried.
+    Hook,
 }
 
 /// A declaration `build()` refused: the field, the problem and the fix, as data.
@@ -285,6 +287,16 @@ impl Error {
     /// An input error (nothing was sent).
     pub(crate) fn input(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Input, message)
+    }
+
+    /// `the <which> hook #<n> failed on attempt <attempt>: <error>`, with the hook's error as
+    /// the source.
+    pub(crate) fn hook(which: &str, n: usize, attempt: u32, error: BoxError) -> Self {
+        Error::new(
+            ErrorKind::Hook,
+            format!("the {which} hook #{n} failed on attempt {attempt}: {error}"),
+        )
+        .with_source(error)
     }
 
     /// `HTTP <status>`, with the failing response's status, body and URL.

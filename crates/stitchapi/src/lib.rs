@@ -107,6 +107,50 @@
 //!   memory by about 5 MiB). The cache stores decoded bodies, so its keys never depend on
 //!   the encoding negotiated. On wasm32, `fetch` negotiates and decodes.
 //!
+//! ## Extension points
+//!
+//! - **A retry classifier** ([`Retry::classify`], [`policy::RetryClassifier`]) sees each
+//!   attempt's response (status, headers, body) or send error and returns
+//!   [`RetryDecision`](policy::RetryDecision) `Retry`, `Fail` or `Succeed`, or `None` to leave
+//!   the decision to the status lists. It decides what is worth retrying, never how far: a
+//!   retry stays within `attempts`, the total deadline and the `Retry-After` cap, and a failed
+//!   send of a blind POST is still not retried. `Succeed` returns a non-2xx as the reply, as
+//!   `accept` does; `Retry` with no retry left fails with the response.
+//! - **Per-attempt hooks**: `on_request` ([`policy::RequestHook`]) edits each attempt's
+//!   request (sign it, add a trace header) before the auth strategy adds its credential, so it
+//!   never sees one it did not add, and its changes last for that attempt only; `on_response`
+//!   ([`policy::ResponseHook`]) observes each attempt's response before the retry decision.
+//!   Declared on seams (inherited, run first) and stitches, several in order; a hook's error
+//!   fails the call as [`ErrorKind::Hook`], never retried. A stitch without hooks pays
+//!   nothing for them.
+//! - **[`Stitch::with`]**: a copy of a stitch with some options overridden, sharing the seam,
+//!   store, clock, transport and principal.
+//!
+//! ```
+//! use std::time::Duration;
+//! use stitchapi::policy::{AttemptOutcome, AttemptRequest, AttemptResponse, RetryDecision};
+//! use stitchapi::{Retry, Stitch};
+//!
+//! let job = Stitch::get("https://api.example.com/jobs/{id}")
+//!     .retry(Retry::attempts(10).classify(|outcome: &AttemptOutcome<'_>| match outcome {
+//!         AttemptOutcome::Response(r) if r.body().starts_with(br#"{"status":"pending""#) => {
+//!             Some(RetryDecision::Retry)
+//!         }
+//!         _ => None,
+//!     }))
+//!     .on_request(|request: &mut AttemptRequest<'_>| {
+//!         request.headers_mut().insert("x-trace-id", "t-42".parse()?);
+//!         Ok(())
+//!     })
+//!     .on_response(|response: &AttemptResponse<'_>| {
+//!         tracing::info!(status = %response.status(), attempt = response.attempt(), "job");
+//!         Ok(())
+//!     })
+//!     .build()?;
+//! let patient = job.with(|b| b.timeout(Duration::from_secs(120)))?;
+//! # Ok::<(), stitchapi::BuildError>(())
+//! ```
+//!
 //! ## Seams
 //!
 //! ```no_run

@@ -30,6 +30,8 @@ use crate::event::{
     store_error_kind,
 };
 use crate::input::Input;
+use crate::policy::classifier::{AttemptOutcome, AttemptResponse, RetryDecision};
+use crate::policy::hooks::AttemptRequest;
 use crate::policy::idempotency::{KeyContext, is_idempotent, is_read};
 use crate::policy::retry::parse_retry_after;
 use crate::query;
@@ -281,8 +283,9 @@ enum LastSent {
 enum Attempted<R, E> {
     /// The upstream answered.
     Answered(R, Answer),
-    /// The request failed: a transport error, a refused redirect, the per-attempt timeout.
-    Failed(E, RetryReason),
+    /// The request failed: a transport error, a refused redirect, the per-attempt timeout;
+    /// with the retry classifier's decision on it (never `Succeed`: there is no response).
+    Failed(E, RetryReason, Option<RetryDecision>),
     /// The call's total deadline ran out during the attempt.
     OutOfTime,
 }
@@ -301,6 +304,27 @@ struct Answer {
     retry_on: bool,
     /// 2xx, or accepted by the stitch's `accept`.
     accepted: bool,
+    /// The retry classifier's decision, which overrides `retry_on` and `accepted`.
+    decided: Option<RetryDecision>,
+}
+
+impl Answer {
+    /// Whether the answer asks for another attempt.
+    fn retries(&self) -> bool {
+        match self.decided {
+            Some(decision) => decision == RetryDecision::Retry,
+            None => self.retry_on,
+        }
+    }
+
+    /// Whether the answer is the call's result when it is not retried. One the classifier
+    /// said to retry is not, once no retry is left.
+    fn succeeds(&self) -> bool {
+        match self.decided {
+            Some(decision) => decision == RetryDecision::Succeed,
+            None => self.accepted,
+        }
+    }
 }
 
 /// The retry rules of a call, as [`classify`] applies them.
@@ -370,9 +394,9 @@ fn classify<R, E>(
                 return Verdict::RateLimited(response, answer);
             }
             let attempted = Attempted::Answered(response, answer);
-            if !answer.retry_on || attempt >= rules.max_attempts {
+            if !answer.retries() || attempt >= rules.max_attempts {
                 return match attempted {
-                    Attempted::Answered(response, answer) if answer.accepted => {
+                    Attempted::Answered(response, answer) if answer.succeeds() => {
                         Verdict::Succeed(response)
                     }
                     attempted => Verdict::Fail(attempted),
@@ -389,8 +413,13 @@ fn classify<R, E>(
                 _ => Verdict::Retry(attempted, Wait::Backoff),
             }
         }
-        Attempted::Failed(_, reason)
-            if rules.retry_failures && attempt < rules.max_attempts && reason.is_retryable() =>
+        Attempted::Failed(_, reason, decided)
+            if rules.retry_failures
+                && attempt < rules.max_attempts
+                && match decided {
+                    Some(decision) => decision == RetryDecision::Retry,
+                    None => reason.is_retryable(),
+                } =>
         {
             Verdict::Retry(attempted, Wait::Backoff)
         }
@@ -403,7 +432,7 @@ impl<R, E> Attempted<R, E> {
     fn reason(&self) -> Option<RetryReason> {
         match self {
             Attempted::Answered(_, answer) => Some(RetryReason::Status(answer.status)),
-            Attempted::Failed(_, reason) => Some(*reason),
+            Attempted::Failed(_, reason, _) => Some(*reason),
             Attempted::OutOfTime => None,
         }
     }
@@ -452,11 +481,14 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
             .with_deadline(self.deadline)
             .with_attempt_timeout(self.spec.timeout.each)
             .with_events(Some(&auth_events));
-            let (authed, credential) = self.authenticate(&outgoing, &auth_cx, attempt).await?;
+            // Request hooks see the attempt's request before the credential is added.
+            let hooked = self.hooked(&outgoing, attempt)?;
+            let declared = hooked.as_ref().unwrap_or(&outgoing);
+            let (authed, credential) = self.authenticate(declared, &auth_cx, attempt).await?;
             let attempted = self
                 .send(
                     &outgoing,
-                    authed.as_ref(),
+                    authed.as_ref().or(hooked.as_ref()),
                     attempt,
                     refreshed,
                     &attempt_span,
@@ -599,7 +631,18 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
                         *url = outgoing.url.clone();
                     }
                 }
-                let answer = self.answer(&received, refreshed);
+                let seen = AttemptResponse {
+                    response: &received.response,
+                    url: &received.url,
+                    attempt,
+                };
+                for (n, hook) in self.spec.hooks.response.iter().enumerate() {
+                    hook.on_response(&seen).map_err(|error| {
+                        Error::hook("response", n + 1, attempt, error)
+                            .in_call(&outgoing.url, attempt)
+                    })?;
+                }
+                let answer = self.answer(seen, refreshed);
                 attempt_span.record("status", answer.status.as_u16());
                 Attempted::Answered(received, answer)
             }
@@ -610,12 +653,12 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
                     error = error.scrub_url(&authed.url, &outgoing.url);
                 }
                 let reason = RetryReason::of_send_error(&error);
-                Attempted::Failed(error.in_call(&outgoing.url, attempt), reason)
+                self.failed(error.in_call(&outgoing.url, attempt), reason)
             }
             None if limit_is_total => Attempted::OutOfTime,
             None => {
                 let after = limit.unwrap_or_default();
-                Attempted::Failed(
+                self.failed(
                     Error::timeout(after).in_call(&outgoing.url, attempt),
                     RetryReason::AttemptTimeout(after),
                 )
@@ -623,10 +666,48 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
         })
     }
 
+    /// A failed send, with the retry classifier's decision on it (`Succeed` has no response to
+    /// return, so it leaves the decision to the rules).
+    fn failed(&self, error: Error, reason: RetryReason) -> Attempted<Received, Error> {
+        let decided = self
+            .spec
+            .retry
+            .classifier
+            .as_ref()
+            .and_then(|classifier| classifier.0.classify(&AttemptOutcome::Error(&error)))
+            .filter(|decision| *decision != RetryDecision::Succeed);
+        Attempted::Failed(error, reason, decided)
+    }
+
+    /// The attempt's request after the stitch's request hooks, before auth; `None` (no copy)
+    /// when the stitch has none. Each attempt starts again from the declared request.
+    fn hooked(&self, outgoing: &Outgoing, attempt: u32) -> Result<Option<Outgoing>> {
+        let hooks = &self.spec.hooks.request;
+        if hooks.is_empty() {
+            return Ok(None);
+        }
+        let mut request = outgoing.clone();
+        let mut seen = AttemptRequest {
+            method: &request.method,
+            url: &request.url,
+            headers: &mut request.headers,
+            body: &request.body,
+            attempt,
+        };
+        for (n, hook) in hooks.iter().enumerate() {
+            hook.on_request(&mut seen).map_err(|error| {
+                Error::hook("request", n + 1, attempt, error).in_call(&outgoing.url, attempt - 1)
+            })?;
+        }
+        // What a hook added (a signature, a token of its own) is hidden in `Debug`.
+        crate::headers::mark_sensitive(&mut request.headers);
+        Ok(Some(request))
+    }
+
     /// What the stitch's rules make of a response, for [`classify`].
-    fn answer(&self, received: &Received, refreshed: bool) -> Answer {
+    fn answer(&self, seen: AttemptResponse<'_>, refreshed: bool) -> Answer {
         let spec = self.spec;
-        let response = &received.response;
+        let response = seen.response;
         let status = response.status();
         let retry_on = spec.retry.retries_status(status);
         Answer {
@@ -645,6 +726,11 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
             accepted: status.is_success()
                 || spec.accept.matches(status)
                 || status.is_redirection() && !spec.redirects.follows(),
+            decided: spec
+                .retry
+                .classifier
+                .as_ref()
+                .and_then(|classifier| classifier.0.classify(&AttemptOutcome::Response(seen))),
         }
     }
 
@@ -663,7 +749,7 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
                     .with_attempts(attempts)
                     .with_retry_after(answer.retry_after)
             }
-            Attempted::Failed(error, _) => error.with_attempts(attempts),
+            Attempted::Failed(error, ..) => error.with_attempts(attempts),
             Attempted::OutOfTime => self.total_timeout().in_call(&outgoing.url, attempts),
         }
     }
@@ -1036,6 +1122,7 @@ mod tests {
             rate_limited: false,
             retry_on: matches!(status.as_u16(), 429 | 500..=599),
             accepted: status.is_success(),
+            decided: None,
         }
     }
 
@@ -1074,6 +1161,12 @@ mod tests {
             ..RULES
         };
         let connect = RetryReason::Transport(crate::transport::TransportErrorKind::Connect);
+        let redirect = RetryReason::Redirect;
+        use RetryDecision::{Fail as Fail_, Retry as Retry_, Succeed as Succeed_};
+        let decided = |status, decision| Answer {
+            decided: Some(decision),
+            ..answer(status)
+        };
         let asking = |status, wait| Answer {
             retry_after: Some(secs(wait)),
             ..answer(status)
@@ -1196,27 +1289,27 @@ mod tests {
             ),
             (
                 "a transport error retries",
-                Failed((), connect),
+                Failed((), connect, None),
                 1,
                 false,
                 RULES,
-                Retry(Failed((), connect), Wait::Backoff),
+                Retry(Failed((), connect, None), Wait::Backoff),
             ),
             (
                 "not on the last attempt",
-                Failed((), connect),
+                Failed((), connect, None),
                 3,
                 false,
                 RULES,
-                Fail(Failed((), connect)),
+                Fail(Failed((), connect, None)),
             ),
             (
                 "nor for a non-idempotent call",
-                Failed((), connect),
+                Failed((), connect, None),
                 1,
                 false,
                 no_failure_retries,
-                Fail(Failed((), connect)),
+                Fail(Failed((), connect, None)),
             ),
             (
                 "a status retries for a non-idempotent call",
@@ -1225,6 +1318,172 @@ mod tests {
                 false,
                 no_failure_retries,
                 Retry(Answered((), answer(503)), Wait::Backoff),
+            ),
+            // The retry classifier's decision overrides the status lists, within the rules.
+            (
+                "classified retry: a pending 200 is retried",
+                Answered((), decided(200, Retry_)),
+                1,
+                false,
+                RULES,
+                Retry(Answered((), decided(200, Retry_)), Wait::Backoff),
+            ),
+            (
+                "classified retry honours Retry-After",
+                Answered(
+                    (),
+                    with(200, |a| {
+                        a.decided = Some(Retry_);
+                        a.retry_after = Some(Duration::from_secs(5));
+                    }),
+                ),
+                1,
+                false,
+                RULES,
+                Retry(
+                    Answered(
+                        (),
+                        with(200, |a| {
+                            a.decided = Some(Retry_);
+                            a.retry_after = Some(Duration::from_secs(5));
+                        }),
+                    ),
+                    Wait::Asked(secs(5)),
+                ),
+            ),
+            (
+                "and its cap",
+                Answered(
+                    (),
+                    with(200, |a| {
+                        a.decided = Some(Retry_);
+                        a.retry_after = Some(Duration::from_secs(61));
+                    }),
+                ),
+                1,
+                false,
+                RULES,
+                RetryAfterTooLong(Answered(
+                    (),
+                    with(200, |a| {
+                        a.decided = Some(Retry_);
+                        a.retry_after = Some(Duration::from_secs(61));
+                    }),
+                )),
+            ),
+            (
+                "a classified retry with none left fails, even a 200",
+                Answered((), decided(200, Retry_)),
+                3,
+                false,
+                RULES,
+                Fail(Answered((), decided(200, Retry_))),
+            ),
+            (
+                "classified fail: a retryable 503 fails at once",
+                Answered((), decided(503, Fail_)),
+                1,
+                false,
+                RULES,
+                Fail(Answered((), decided(503, Fail_))),
+            ),
+            (
+                "classified fail: a 200 fails",
+                Answered((), decided(200, Fail_)),
+                1,
+                false,
+                RULES,
+                Fail(Answered((), decided(200, Fail_))),
+            ),
+            (
+                "classified succeed: a 404 is the result",
+                Answered((), decided(404, Succeed_)),
+                1,
+                false,
+                RULES,
+                Succeed(()),
+            ),
+            (
+                "classified succeed: a retryable 503 is not retried",
+                Answered((), decided(503, Succeed_)),
+                1,
+                false,
+                RULES,
+                Succeed(()),
+            ),
+            (
+                "the credential refresh comes first",
+                Answered(
+                    (),
+                    with(401, |a| {
+                        a.stale_credential = true;
+                        a.decided = Some(Succeed_);
+                    }),
+                ),
+                1,
+                false,
+                RULES,
+                RefreshCredential,
+            ),
+            (
+                "and the delegated rate limit",
+                Answered(
+                    (),
+                    with(429, |a| {
+                        a.rate_limited = true;
+                        a.decided = Some(Succeed_);
+                    }),
+                ),
+                1,
+                false,
+                RULES,
+                RateLimited(
+                    (),
+                    with(429, |a| {
+                        a.rate_limited = true;
+                        a.decided = Some(Succeed_);
+                    }),
+                ),
+            ),
+            (
+                "classified retry of a final send error",
+                Failed((), redirect, Some(Retry_)),
+                1,
+                false,
+                RULES,
+                Retry(Failed((), redirect, Some(Retry_)), Wait::Backoff),
+            ),
+            (
+                "which is final otherwise",
+                Failed((), redirect, None),
+                1,
+                false,
+                RULES,
+                Fail(Failed((), redirect, None)),
+            ),
+            (
+                "classified fail of a connection error",
+                Failed((), connect, Some(Fail_)),
+                1,
+                false,
+                RULES,
+                Fail(Failed((), connect, Some(Fail_))),
+            ),
+            (
+                "a classified retry of a send error stops at the last attempt",
+                Failed((), connect, Some(Retry_)),
+                3,
+                false,
+                RULES,
+                Fail(Failed((), connect, Some(Retry_))),
+            ),
+            (
+                "nor retries a non-idempotent send",
+                Failed((), connect, Some(Retry_)),
+                1,
+                false,
+                no_failure_retries,
+                Fail(Failed((), connect, Some(Retry_))),
             ),
             (
                 "the deadline ends the call",
@@ -1252,7 +1511,7 @@ mod tests {
             Some(RetryReason::Status(StatusCode::SERVICE_UNAVAILABLE))
         );
         assert_eq!(
-            Attempted::<(), ()>::Failed((), timeout).reason(),
+            Attempted::<(), ()>::Failed((), timeout, None).reason(),
             Some(timeout)
         );
         assert_eq!(Attempted::<(), ()>::OutOfTime.reason(), None);

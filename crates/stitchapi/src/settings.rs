@@ -92,6 +92,8 @@ pub(crate) struct Settings {
     pub cache: Option<Cache>,
     pub auth: Option<Auth>,
     pub vault_key: Option<crate::auth::VaultKey>,
+    /// Inherited as a list: the seam's hooks run first, then the member's own.
+    pub hooks: crate::policy::hooks::Hooks,
 }
 
 impl Settings {
@@ -122,6 +124,7 @@ impl Settings {
             cache: self.cache.or_else(|| parent.cache.clone()),
             auth: self.auth.or_else(|| parent.auth.clone()),
             vault_key: self.vault_key.or_else(|| parent.vault_key.clone()),
+            hooks: self.hooks.after(&parent.hooks),
         }
     }
 
@@ -351,6 +354,25 @@ macro_rules! settings_setters {
         /// the same key; an entry that does not open is treated as absent.
         pub fn vault_key(mut self, key: $crate::auth::VaultKey) -> Self {
             self.settings.vault_key = Some(key);
+            self
+        }
+
+        /// Adds a hook that runs before every attempt's send, on that attempt's request and
+        /// before the auth strategy adds its credential: see
+        /// [`RequestHook`]($crate::policy::RequestHook). Several run in declaration order, a
+        /// seam's before its member's; a hook that fails fails the call (kind
+        /// [`Hook`]($crate::ErrorKind::Hook)), without a retry.
+        pub fn on_request(mut self, hook: impl $crate::policy::RequestHook) -> Self {
+            self.settings.hooks.request.push(std::sync::Arc::new(hook));
+            self
+        }
+
+        /// Adds a hook that observes every attempt's response before the retry decision: see
+        /// [`ResponseHook`]($crate::policy::ResponseHook). Several run in declaration order, a
+        /// seam's before its member's; a hook that fails fails the call (kind
+        /// [`Hook`]($crate::ErrorKind::Hook)), without a retry.
+        pub fn on_response(mut self, hook: impl $crate::policy::ResponseHook) -> Self {
+            self.settings.hooks.response.push(std::sync::Arc::new(hook));
             self
         }
 

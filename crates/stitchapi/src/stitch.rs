@@ -72,6 +72,9 @@ impl<O> Clone for Stitch<O> {
 pub(crate) struct StitchInner<O> {
     pub spec: Spec,
     pub output: Output<O>,
+    /// The declaration the stitch was built from, with its runtime (store, clock, transport)
+    /// filled in, for [`Stitch::with`].
+    pub declared: StitchBuilder<O>,
 }
 
 /// Everything about a stitch except its output type, validated.
@@ -99,6 +102,8 @@ pub(crate) struct Spec {
     /// The store with every key under `vault:`, where auth keeps tokens and sessions.
     pub vault: DynStore,
     pub cache: Option<ResponseCache>,
+    /// Request and response hooks, the seam's first.
+    pub hooks: crate::policy::hooks::Hooks,
 }
 
 /// The origin a template fixes in its literal text; expansion may never change it.
@@ -429,6 +434,39 @@ impl<O> Stitch<O> {
     }
 }
 
+impl<O: 'static> Stitch<O> {
+    /// A copy of this stitch with some options overridden: `edit` gets the declaration the
+    /// stitch was built from and returns it changed; the result is checked and built as
+    /// [`StitchBuilder::build`] does. The original is unchanged.
+    ///
+    /// What the copy shares with the original: the seam (its throttle bucket, its in-flight
+    /// cache fills and its shared options), the store, the clock, the transport and the bound
+    /// principal, unless `edit` replaces them. Everything built per stitch is the copy's own:
+    /// the in-process state of a throttle, circuit breaker or cache the stitch declares itself
+    /// is new, and what lives in the store is shared, since it is keyed by the stitch's name
+    /// (give the copy its own [`name`](StitchBuilder::name) to keep it apart). Hooks and
+    /// validators declared on the original stay; `edit` can add more.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stitchapi::Stitch;
+    ///
+    /// let report = Stitch::get("https://api.example.com/report").retry(2).build()?;
+    /// let patient = report.with(|b| b.retry(5).timeout(Duration::from_secs(60)))?;
+    /// # Ok::<(), stitchapi::BuildError>(())
+    /// ```
+    pub fn with(
+        &self,
+        edit: impl FnOnce(StitchBuilder<O>) -> StitchBuilder<O>,
+    ) -> Result<Stitch<O>, BuildError> {
+        let copy = edit(self.inner.declared.clone()).build()?;
+        Ok(Stitch {
+            inner: copy.inner,
+            principal: self.principal.clone(),
+        })
+    }
+}
+
 impl<O> fmt::Debug for Stitch<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let spec = &self.inner.spec;
@@ -455,6 +493,22 @@ pub struct StitchBuilder<O = Value> {
     sensitive: bool,
     /// Template variables whose empty value is meant ([`StitchBuilder::allow_empty`]).
     allow_empty: Vec<String>,
+}
+
+impl<O> Clone for StitchBuilder<O> {
+    fn clone(&self) -> Self {
+        StitchBuilder {
+            seam: self.seam.clone(),
+            name: self.name.clone(),
+            method: self.method.clone(),
+            url: self.url.clone(),
+            settings: self.settings.clone(),
+            output: self.output.clone(),
+            pick: self.pick.clone(),
+            sensitive: self.sensitive,
+            allow_empty: self.allow_empty.clone(),
+        }
+    }
 }
 
 impl StitchBuilder<Value> {
@@ -560,6 +614,8 @@ impl<O: 'static> StitchBuilder<O> {
     }
 
     fn checked(self) -> Result<Stitch<O>> {
+        // Kept for `Stitch::with`; its runtime is filled in below, once resolved.
+        let mut declared = self.clone();
         // What this member declares itself (a seam reports what it declares when it is built).
         let own = Declared::of(&self.settings)?;
         let settings = match &self.seam {
@@ -669,6 +725,10 @@ impl<O: 'static> StitchBuilder<O> {
             ));
         }
         let runtime = settings.runtime()?;
+        // A copy made with `Stitch::with` shares the store, clock and transport.
+        declared.settings.store = Some(runtime.store.clone());
+        declared.settings.clock = Some(runtime.clock.clone());
+        declared.settings.transport = Some(runtime.transport.clone());
         let name: Arc<str> = match &self.name {
             Some(name) if name.trim().is_empty() => {
                 return Err(Error::config(
@@ -774,10 +834,15 @@ impl<O: 'static> StitchBuilder<O> {
             auth: settings.auth.clone(),
             vault,
             cache,
+            hooks: settings.hooks.clone(),
         };
         Ok(Stitch {
             principal: self.seam.as_ref().and_then(|seam| seam.principal.clone()),
-            inner: Arc::new(StitchInner { spec, output }),
+            inner: Arc::new(StitchInner {
+                spec,
+                output,
+                declared,
+            }),
         })
     }
 }

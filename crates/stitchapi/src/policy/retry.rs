@@ -13,6 +13,7 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 
 use super::backoff::Backoff;
+use super::classifier::{Classifier, RetryClassifier};
 use super::status::{StatusRule, StatusSpec, check_all};
 use crate::duration::{DurationSpec, format_duration};
 use crate::error::{Error, Result};
@@ -66,6 +67,7 @@ pub struct Retry {
     pub(crate) max: DurationSpec,
     pub(crate) respect_retry_after: bool,
     pub(crate) max_retry_after: Option<DurationSpec>,
+    pub(crate) classifier: Option<Classifier>,
 }
 
 impl Retry {
@@ -80,6 +82,7 @@ impl Retry {
             max: Duration::from_secs(10).into(),
             respect_retry_after: true,
             max_retry_after: Some(DEFAULT_MAX_RETRY_AFTER.into()),
+            classifier: None,
         }
     }
 
@@ -143,6 +146,28 @@ impl Retry {
         self
     }
 
+    /// Decides retry / fail / succeed from each attempt's response or error before the status
+    /// lists do (`None` from it leaves the decision to them); replaces a classifier declared
+    /// before. A closure taking `&AttemptOutcome` is a classifier; see [`RetryClassifier`] for
+    /// what it can and cannot override.
+    ///
+    /// ```
+    /// use stitchapi::policy::{AttemptOutcome, RetryDecision};
+    /// use stitchapi::{Retry, Stitch};
+    ///
+    /// // A 404 right after a write is replication lag: retry it.
+    /// let read_back = Stitch::get("https://api.example.com/orders/{id}")
+    ///     .retry(Retry::attempts(3).classify(|outcome: &AttemptOutcome<'_>| {
+    ///         (outcome.status() == Some(http::StatusCode::NOT_FOUND)).then_some(RetryDecision::Retry)
+    ///     }))
+    ///     .build()?;
+    /// # Ok::<(), stitchapi::BuildError>(())
+    /// ```
+    pub fn classify(mut self, classifier: impl RetryClassifier) -> Self {
+        self.classifier = Some(Classifier(std::sync::Arc::new(classifier)));
+        self
+    }
+
     pub(crate) fn resolve(&self, field: &str) -> Result<RetryPolicy> {
         if self.attempts == 0 {
             return Err(Error::config(
@@ -192,6 +217,7 @@ impl Retry {
             max,
             respect_retry_after: self.respect_retry_after,
             max_retry_after,
+            classifier: self.classifier.clone(),
         })
     }
 }
@@ -219,6 +245,7 @@ pub(crate) struct RetryPolicy {
     pub max: Duration,
     pub respect_retry_after: bool,
     pub max_retry_after: Option<Duration>,
+    pub classifier: Option<Classifier>,
 }
 
 impl fmt::Debug for RetryPolicy {
@@ -233,6 +260,9 @@ impl fmt::Debug for RetryPolicy {
             Some(cap) => d.field("max_retry_after", &format_args!("{}", format_duration(cap))),
             None => d.field("max_retry_after", &format_args!("none")),
         };
+        if let Some(classifier) = &self.classifier {
+            d.field("classifier", classifier);
+        }
         d.finish_non_exhaustive()
     }
 }

@@ -14,6 +14,7 @@ mod compression;
 mod decode;
 mod degraded_stores;
 mod events;
+mod extension_points;
 mod fuzz_parsers;
 mod fuzz_template;
 mod gcra;
