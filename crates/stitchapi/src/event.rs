@@ -42,8 +42,8 @@ use url::Url;
 
 pub use crate::auth::AuthEvent;
 use crate::error::Error;
+use crate::reply::{Reply, Served};
 use crate::runtime::BoxFuture;
-use crate::stitch::{Reply, Served};
 use crate::store::StoreErrorKind;
 use crate::time::{Clock, Timestamp};
 use crate::transport::TransportErrorKind;

@@ -30,13 +30,15 @@ use crate::event::{
     store_error_kind,
 };
 use crate::input::Input;
+use crate::output::Output;
 use crate::policy::classifier::{AttemptOutcome, AttemptResponse, RetryDecision};
 use crate::policy::hooks::AttemptRequest;
 use crate::policy::idempotency::{KeyContext, is_idempotent, is_read};
 use crate::policy::retry::parse_retry_after;
 use crate::query;
+use crate::reply::{Reply, Served};
 use crate::runtime::MaybeSend;
-use crate::stitch::{Reply, Served, Spec, StitchInner};
+use crate::spec::Spec;
 use crate::throttle::{AcquireError, Grant, Limiter};
 use crate::time::{Clock, Timestamp};
 use crate::transport::RedirectHop;
@@ -188,8 +190,8 @@ async fn within<F: Future>(
 
 /// One call as it goes through the engine: what every step needs, borrowed once.
 struct Call<'a, O> {
-    inner: &'a StitchInner<O>,
     spec: &'a Spec,
+    output: &'a Output<O>,
     clock: &'a dyn Clock,
     principal: Option<&'a str>,
     /// `prepare` generated the idempotency key.
@@ -202,12 +204,12 @@ struct Call<'a, O> {
 
 /// Runs one call to completion.
 pub(crate) async fn run<O: MaybeSend + 'static>(
-    inner: &StitchInner<O>,
+    spec: &Spec,
+    output: &Output<O>,
     principal: Option<&str>,
     input: Input,
     emitter: &Emitter<O>,
 ) -> Result<Reply<O>> {
-    let spec = &inner.spec;
     let clock = &*spec.runtime.clock;
     let started = clock.now();
     let span = tracing::Span::current();
@@ -223,8 +225,8 @@ pub(crate) async fn run<O: MaybeSend + 'static>(
         at: started,
     });
     let call = Call {
-        inner,
         spec,
+        output,
         clock,
         principal,
         keyed,
@@ -906,7 +908,7 @@ pub(crate) fn cache_key(
 async fn fetch<O: MaybeSend + 'static>(call: &Call<'_, O>, outgoing: Outgoing) -> Result<Reply<O>> {
     let (received, attempts) = Box::pin(call.guarded(outgoing)).await?;
     let (parts, body) = received.response.into_parts();
-    let data = decode_received(call.inner, &parts, &body, &received.url, attempts)?;
+    let data = decode_received(call.output, &parts, &body, &received.url, attempts)?;
     let reply = call.reply(
         data,
         parts.status,
@@ -940,7 +942,7 @@ async fn cached<O: MaybeSend + 'static>(
     cache: &ResponseCache,
     outgoing: Outgoing,
 ) -> Result<Reply<O>> {
-    let inner = call.inner;
+    let output = call.output;
     let key = match cache_key(call.spec, cache, &outgoing, call.keyed, call.principal) {
         Ok(key) => key,
         Err(bypass) => {
@@ -959,7 +961,7 @@ async fn cached<O: MaybeSend + 'static>(
         }
     };
     if let Some(hit) = lookup.hit {
-        match inner.output.decode(&hit.body) {
+        match output.decode(&hit.body) {
             Ok(data) => {
                 call.cache_event(CacheEvent::Hit);
                 return Ok(call.reply(
@@ -988,7 +990,7 @@ async fn cached<O: MaybeSend + 'static>(
             let (received, attempts) = call.guarded(outgoing).await?;
             let (parts, body) = received.response.into_parts();
             // Only a response that decodes and validates is stored.
-            let data = decode_received(inner, &parts, &body, &received.url, attempts)?;
+            let data = decode_received(output, &parts, &body, &received.url, attempts)?;
             let response = CachedResponse::new(parts.status, &parts.headers, body);
             *leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
                 data,
@@ -1022,7 +1024,7 @@ async fn cached<O: MaybeSend + 'static>(
         },
         // Served by another caller's fetch (in this process or the fleet).
         None => call.reply(
-            inner.output.decode(&served.response.body)?,
+            output.decode(&served.response.body)?,
             served.response.status,
             served.response.headers,
             request_url,
@@ -1092,13 +1094,13 @@ async fn throttle<O>(
 /// Decodes and validates a received body; a failure carries the status, URL, body and
 /// attempts.
 fn decode_received<O: 'static>(
-    inner: &StitchInner<O>,
+    output: &Output<O>,
     parts: &http::response::Parts,
     body: &bytes::Bytes,
     url: &Url,
     attempts: u32,
 ) -> Result<O> {
-    inner.output.decode(body).map_err(|error| {
+    output.decode(body).map_err(|error| {
         error
             .with_status(parts.status)
             .with_url(url.clone())

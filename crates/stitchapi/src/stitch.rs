@@ -2,36 +2,30 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, StatusCode};
+use http::Method;
+use http::header::{self, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
-use url::Url;
 
-use crate::auth::Auth;
 use crate::cache::{CacheIds, ResponseCache};
-use crate::circuit::Breaker;
 use crate::error::{BuildError, Error, Result};
 use crate::event::{Emitter, EventStream};
 use crate::input::Input;
 use crate::output::{Output, OutputKind, OutputValidator, Pick};
 use crate::pipeline;
-use crate::policy::idempotency::IdempotencyPolicy;
-use crate::policy::retry::RetryPolicy;
 use crate::policy::status::StatusRule;
-use crate::policy::timeout::TimeoutPolicy;
-use crate::query::ArrayFormat;
+use crate::reply::Reply;
 use crate::runtime::MaybeSend;
 use crate::seam::Seam;
-use crate::settings::{DEFAULT_MAX_RESPONSE_BYTES, Runtime, Settings, settings_setters};
+use crate::settings::{DEFAULT_MAX_RESPONSE_BYTES, Settings, settings_setters};
+use crate::spec::{FixedOrigin, Spec};
 use crate::store::{DynStore, PrefixedStore, Scope, keys};
 use crate::template::{Redacted, UrlTemplate, scheme_prefix_len, userinfo_end};
-use crate::throttle::{Limiter, Pool, Throttle};
+use crate::throttle::{Pool, Throttle};
 
 /// A declared endpoint, ready to call. Cheap to clone; clones share everything.
 ///
@@ -75,155 +69,6 @@ pub(crate) struct StitchInner<O> {
     /// The declaration the stitch was built from, with its runtime (store, clock, transport)
     /// filled in, for [`Stitch::with`].
     pub declared: StitchBuilder<O>,
-}
-
-/// Everything about a stitch except its output type, validated.
-pub(crate) struct Spec {
-    pub name: Arc<str>,
-    pub method: Method,
-    pub template: UrlTemplate,
-    pub origin: Option<FixedOrigin>,
-    pub headers: HeaderMap,
-    pub retry: RetryPolicy,
-    pub timeout: TimeoutPolicy,
-    pub accept: StatusRule,
-    pub idempotency: Option<IdempotencyPolicy>,
-    pub retry_non_idempotent: bool,
-    pub max_response_bytes: usize,
-    pub redirects: crate::policy::Redirects,
-    pub array_format: ArrayFormat,
-    pub runtime: Runtime,
-    /// Throttle gates in order: the seam's bucket, then the stitch's own.
-    pub limiters: Vec<Limiter>,
-    /// Delegate mode: statuses that turn into `RateLimited` errors, never retried.
-    pub delegate: Option<Throttle>,
-    pub breaker: Option<Breaker>,
-    pub auth: Option<Auth>,
-    /// The store with every key under `vault:`, where auth keeps tokens and sessions.
-    pub vault: DynStore,
-    pub cache: Option<ResponseCache>,
-    /// Request and response hooks, the seam's first.
-    pub hooks: crate::policy::hooks::Hooks,
-}
-
-/// The origin a template fixes in its literal text; expansion may never change it.
-#[derive(Clone, Debug)]
-pub(crate) struct FixedOrigin {
-    /// The literal origin (it has a host).
-    url: Url,
-    /// Set when the literal text spells `scheme://authority/`: expansion then only writes the
-    /// path and query, and the call need not parse the origin again.
-    pub(crate) parsed: Option<ParsedOrigin>,
-}
-
-/// The pre-parsed origin of a template whose literal text names it up to the first `/`.
-#[derive(Clone, Debug)]
-pub(crate) struct ParsedOrigin {
-    /// Length of `scheme://authority` in every expansion.
-    pub len: usize,
-    /// The origin as a URL with the path `/`.
-    pub url: Url,
-    pub scheme: http::uri::Scheme,
-    pub authority: http::uri::Authority,
-}
-
-impl FixedOrigin {
-    /// The origin fixed by `template`, when its literal prefix names the whole authority
-    /// (ended by `/`, `?` or `#`, or followed by a path, query or fragment expression).
-    fn of(template: &str) -> Option<FixedOrigin> {
-        let literal_end = template.find('{').unwrap_or(template.len());
-        let literal = &template[..literal_end];
-        let after_scheme = scheme_prefix_len(literal, false)?;
-        let authority_end = literal[after_scheme..]
-            .find(['/', '?', '#'])
-            .map(|offset| after_scheme + offset);
-        let authority_closed = authority_end.is_some()
-            || template[literal_end..]
-                .strip_prefix('{')
-                .and_then(|expr| expr.chars().next())
-                .is_some_and(|op| matches!(op, '/' | '?' | '&' | '#' | '+' | ';'));
-        if !authority_closed {
-            return None;
-        }
-        let url = Url::parse(literal).ok()?;
-        let parsed = authority_end
-            .filter(|end| literal.as_bytes().get(*end) == Some(&b'/'))
-            .and_then(|end| {
-                let url = Url::parse(&format!("{}/", &literal[..end])).ok()?;
-                // The URI parts come from the normalised URL (lowercase host, default port
-                // dropped), so they match what a full parse would give.
-                let uri: http::Uri = url[..url::Position::BeforePath].parse().ok()?;
-                Some(ParsedOrigin {
-                    len: end,
-                    scheme: uri.scheme()?.clone(),
-                    authority: uri.authority()?.clone(),
-                    url,
-                })
-            });
-        url.host_str()?;
-        Some(FixedOrigin { url, parsed })
-    }
-
-    pub(crate) fn matches(&self, url: &Url) -> bool {
-        crate::transport::redirect::same_origin(&self.url, url)
-    }
-}
-
-/// The result of a call with its metadata: see [`Stitch::call_detailed`].
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Reply<O> {
-    /// The decoded output.
-    pub data: O,
-    /// The final status.
-    pub status: StatusCode,
-    /// The final response's headers.
-    pub headers: HeaderMap,
-    /// The final URL, after redirects.
-    pub url: Url,
-    /// The redirects followed on the way to `url`, in order (empty when there were none, and
-    /// for a response served from the cache).
-    pub redirects: Vec<crate::transport::RedirectHop>,
-    /// Requests this call sent (0 when it was served without one: see [`served`](Self::served)).
-    pub attempts: u32,
-    /// Time from start to finish, on the stitch's clock.
-    pub elapsed: Duration,
-    /// Where the response came from.
-    pub served: Served,
-}
-
-/// Where a [`Reply`]'s response came from.
-///
-/// ```
-/// # async fn demo(prices: stitchapi::Stitch) -> stitchapi::Result<()> {
-/// use stitchapi::{Input, Served};
-///
-/// let reply = prices.call_detailed(Input::new()).await?;
-/// if reply.served.is_from_cache() {
-///     println!("cached answer, {} requests sent", reply.attempts); // 0
-/// }
-/// assert_eq!(reply.served == Served::Network, reply.attempts > 0);
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Served {
-    /// This call sent the request(s) (a call without a cache, a cache miss, a bypass).
-    Network,
-    /// A stored response: the cache hit.
-    CacheHit,
-    /// Another process fetched it for the fleet; this call read the entry it stored.
-    FleetFilled,
-    /// An identical call in flight in this process fetched it; this call shared the result.
-    Coalesced,
-}
-
-impl Served {
-    /// Whether the response was read from the cache's store ([`CacheHit`](Served::CacheHit)
-    /// or [`FleetFilled`](Served::FleetFilled)).
-    pub fn is_from_cache(self) -> bool {
-        matches!(self, Served::CacheHit | Served::FleetFilled)
-    }
 }
 
 /// The `stitch.call` span of one call; the engine fills in the empty fields.
@@ -302,7 +147,8 @@ impl<O: MaybeSend + 'static> Stitch<O> {
         // Boxed once here so the large engine future is not moved through the caller's awaits.
         Box::pin(
             pipeline::run(
-                &self.inner,
+                &self.inner.spec,
+                &self.inner.output,
                 self.principal.as_deref(),
                 input,
                 &Emitter::silent(),
@@ -314,7 +160,7 @@ impl<O: MaybeSend + 'static> Stitch<O> {
 
     /// Calls the endpoint and streams its events: start, typed progress
     /// ([`Step`](crate::Step): request, retry with its reason and delay, throttle, auth,
-    /// cache, circuit), result (with [`Served`]) or error, done. Dropping the stream cancels
+    /// cache, circuit), result (with [`Served`](crate::Served)) or error, done. Dropping the stream cancels
     /// the call. See the [`event`](crate::event) module for an example.
     pub fn stream(&self, input: Input) -> EventStream<O> {
         let inner = self.inner.clone();
@@ -324,9 +170,15 @@ impl<O: MaybeSend + 'static> Stitch<O> {
                 let clock = inner.spec.runtime.clock.clone();
                 let started = clock.now();
                 let span = call_span(&inner.spec);
-                let outcome = pipeline::run(&inner, principal.as_deref(), input, &emitter)
-                    .instrument(span)
-                    .await;
+                let outcome = pipeline::run(
+                    &inner.spec,
+                    &inner.output,
+                    principal.as_deref(),
+                    input,
+                    &emitter,
+                )
+                .instrument(span)
+                .await;
                 (outcome, clock.now().saturating_duration_since(started))
             })
         })
@@ -905,22 +757,5 @@ impl<O> fmt::Debug for StitchBuilder<O> {
             .field("method", &self.method)
             .field("url", &Redacted::template(&self.url).to_string())
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixed_origin_detection() {
-        assert!(FixedOrigin::of("https://api.example.com/users/{id}").is_some());
-        assert!(FixedOrigin::of("https://api.example.com{+path}").is_some());
-        assert!(FixedOrigin::of("https://api.example.com{/seg}").is_some());
-        assert!(FixedOrigin::of("https://api.{region}.example.com/x").is_none());
-        assert!(FixedOrigin::of("{+base}/users").is_none());
-        let origin = FixedOrigin::of("https://api.example.com:8443/").unwrap();
-        assert!(origin.matches(&Url::parse("https://api.example.com:8443/a").unwrap()));
-        assert!(!origin.matches(&Url::parse("https://evil.com:8443/a").unwrap()));
     }
 }
