@@ -462,14 +462,15 @@
 //!
 //! | benchmark | stitchapi | peer | ratio |
 //! |---|---|---|---|
-//! | GET + typed decode, sequential, p50 (`overhead`) | 94.7 µs | bare reqwest 82.8 µs | 1.10 (1.06–1.15 over 6 runs; the same bench of the engine before issue 9: 1.01–1.19) |
-//! | same, 32 concurrent calls, throughput | 68.1 k/s | bare reqwest 79.1 k/s | 0.86 (0.85–0.87) |
-//! | template expansion, 3 parameters (`request_build`) | 0.11 µs | | |
-//! | cache hit on the memory store, typed decode included (`cached_call`) | 2.6 µs | uncached loopback call 81.7 µs | 31x faster |
+//! | GET + typed decode, sequential, p50 (`overhead`) | 50.8–53.7 µs | bare reqwest 44.4–45.7 µs | 1.15–1.18 (the engine before issue 10, in the same session: 1.12–1.16; the ratio moves ±8% from run to run) |
+//! | same, 32 concurrent calls, throughput | 37.4–65.5 k/s | bare reqwest 43.5–77.1 k/s | 0.85–0.86 (before issue 10: 0.85–0.88) |
+//! | template expansion, 3 parameters (`request_build`) | 89–91 ns | before issue 10: 94–95 ns | 0.95 |
+//! | cache hit on the memory store, typed decode included (`cached_call`) | 2.7 µs | uncached loopback call 61–102 µs | 23–38x faster |
 //! | cache: 1,000 concurrent identical misses, 1 ms fetch (`cache`) | 1 upstream fetch, all served in 2.4–6.7 ms | | |
 //! | throttle cost per call on the memory store, no wait: a throttled call minus the same call unthrottled (`throttle`) | 287 ns | governor `check()` 9.8 ns | 29x governor, under the 1 µs budget |
 //! | pacing at `"200/s"` for 5 s of real time, whole calls (`throttle`) | 199.97/s | configured 200/s | −0.016% |
-//! | input + expansion + URL + headers (`Stitch::to_request`) | 0.76 µs | budget 2 µs | 0.38 |
+//! | input + expansion + URL + headers (`Stitch::to_request`) | 0.73–0.76 µs (before issue 10: 0.78–0.80 µs) | budget 2 µs | 0.37 |
+//! | 1 MiB compressible JSON, fetched, decoded and deserialised (`compressed`) | gzip 5.84 ms, br 5.52 ms, zstd 5.52 ms, identity 5.22 ms | bare reqwest, same decoders: 5.74, 5.50, 5.48, 5.24 ms | 1.017, 1.003, 1.008, 0.996 |
 //!
 //! On this machine the sequential ratio moves by up to ±8% from run to run, more than the
 //! difference between builds of the engine, so compare runs made back to back. When the
@@ -483,6 +484,8 @@
 //! |---|---|---|
 //! | `reqwest` | yes | the default transport |
 //! | `rustls` | yes | TLS for reqwest on native targets |
+//! | `compression` | yes | `gzip`, `brotli`, `zstd` and `deflate` below: compressed responses asked for and decoded (native; on wasm32 `fetch` decodes) |
+//! | `gzip`, `brotli`, `zstd`, `deflate` | via `compression` | one decoder each, for builds that want fewer |
 //! | `testing` | no | conformance kit, `MockTransport`, `FleetStore`, `LatencyStore`, `ManualClock` re-export |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // On wasm32 there is one thread and the shared trait objects are `?Send` by design.

@@ -135,6 +135,7 @@ impl<'t> Marks<'t> {
 /// servers that decode before resolving dot-segments take for separators: a value `../x`
 /// in `{x}` (sent as `..%2Fx`) is refused like `{+x}` with `../x`. Checks the path from the
 /// segment holding the first expansion up to the first `?` or `#`.
+#[inline]
 pub(super) fn check_dot_segments(out: &str, marks: &Marks<'_>) -> Result<(), ExpandError> {
     let Some(first) = marks.first_start() else {
         return Ok(());

@@ -46,6 +46,7 @@ const fn byte_classes() -> [u8; 256] {
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
+#[inline]
 fn push_pct(out: &mut String, byte: u8) {
     out.push('%');
     // Both indices are at most 15, within the 16-byte table.
@@ -55,6 +56,8 @@ fn push_pct(out: &mut String, byte: u8) {
 
 /// Appends `s` to `out`, percent-encoding every byte outside the unreserved set, or, with
 /// `allow_reserved`, outside the unreserved and reserved sets and not part of a `%XX` triplet.
+// Inlined into the expansion loop in another module (codegen unit): one call per value.
+#[inline]
 pub(super) fn encode(out: &mut String, s: &str, allow_reserved: bool) {
     let mask = if allow_reserved {
         UNRESERVED | RESERVED

@@ -20,6 +20,7 @@ enum Defined<'v> {
     Map(&'v Map<String, Value>),
 }
 
+#[inline]
 fn defined(value: Option<&Value>) -> Option<Defined<'_>> {
     match value? {
         Value::Null => None,
@@ -39,6 +40,7 @@ enum Scalar<'v> {
 }
 
 impl<'v> Scalar<'v> {
+    #[inline]
     fn of(value: &'v Value) -> Option<Scalar<'v>> {
         match value {
             Value::String(s) => Some(Scalar::Str(s)),
@@ -49,6 +51,7 @@ impl<'v> Scalar<'v> {
     }
 
     /// The scalar's text; numbers are formatted into `buf` (no allocation).
+    #[inline]
     fn text<'b>(self, buf: &'b mut NumBuf) -> Cow<'b, str>
     where
         'v: 'b,
@@ -140,6 +143,7 @@ impl fmt::Write for NumBuf {
 }
 
 /// The first `max_chars` characters of `s`.
+#[inline]
 fn prefix(s: &str, max_chars: u16) -> &str {
     match s.char_indices().nth(usize::from(max_chars)) {
         Some((end, _)) => s.get(..end).unwrap_or(s),
@@ -162,6 +166,7 @@ fn unsupported(name: &str, reason: String) -> ExpandError {
 }
 
 impl Expr {
+    #[inline]
     pub(super) fn expand<'t>(
         &'t self,
         vars: &dyn Vars,
@@ -219,6 +224,7 @@ impl Expr {
     }
 }
 
+#[inline]
 fn expand_scalar(
     op: Op,
     spec: &VarSpec,
