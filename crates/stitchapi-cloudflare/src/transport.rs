@@ -72,9 +72,16 @@ fn error(kind: TransportErrorKind, what: &str, value: &JsValue) -> TransportErro
 /// `TypeError`s whose message says so.
 fn fetch_failure_kind(value: &JsValue) -> TransportErrorKind {
     let message = js_message(value).to_ascii_lowercase();
-    if ["connect", "refused", "dns", "lookup", "unreachable", "network"]
-        .iter()
-        .any(|needle| message.contains(needle))
+    if [
+        "connect",
+        "refused",
+        "dns",
+        "lookup",
+        "unreachable",
+        "network",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
     {
         TransportErrorKind::Connect
     } else {
@@ -82,7 +89,10 @@ fn fetch_failure_kind(value: &JsValue) -> TransportErrorKind {
     }
 }
 
-fn build_request(request: &http::Request<Bytes>, url: &str) -> Result<web_sys::Request, TransportError> {
+fn build_request(
+    request: &http::Request<Bytes>,
+    url: &str,
+) -> Result<web_sys::Request, TransportError> {
     let request_error =
         |what: &str, value: JsValue| error(TransportErrorKind::Request, what, &value);
     let headers = web_sys::Headers::new().map_err(|e| request_error("creating headers", e))?;
@@ -108,7 +118,9 @@ fn response_headers(response: &web_sys::Response) -> Result<http::HeaderMap, Tra
     let mut headers = http::HeaderMap::new();
     let entries = js_sys::try_iter(&response.headers())
         .map_err(|e| error(TransportErrorKind::Other, "reading headers", &e))?
-        .ok_or_else(|| TransportError::new(TransportErrorKind::Other, "headers are not iterable"))?;
+        .ok_or_else(|| {
+            TransportError::new(TransportErrorKind::Other, "headers are not iterable")
+        })?;
     for entry in entries {
         let entry = entry.map_err(|e| error(TransportErrorKind::Other, "reading headers", &e))?;
         let pair: js_sys::Array = entry.unchecked_into();
@@ -127,7 +139,10 @@ fn response_headers(response: &web_sys::Response) -> Result<http::HeaderMap, Tra
 }
 
 /// Reads the whole body, failing as soon as it passes `limit`.
-async fn read_body(response: &web_sys::Response, limit: Option<usize>) -> Result<Bytes, TransportError> {
+async fn read_body(
+    response: &web_sys::Response,
+    limit: Option<usize>,
+) -> Result<Bytes, TransportError> {
     let Some(stream) = response.body() else {
         return Ok(Bytes::new());
     };
@@ -140,7 +155,8 @@ async fn read_body(response: &web_sys::Response, limit: Option<usize>) -> Result
         if done.is_truthy() {
             break;
         }
-        let value = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(body_error)?;
+        let value =
+            js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(body_error)?;
         let bytes: js_sys::Uint8Array = value.unchecked_into();
         if let Some(limit) = limit
             && body.len() + bytes.length() as usize > limit
@@ -169,8 +185,13 @@ impl Transport for WorkerTransport {
             None => request.uri().to_string(),
         };
         let js_request = build_request(&request, &url)?;
-        let controller = web_sys::AbortController::new()
-            .map_err(|e| error(TransportErrorKind::Request, "creating an AbortController", &e))?;
+        let controller = web_sys::AbortController::new().map_err(|e| {
+            error(
+                TransportErrorKind::Request,
+                "creating an AbortController",
+                &e,
+            )
+        })?;
         let signal = controller.signal();
         let mut guard = AbortOnDrop(Some(controller));
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
@@ -180,9 +201,13 @@ impl Transport for WorkerTransport {
         let response = JsFuture::from(promise)
             .await
             .map_err(|e| error(fetch_failure_kind(&e), "fetch failed", &e))?;
-        let response: web_sys::Response = response
-            .dyn_into()
-            .map_err(|e| error(TransportErrorKind::Other, "fetch did not return a Response", &e))?;
+        let response: web_sys::Response = response.dyn_into().map_err(|e| {
+            error(
+                TransportErrorKind::Other,
+                "fetch did not return a Response",
+                &e,
+            )
+        })?;
         let headers = response_headers(&response)?;
         if let Some(limit) = limit
             && let Some(length) = headers

@@ -15,7 +15,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 fn cargo_bin(name: &str) -> PathBuf {
@@ -110,7 +113,12 @@ impl Worker {
             .to_owned();
         // Keep draining stdout so the harness never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Worker { _stdin: stdin, _child: child, url, client: reqwest::Client::new() }
+        Worker {
+            _stdin: stdin,
+            _child: child,
+            url,
+            client: reqwest::Client::new(),
+        }
     }
 
     /// `GET path` on the Worker: the status and the JSON body.
@@ -181,7 +189,11 @@ async fn answer(State(state): State<Arc<UpstreamState>>, request: Request) -> Re
             .map(|value| value.to_str().unwrap_or("<binary>").to_owned()),
         at: Instant::now(),
     });
-    let id = path.rsplit('/').next().and_then(|id| id.parse().ok()).unwrap_or(0);
+    let id = path
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(0);
     let next = state.script.lock().unwrap().pop_front();
     let (status, body) = match next {
         Some(Answer::Json(status, body)) => (status, body),
@@ -210,13 +222,21 @@ impl Upstream {
     pub async fn start(script: impl IntoIterator<Item = Answer>) -> Upstream {
         let state = Arc::new(UpstreamState::default());
         state.script.lock().unwrap().extend(script);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let app = axum::Router::new().fallback(answer).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("upstream server");
         });
-        Upstream { state, addr, _server: server }
+        Upstream {
+            state,
+            addr,
+            _server: server,
+        }
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -25,19 +25,31 @@ async fn retries_503_twice_then_returns_the_typed_user() {
     let seen = upstream.seen();
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert!(seen.iter().all(|s| s.path == "/users/7"));
-    assert!(seen.iter().all(|s| s.authorization.as_deref() == Some(&*format!("Bearer {TOKEN}"))));
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization.as_deref() == Some(&*format!("Bearer {TOKEN}")))
+    );
     // Expo-jitter backoff really slept inside workerd between attempts (base 100 ms: the
     // first delay is up to 100 ms, the second up to 200 ms, jitter may pick anything below).
     let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].at - w[0].at).collect();
-    assert!(gaps.iter().all(|gap| *gap < Duration::from_secs(1)), "{gaps:?}");
+    assert!(
+        gaps.iter().all(|gap| *gap < Duration::from_secs(1)),
+        "{gaps:?}"
+    );
     let elapsed = body["elapsed_ms"].as_f64().expect("elapsed_ms");
-    assert!(elapsed > 0.0, "the Worker's clock did not move across I/O: {body}");
+    assert!(
+        elapsed > 0.0,
+        "the Worker's clock did not move across I/O: {body}"
+    );
 }
 
 #[tokio::test]
 async fn an_invalid_body_is_a_validation_error_with_its_json_path() {
-    let upstream =
-        Upstream::start([Answer::Json(200, json!({ "id": 7, "name": "Ada", "email": 42 }))]).await;
+    let upstream = Upstream::start([Answer::Json(
+        200,
+        json!({ "id": 7, "name": "Ada", "email": 42 }),
+    )])
+    .await;
     let worker = Worker::start(&upstream.url()).await;
 
     let (status, body) = worker.get("/users/7").await;
@@ -85,7 +97,10 @@ async fn a_cross_origin_redirect_does_not_carry_the_bearer_token() {
     let first = upstream.seen();
     let second = other.seen();
     assert_eq!(first.len(), 1, "{first:?}");
-    assert_eq!(first[0].authorization.as_deref(), Some(&*format!("Bearer {TOKEN}")));
+    assert_eq!(
+        first[0].authorization.as_deref(),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
     // The engine, not workerd, followed the redirect, and dropped the credential.
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!(second[0].authorization, None, "the token crossed origins");
@@ -102,7 +117,10 @@ async fn a_same_origin_redirect_keeps_the_bearer_token() {
     assert_eq!(body["user"], user(10));
     let seen = upstream.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
-    assert!(seen.iter().all(|s| s.authorization.as_deref() == Some(&*format!("Bearer {TOKEN}"))));
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization.as_deref() == Some(&*format!("Bearer {TOKEN}")))
+    );
 }
 
 #[tokio::test]
@@ -124,5 +142,8 @@ async fn a_hanging_upstream_ends_each_attempt_at_the_per_attempt_timeout() {
     assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
     let inside = body["elapsed_ms"].as_f64().expect("elapsed_ms");
-    assert!((1500.0..4000.0).contains(&inside), "the Worker measured {inside} ms");
+    assert!(
+        (1500.0..4000.0).contains(&inside),
+        "the Worker measured {inside} ms"
+    );
 }
