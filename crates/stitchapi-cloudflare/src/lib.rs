@@ -1,6 +1,6 @@
 //! Cloudflare Workers support for [stitchapi](https://docs.rs/stitchapi).
 //!
-//! - [`WorkerTransport`] (wasm32 only): the stitchapi [`Transport`](stitchapi::transport::Transport)
+//! - `WorkerTransport` (wasm32 only): the stitchapi [`Transport`](stitchapi::transport::Transport)
 //!   over the Workers `fetch`, with `redirect: "manual"` so the stitchapi engine follows
 //!   redirects itself and strips credentials on a cross-origin hop, exactly as on native.
 //!   It honours the response body limit and aborts the `fetch` when its future is dropped,

@@ -3,7 +3,7 @@
 //!
 //! `GET /users/{id}` calls `{UPSTREAM}/users/{id}` through a stitch with retry on 503 and
 //! expo-jitter backoff, a total and a per-attempt timeout, a bearer token (the `API_TOKEN`
-//! binding) and a typed output, over [`WorkerTransport`](stitchapi_cloudflare::WorkerTransport).
+//! binding) and a typed output, over `stitchapi_cloudflare::WorkerTransport`.
 //! It answers `200 {"ok":true,"user":…,"attempts":…}` or, when the call fails,
 //! `502 {"ok":false,"kind":…,"status":…,"attempts":…,"url":…,"path":…,"message":…}`.
 //! Both carry `elapsed_ms`, the call's duration measured in the Worker.
