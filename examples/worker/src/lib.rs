@@ -4,7 +4,8 @@
 //! `GET /users/{id}` calls `{UPSTREAM}/users/{id}` through a stitch with retry on 503 and
 //! expo-jitter backoff, a total and a per-attempt timeout, a bearer token (the `API_TOKEN`
 //! binding) and a typed output, over `stitchapi_cloudflare::WorkerTransport`.
-//! It answers `200 {"ok":true,"user":…,"attempts":…}` or, when the call fails,
+//! It answers `200 {"ok":true,"user":…,"attempts":…,"url":…,"redirects":[…]}` (the URLs of the
+//! redirects the engine followed) or, when the call fails,
 //! `502 {"ok":false,"kind":…,"status":…,"attempts":…,"url":…,"path":…,"message":…}`.
 //! Both carry `elapsed_ms`, the call's duration measured in the Worker.
 //!
@@ -66,6 +67,8 @@ mod worker_main {
                 "ok": true,
                 "user": reply.data,
                 "attempts": reply.attempts,
+                "url": reply.url.to_string(),
+                "redirects": reply.redirects.iter().map(|hop| hop.url.to_string()).collect::<Vec<_>>(),
                 "elapsed_ms": elapsed_ms,
             })),
             Err(error) => Ok(Response::from_json(&serde_json::json!({

@@ -94,6 +94,14 @@ async fn a_cross_origin_redirect_does_not_carry_the_bearer_token() {
 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"], user(9));
+    // The engine, not workerd, followed the redirect (workerd would drop the bearer on its
+    // own too, so this is what proves the transport left redirects to the engine).
+    assert_eq!(
+        body["redirects"],
+        json!([format!("{}/users/9", upstream.url())]),
+        "{body}"
+    );
+    assert_eq!(body["url"], format!("{}/users/9", other.url()));
     let first = upstream.seen();
     let second = other.seen();
     assert_eq!(first.len(), 1, "{first:?}");
@@ -115,6 +123,11 @@ async fn a_same_origin_redirect_keeps_the_bearer_token() {
 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"], user(10));
+    assert_eq!(
+        body["redirects"],
+        json!([format!("{}/users/5", upstream.url())]),
+        "{body}"
+    );
     let seen = upstream.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(
