@@ -6,8 +6,12 @@
 //!   It honours the response body limit and aborts the `fetch` when its future is dropped,
 //!   which is how per-attempt timeouts end an attempt inside workerd.
 //!
-//! Stores (Workers KV for cache and sessions, a Durable Object for throttles and anything that
-//! must count) come next; they will live in `kv` and `durable` modules beside `transport`.
+//! - `WorkersKvStore` (wasm32 only): a store over a Workers KV namespace, for the response
+//!   cache and auth sessions and tokens. Eventually consistent and unable to count: a throttle
+//!   over it is refused when the stitch or seam is built.
+//! - `DurableObjectStore` (wasm32 only) and its Durable Object class `StitchStoreObject`: the
+//!   whole store contract (atomic increment, GCRA reserve, leases, owned locks), one object per
+//!   key and one subrequest per verb; for throttles and anything that must count.
 //!
 //! ```ignore
 //! use std::sync::Arc;
@@ -31,5 +35,14 @@
 #[cfg(target_arch = "wasm32")]
 mod transport;
 
+#[cfg(target_arch = "wasm32")]
+mod durable;
+#[cfg(target_arch = "wasm32")]
+mod kv;
+
+#[cfg(target_arch = "wasm32")]
+pub use durable::{DurableObjectStore, StitchStoreObject};
+#[cfg(target_arch = "wasm32")]
+pub use kv::WorkersKvStore;
 #[cfg(target_arch = "wasm32")]
 pub use transport::WorkerTransport;

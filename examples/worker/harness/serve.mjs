@@ -3,6 +3,10 @@
 //
 //   node serve.mjs [build dir]        (default: ../build)
 //   WORKER_BINDINGS='{"UPSTREAM":"http://127.0.0.1:1234"}' sets plain-text bindings.
+//   WORKER_PERSIST=<dir> persists KV and Durable Object storage there (default: in memory).
+//
+// Bindings: KV (a Workers KV namespace) and STITCH_STORE (the Durable Object class
+// StitchStoreObject that stitchapi-cloudflare exports), as in the crate README's wrangler.toml.
 //
 // Listens on 127.0.0.1 on a free port, prints `listening <url>` on stdout once ready, and
 // stops workerd and exits when stdin closes (so it ends with the test that started it).
@@ -22,6 +26,14 @@ const mf = new Miniflare({
   modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
   compatibilityDate: "2025-09-01",
   bindings,
+  kvNamespaces: ["KV"],
+  durableObjects: { STITCH_STORE: "StitchStoreObject" },
+  ...(process.env.WORKER_PERSIST
+    ? {
+        kvPersist: path.join(process.env.WORKER_PERSIST, "kv"),
+        durableObjectsPersist: path.join(process.env.WORKER_PERSIST, "do"),
+      }
+    : {}),
   host: "127.0.0.1",
   port: 0,
 });
