@@ -123,10 +123,15 @@ impl Worker {
 
     /// `GET path` on the Worker: the status and the JSON body.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.get_within(path, Duration::from_secs(30)).await
+    }
+
+    /// `GET path` on the Worker, waiting up to `timeout`: the status and the JSON body.
+    pub async fn get_within(&self, path: &str, timeout: Duration) -> (u16, serde_json::Value) {
         let response = self
             .client
             .get(format!("{}{path}", self.url))
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
             .send()
             .await
             .expect("calling the Worker");

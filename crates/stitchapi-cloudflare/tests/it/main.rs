@@ -8,4 +8,5 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod harness;
+mod stores;
 mod worker_fetch;
