@@ -19,6 +19,8 @@ pub struct FleetStore {
     pub lease: bool,
     pub atomic_increment: bool,
     pub owned_locks: bool,
+    /// Reports eventual consistency (a Workers-KV-like store) when set.
+    pub eventual: bool,
     pub gets: Arc<AtomicUsize>,
     pub writes: Arc<AtomicUsize>,
     /// When set, the next `release` never answers (and clears the flag).
@@ -34,6 +36,7 @@ impl FleetStore {
             lease: true,
             atomic_increment: true,
             owned_locks: true,
+            eventual: false,
             gets: Arc::default(),
             writes: Arc::default(),
             stall_release: Arc::default(),
@@ -52,6 +55,10 @@ impl FleetStore {
         self.atomic_increment = false;
         self
     }
+    pub fn eventual(mut self) -> Self {
+        self.eventual = true;
+        self
+    }
     pub fn without_owned_locks(mut self) -> Self {
         self.owned_locks = false;
         self
@@ -65,7 +72,11 @@ impl StitchStore for FleetStore {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::new(Scope::Fleet)
-            .with_consistency(Consistency::Strong)
+            .with_consistency(if self.eventual {
+                Consistency::Eventual
+            } else {
+                Consistency::Strong
+            })
             .with_reserve(self.reserve)
             .with_lease(self.lease)
             .with_atomic_increment(self.atomic_increment)

@@ -860,3 +860,99 @@ async fn principals_get_their_own_entries() {
             .is_some()
     );
 }
+
+/// On a store without an atomic `increment` (Workers KV) an invalidation never counts: it
+/// writes a fresh random generation, which no earlier generation can equal, so entries once
+/// invalidated never come back even when a lagging replica served an old generation.
+#[tokio::test(flavor = "current_thread")]
+async fn invalidation_on_a_store_that_cannot_count_writes_a_fresh_generation() {
+    #[derive(Debug)]
+    struct CannotCount(FleetStore);
+    #[async_trait::async_trait]
+    impl StitchStore for CannotCount {
+        fn name(&self) -> &'static str {
+            "kv"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::new(Scope::Fleet)
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+            self.0.get(key).await
+        }
+        async fn set(
+            &self,
+            key: &str,
+            value: Option<Bytes>,
+            ttl: Option<Duration>,
+        ) -> Result<(), StoreError> {
+            self.0.set(key, value, ttl).await
+        }
+        async fn increment(&self, key: &str, _: Option<Duration>) -> Result<i64, StoreError> {
+            panic!("a store without an atomic increment was asked to count {key}")
+        }
+    }
+    let clock = ManualClock::new();
+    let shared = FleetStore::new(&clock);
+    let store: DynStore = Arc::new(CannotCount(shared.clone()));
+    let cache = ResponseCache::new(
+        Cache::ttl("1m").resolve("cache").unwrap(),
+        store.clone(),
+        Arc::new(clock.clone()),
+        CacheIds {
+            stitch_id: "s".into(),
+            seam_id: Some("s1".into()),
+        },
+        Arc::default(),
+    );
+    let key = key_of(&cache, "https://h/x");
+    let slot = cache.get(&key, &HeaderMap::new()).await.unwrap().slot;
+    put(&cache, &slot, json("1")).await;
+    assert!(
+        cache
+            .get(&key, &HeaderMap::new())
+            .await
+            .unwrap()
+            .hit
+            .is_some()
+    );
+
+    let mut seen = std::collections::HashSet::new();
+    for round in 0..20 {
+        let bump = if round % 2 == 0 {
+            cache.invalidate_stitch().await
+        } else {
+            invalidate_seam(&*store, Some("s1")).await
+        };
+        bump.unwrap();
+        let lookup = cache.get(&key, &HeaderMap::new()).await.unwrap();
+        assert!(
+            lookup.hit.is_none(),
+            "round {round}: the old entry is still served"
+        );
+        assert!(
+            seen.insert(lookup.slot.entry_key.clone()),
+            "a generation repeated"
+        );
+        // Lagging replica: the generation read back as 0 again must not bring anything back.
+        put(&cache, &lookup.slot, json("1")).await;
+    }
+    shared
+        .inner
+        .set("cache:gen:s", Some(Bytes::from("0")), None)
+        .await
+        .unwrap();
+    shared
+        .inner
+        .set("cache:gen:s1", Some(Bytes::from("0")), None)
+        .await
+        .unwrap();
+    cache.invalidate_stitch().await.unwrap();
+    assert!(
+        cache
+            .get(&key, &HeaderMap::new())
+            .await
+            .unwrap()
+            .hit
+            .is_none()
+    );
+}

@@ -412,10 +412,7 @@ impl ResponseCache {
 
     /// Makes every entry of this stitch unreachable (bumps `cache:gen:<stitch-id>`).
     pub(crate) async fn invalidate_stitch(&self) -> Result<()> {
-        self.store
-            .increment(&self.stitch_gen_key, Some(GENERATION_TTL))
-            .await?;
-        Ok(())
+        bump_generation(&*self.store, &self.stitch_gen_key).await
     }
 
     /// Serves a miss of a request with `headers`: coalesces with identical calls in flight (in
@@ -595,8 +592,32 @@ fn fetch_spent() -> Error {
 /// Bumps a seam's generation (`cache:gen:<seam-id>`, or `cache:gen` without an id): every
 /// entry of every stitch in the seam becomes unreachable. No key is scanned.
 pub(crate) async fn invalidate_seam(store: &dyn StitchStore, seam_id: Option<&str>) -> Result<()> {
-    store
-        .increment(&keys::cache_generation(seam_id), Some(GENERATION_TTL))
-        .await?;
+    bump_generation(store, &keys::cache_generation(seam_id)).await
+}
+
+/// Moves a generation counter on, so every entry written under its old value is unreachable.
+///
+/// With an atomic `increment` the generation counts up (0, 1, 2, ...). A store without one
+/// (Workers KV: eventually consistent, last write wins) cannot count: two invalidations that
+/// read the same value would write the same next value, and a reader served an old value by a
+/// lagging replica would count up to a generation that was used before, bringing its stale
+/// entries back. There the generation is instead **set to a fresh random number** (in
+/// `1..2^62`): it never repeats an earlier generation, whatever a replica says, so an entry
+/// once invalidated is never served again. Readers that still see the old generation (on KV
+/// until the write propagates, up to about 60 s) keep hitting the old entries for that long:
+/// that propagation delay is the staleness window of an invalidation on such a store.
+async fn bump_generation(store: &dyn StitchStore, key: &str) -> Result<()> {
+    if store.capabilities().atomic_increment {
+        store.increment(key, Some(GENERATION_TTL)).await?;
+    } else {
+        let fresh = fastrand::u64(1..1 << 62);
+        store
+            .set(
+                key,
+                Some(Bytes::from(fresh.to_string())),
+                Some(GENERATION_TTL),
+            )
+            .await?;
+    }
     Ok(())
 }

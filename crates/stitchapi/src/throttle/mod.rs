@@ -69,7 +69,7 @@ use serde::{Deserialize, Serialize};
 use crate::duration::DurationSpec;
 use crate::error::{BuildError, Error};
 use crate::policy::StatusSpec;
-use crate::store::{DynStore, Reservation, Scope, StoreError};
+use crate::store::{Consistency, DynStore, Reservation, Scope, StoreError};
 use crate::time::{Clock, Timestamp};
 use http::StatusCode;
 
@@ -323,17 +323,21 @@ impl Throttle {
                 return Err(Error::config(
                     "throttle.rate",
                     format!(
-                        "{why} but has neither `reserve` nor an atomic `increment`, so the rate cannot be enforced"
+                        "{why} but has neither `reserve` nor an atomic `increment`, so the rate cannot be enforced{}",
+                        cannot_count(caps.consistency)
                     ),
-                    "use a store with `reserve` (Redis, memory) or an atomic `increment`, or throttle per process with a process-scoped store and the default pool",
+                    COUNTING_STORES,
                 ));
             }
         };
         if self.concurrency.is_some() && !caps.lease {
             return Err(Error::config(
                 "throttle.concurrency",
-                format!("{why} but has no `lease`/`release`, so the cap cannot be enforced"),
-                "use a store with leases (Redis, memory), or drop `concurrency`",
+                format!(
+                    "{why} but has no `lease`/`release`, so the cap cannot be enforced{}",
+                    cannot_count(caps.consistency)
+                ),
+                "use a store with leases (Redis, memory, or on Cloudflare Workers the Durable Object store `stitchapi_cloudflare::DurableObjectStore`), or drop `concurrency`",
             ));
         }
         // Fail-open falls back to a private in-process limiter.
@@ -350,6 +354,20 @@ impl Throttle {
                 fallback,
             ))),
         }))
+    }
+}
+
+/// The fix of a throttle whose store cannot count.
+const COUNTING_STORES: &str = "use a store with `reserve` or an atomic `increment` (Redis, memory, or on Cloudflare Workers the Durable Object store `stitchapi_cloudflare::DurableObjectStore`), or throttle per process with a process-scoped store and the default pool";
+
+/// Why a store of this consistency cannot count, added to the build error (empty for a
+/// strongly consistent store, which merely lacks the verb).
+fn cannot_count(consistency: Consistency) -> &'static str {
+    match consistency {
+        Consistency::Eventual => {
+            ": its writes are eventually consistent and the last write wins, so concurrent callers read the same count and overwrite each other's updates (Workers KV is such a store)"
+        }
+        Consistency::Strong => "",
     }
 }
 

@@ -305,6 +305,34 @@ async fn missing_store_capabilities_are_build_errors() {
         "{text}"
     );
 
+    // A strongly consistent store merely lacks the verb; an eventually consistent one (Workers
+    // KV) is told why it cannot count, and every such error names the Durable Object store.
+    assert!(!text.contains("eventually consistent"), "{text}");
+    assert!(text.contains("DurableObjectStore"), "{text}");
+    let kv_like = FleetStore::new(&clock)
+        .without_reserve()
+        .non_atomic()
+        .without_lease()
+        .eventual();
+    let error = Throttle::new("10/s")
+        .build("k", Arc::new(kv_like.clone()), c.clone())
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("eventually consistent and the last write wins")
+            && text.contains("DurableObjectStore"),
+        "{text}"
+    );
+    let error = Throttle::concurrency(2)
+        .build("k", Arc::new(kv_like), c.clone())
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.starts_with("throttle.concurrency:"), "{text}");
+    assert!(
+        text.contains("eventually consistent") && text.contains("DurableObjectStore"),
+        "{text}"
+    );
+
     let no_lease = FleetStore::new(&clock).without_lease();
     let error = Throttle::new("5/s")
         .with_concurrency(2)
