@@ -20,7 +20,9 @@ mod worker_main {
     use serde::{Deserialize, Serialize};
     use stitchapi::store::{DynStore, StitchStore};
     use stitchapi::testing::{ConformanceOptions, store_conformance};
-    use stitchapi::{Auth, Backoff, Cache, Input, Retry, Secret, Stitch, Timeout};
+    use stitchapi::{
+        Auth, Backoff, Cache, CookieSession, Input, OAuth2, Retry, Secret, Stitch, Tenancy, Timeout,
+    };
     use stitchapi_cloudflare::{DurableObjectStore, WorkerTransport, WorkersKvStore};
     use worker::{Context, Env, Request, Response, Result, event};
 
@@ -120,6 +122,50 @@ mod worker_main {
         answer(stitch.call_detailed(Input::new().param("id", id)).await)
     }
 
+    /// `GET /session/users/{id}`: `{UPSTREAM}/users/{id}` with a cookie session kept in
+    /// Workers KV: `POST {UPSTREAM}/login` sets the `session` cookie, once for every request
+    /// (one session for the app); a 401 triggers one re-login.
+    async fn with_session(env: &Env, id: &str) -> Result<Response> {
+        let upstream = env.var("UPSTREAM")?.to_string();
+        let upstream = upstream.trim_end_matches('/');
+        let transport = Arc::new(WorkerTransport::new());
+        let login = Stitch::post(format!("{upstream}/login"))
+            .transport(transport.clone())
+            .build()
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let stitch = Stitch::get(format!("{upstream}/users/{{id}}"))
+            .name("session-user")
+            .output::<User>()
+            .auth(Auth::cookie_session(
+                CookieSession::new(login, "session").tenancy(Tenancy::App),
+            ))
+            .store(store(env, "kv")?)
+            .transport(transport)
+            .build()
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        answer(stitch.call_detailed(Input::new().param("id", id)).await)
+    }
+
+    /// `GET /oauth/users/{id}`: `{UPSTREAM}/users/{id}` with an OAuth2 client-credentials
+    /// token from `POST {UPSTREAM}/token`, kept in Workers KV.
+    async fn with_oauth(env: &Env, id: &str) -> Result<Response> {
+        let upstream = env.var("UPSTREAM")?.to_string();
+        let upstream = upstream.trim_end_matches('/');
+        let stitch = Stitch::get(format!("{upstream}/users/{{id}}"))
+            .name("oauth-user")
+            .output::<User>()
+            .auth(Auth::oauth2(OAuth2::client_credentials(
+                format!("{upstream}/token"),
+                "edge-client",
+                "edge-secret",
+            )))
+            .store(store(env, "kv")?)
+            .transport(Arc::new(WorkerTransport::new()))
+            .build()
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        answer(stitch.call_detailed(Input::new().param("id", id)).await)
+    }
+
     /// A call's outcome as JSON: `200 {"ok":true,"user","attempts","from_cache"}` or
     /// `502 {"ok":false,"kind","status","message"}`.
     fn answer(outcome: stitchapi::Result<stitchapi::Reply<User>>) -> Result<Response> {
@@ -148,6 +194,8 @@ mod worker_main {
             ["conformance", which] => return conformance(&env, which).await,
             ["throttle", which, id] => return throttled(&env, which, id).await,
             ["cached", "users", id] => return cached(&env, id).await,
+            ["session", "users", id] => return with_session(&env, id).await,
+            ["oauth", "users", id] => return with_oauth(&env, id).await,
             _ => {}
         }
         let Some(id) = path.strip_prefix("/users/") else {

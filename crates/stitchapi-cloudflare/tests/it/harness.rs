@@ -162,6 +162,8 @@ pub enum Answer {
 pub struct Seen {
     pub path: String,
     pub authorization: Option<String>,
+    /// The `Cookie` header.
+    pub cookie: Option<String>,
     pub at: Instant,
 }
 
@@ -184,16 +186,52 @@ pub fn user(id: u64) -> serde_json::Value {
     serde_json::json!({ "id": id, "name": "Ada", "email": "ada@example.com" })
 }
 
+fn header_text(headers: &header::HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .map(|value| value.to_str().unwrap_or("<binary>").to_owned())
+}
+
 async fn answer(State(state): State<Arc<UpstreamState>>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
-    state.seen.lock().unwrap().push(Seen {
-        path: path.clone(),
-        authorization: request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|value| value.to_str().unwrap_or("<binary>").to_owned()),
-        at: Instant::now(),
-    });
+    let (authorization, cookie) = (
+        header_text(request.headers(), header::AUTHORIZATION),
+        header_text(request.headers(), header::COOKIE),
+    );
+    let number = {
+        let mut seen = state.seen.lock().unwrap();
+        seen.push(Seen {
+            path: path.clone(),
+            authorization,
+            cookie,
+            at: Instant::now(),
+        });
+        seen.iter().filter(|s| s.path == path).count()
+    };
+    // The auth endpoints answer outside the script: the n-th login sets `session=s<n>`, the
+    // n-th token POST issues `t<n>` for an hour.
+    if path == "/login" {
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(
+                header::SET_COOKIE,
+                format!("session=s{number}; Path=/; HttpOnly"),
+            )
+            .body(Body::empty())
+            .unwrap();
+    }
+    if path == "/token" {
+        let token = serde_json::json!({
+            "access_token": format!("t{number}"),
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        });
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(token.to_string()))
+            .unwrap();
+    }
     let id = path
         .rsplit('/')
         .next()
@@ -247,6 +285,11 @@ impl Upstream {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Adds answers to the end of the script.
+    pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.state.script.lock().unwrap().extend(answers);
     }
 
     /// Every request seen so far.

@@ -7,6 +7,7 @@
 //! `STITCHAPI_WORKER_BUILD=<dir>` uses a Worker built beforehand instead of building it here.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod auth_kv;
 mod harness;
 mod stores;
 mod worker_fetch;

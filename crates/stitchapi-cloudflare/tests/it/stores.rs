@@ -72,7 +72,8 @@ async fn durable_object_store_keeps_every_rule_of_the_contract_in_workerd() {
     assert_eq!(passed.len(), stitchapi::testing::store_rules().count());
 }
 
-/// KV's 60 s TTL floor makes each expiry rule wait a minute: about three minutes in all.
+/// KV's 60 s TTL floor makes each of the five rules that wait out a TTL wait a minute:
+/// about five minutes in all.
 #[tokio::test]
 async fn workers_kv_store_keeps_every_applicable_rule_in_workerd() {
     let passed = conformance(
