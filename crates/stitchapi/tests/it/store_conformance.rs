@@ -65,6 +65,22 @@ async fn the_memory_store_passes_in_virtual_time() {
 }
 
 #[tokio::test]
+async fn rules_run_at_once_each_in_its_own_key_space() {
+    let store = MemoryStore::new();
+    let report = store_conformance(
+        &store,
+        ConformanceOptions::new()
+            .with_ttl(Duration::from_millis(50))
+            .with_rules_at_once(),
+    )
+    .await;
+    report.assert_ok();
+    assert_every_rule_ran(&report);
+    // Reported in the kit's order, whatever order they finished in.
+    assert!(report.passed.iter().copied().eq(store_rules()));
+}
+
+#[tokio::test]
 async fn the_memory_store_passes_in_real_time() {
     let store = MemoryStore::new();
     let started = std::time::Instant::now();
