@@ -128,16 +128,25 @@ async fn throttle_on_the_durable_object_store_spaces_40_concurrent_requests() {
             *at - first
         );
     }
-    let min_gap = gaps.iter().min().copied().unwrap_or_default();
-    assert!(
-        min_gap + noise >= spacing,
-        "two requests {min_gap:?} apart; gaps {gaps:?}"
-    );
+    // A request delivered late (its gap to the one before is long) shortens the gap to the
+    // next one, which left on time: so the rate is checked over windows, not single gaps.
+    // In any second, at most 10 arrivals plus the one on its edge.
+    for (i, start) in arrivals.iter().enumerate() {
+        let within = arrivals[i..]
+            .iter()
+            .take_while(|at| **at - *start < Duration::from_secs(1))
+            .count();
+        assert!(
+            within <= 11,
+            "{within} requests within a second from request {i}; gaps {gaps:?}"
+        );
+    }
     let span = arrivals[39] - first;
     assert!(
         span < Duration::from_millis(3900) + Duration::from_secs(2),
         "{span:?}"
     );
+    let min_gap = gaps.iter().min().copied().unwrap_or_default();
     eprintln!("10/s over the Durable Object store: 40 arrivals over {span:?}, min gap {min_gap:?}");
 }
 
