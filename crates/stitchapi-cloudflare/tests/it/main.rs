@@ -10,4 +10,5 @@
 mod auth_kv;
 mod harness;
 mod stores;
+mod upstash_shared;
 mod worker_fetch;
