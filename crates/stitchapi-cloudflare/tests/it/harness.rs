@@ -138,6 +138,22 @@ impl Worker {
         }
     }
 
+    /// Stops workerd (closes the harness's stdin) and waits until the harness has exited, so
+    /// its persisted storage is closed.
+    pub async fn stop(self) {
+        let Worker {
+            _stdin: stdin,
+            _child: mut child,
+            ..
+        } = self;
+        drop(stdin);
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("the harness did not exit within 30 s of its stdin closing")
+            .expect("waiting for the harness");
+        assert!(status.success(), "the harness exited with {status}");
+    }
+
     /// `GET path` on the Worker: the status and the JSON body.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         self.get_within(path, Duration::from_secs(30)).await
