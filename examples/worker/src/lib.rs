@@ -13,6 +13,9 @@
 //! (see `scripts/edge-tools`); on native targets this crate is empty.
 
 #[cfg(target_arch = "wasm32")]
+mod product;
+
+#[cfg(target_arch = "wasm32")]
 mod worker_main {
     use std::sync::Arc;
     use std::time::Duration;
@@ -231,6 +234,11 @@ mod worker_main {
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         let path = req.path();
+        match path.as_str() {
+            "/edge/users" => return crate::product::bare(req, env).await,
+            "/edge/kv/users" => return crate::product::with_kv(req, env).await,
+            _ => {}
+        }
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match parts.as_slice() {
             ["conformance", which] => return conformance(&env, which).await,
