@@ -5,7 +5,7 @@
 //   WORKER_BINDINGS='{"UPSTREAM":"http://127.0.0.1:1234"}' sets plain-text bindings.
 //   WORKER_PERSIST=<dir> persists KV and Durable Object storage there (default: in memory).
 //
-// Bindings: KV (a Workers KV namespace) and STITCH_STORE (the Durable Object class
+// Bindings: KV and MY_KV (Workers KV namespaces; MY_KV is the README's) and STITCH_STORE (the Durable Object class
 // StitchStoreObject that stitchapi-cloudflare exports), as in the crate README's wrangler.toml.
 //
 // Listens on 127.0.0.1 on a free port, prints `listening <url>` on stdout once ready, and
@@ -26,7 +26,7 @@ const mf = new Miniflare({
   modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
   compatibilityDate: "2025-09-01",
   bindings,
-  kvNamespaces: ["KV"],
+  kvNamespaces: ["KV", "MY_KV"],
   durableObjects: { STITCH_STORE: "StitchStoreObject" },
   ...(process.env.WORKER_PERSIST
     ? {

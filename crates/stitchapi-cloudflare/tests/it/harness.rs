@@ -81,6 +81,16 @@ pub struct Worker {
 impl Worker {
     /// Starts the Worker with `UPSTREAM` pointing at `upstream` and a bearer `API_TOKEN`.
     pub async fn start(upstream: &str) -> Worker {
+        Self::start_with(upstream, &[], None).await
+    }
+
+    /// Starts the Worker with `extra` plain-text bindings besides `UPSTREAM` and `API_TOKEN`,
+    /// and its KV and Durable Object storage kept in `persist` when given (`WORKER_PERSIST`).
+    pub async fn start_with(
+        upstream: &str,
+        extra: &[(&str, &str)],
+        persist: Option<&Path>,
+    ) -> Worker {
         let build = worker_build();
         let harness = workspace_root().join("examples/worker/harness");
         assert!(
@@ -88,8 +98,15 @@ impl Worker {
             "miniflare is not installed in {}: run scripts/edge-tools",
             harness.display()
         );
-        let bindings = serde_json::json!({ "UPSTREAM": upstream, "API_TOKEN": TOKEN });
-        let mut child = Command::new("node")
+        let mut bindings = serde_json::json!({ "UPSTREAM": upstream, "API_TOKEN": TOKEN });
+        for (name, value) in extra {
+            bindings[*name] = (*value).into();
+        }
+        let mut command = Command::new("node");
+        if let Some(dir) = persist {
+            command.env("WORKER_PERSIST", dir);
+        }
+        let mut child = command
             .arg(harness.join("serve.mjs"))
             .arg(build)
             .current_dir(&harness)
@@ -119,6 +136,22 @@ impl Worker {
             url,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// Stops workerd (closes the harness's stdin) and waits until the harness has exited, so
+    /// its persisted storage is closed.
+    pub async fn stop(self) {
+        let Worker {
+            _stdin: stdin,
+            _child: mut child,
+            ..
+        } = self;
+        drop(stdin);
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("the harness did not exit within 30 s of its stdin closing")
+            .expect("waiting for the harness");
+        assert!(status.success(), "the harness exited with {status}");
     }
 
     /// `GET path` on the Worker: the status and the JSON body.
@@ -210,7 +243,7 @@ async fn answer(State(state): State<Arc<UpstreamState>>, request: Request) -> Re
     };
     // The auth endpoints answer outside the script: the n-th login sets `session=s<n>`, the
     // n-th token POST issues `t<n>` for an hour.
-    if path == "/login" {
+    if path == "/login" || path == "/auth/login" {
         return Response::builder()
             .status(StatusCode::OK)
             .header(

@@ -9,5 +9,7 @@
 
 mod auth_kv;
 mod harness;
+mod product;
 mod stores;
+mod upstash_shared;
 mod worker_fetch;

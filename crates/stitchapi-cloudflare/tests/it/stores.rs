@@ -1,6 +1,7 @@
 //! The Workers KV and Durable Object stores inside workerd: the conformance kit rule by rule,
 //! a throttle on the Durable Object store measured on the upstream, the same throttle refused
-//! on KV at build time, and the response cache in KV.
+//! on KV at build time, and the response cache in KV (also across a workerd restart on a
+//! persisted KV directory).
 
 use std::time::Duration;
 
@@ -189,4 +190,54 @@ async fn cache_in_workers_kv_reaches_the_upstream_once() {
         (user(5), true.into())
     );
     assert_eq!(upstream.seen().len(), 1, "{:?}", upstream.seen());
+}
+
+#[tokio::test]
+async fn cache_in_workers_kv_survives_a_workerd_restart() {
+    let persist = std::env::temp_dir().join(format!(
+        "stitchapi-worker-kv-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&persist).expect("the persist directory");
+    /// Removes the directory however the test ends.
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = Remove(persist.clone());
+    let upstream = Upstream::start([]).await;
+
+    let worker = Worker::start_with(&upstream.url(), &[], Some(&persist)).await;
+    let (status, first) = worker.get("/cached/users/9").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (first["user"].clone(), first["from_cache"].clone()),
+        (user(9), false.into())
+    );
+    worker.stop().await;
+    assert!(
+        std::fs::read_dir(persist.join("kv"))
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false),
+        "workerd wrote nothing under {}",
+        persist.join("kv").display()
+    );
+
+    // A new workerd process on the same directory: the entry is still there.
+    let worker = Worker::start_with(&upstream.url(), &[], Some(&persist)).await;
+    let (status, second) = worker.get("/cached/users/9").await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        (second["user"].clone(), second["from_cache"].clone()),
+        (user(9), true.into()),
+        "the restarted Worker missed the cache"
+    );
+    assert_eq!(upstream.seen().len(), 1, "{:?}", upstream.seen());
+    worker.stop().await;
 }
