@@ -4,7 +4,10 @@
 //! - [`RedisStore`] (feature `tcp`, default): Redis over TCP with redis-rs, optionally a Redis
 //!   Cluster (feature `cluster`).
 //! - [`UpstashStore`] (feature `upstash`, default): Redis over HTTPS REST through the stitchapi
-//!   transport; builds for wasm32, so it runs in a Cloudflare Worker.
+//!   transport; builds for wasm32, so it runs in a Cloudflare Worker. Its default transport is
+//!   stitchapi's reqwest (feature `reqwest`, default); a Worker turns the default features off
+//!   and passes `stitchapi_cloudflare::WorkerTransport` with
+//!   [`with_transport`](UpstashStore::with_transport).
 //!
 //! Both implement every verb of [`StitchStore`](stitchapi::StitchStore) and declare every
 //! capability (fleet scope, strong consistency, atomic `increment`, `reserve`, `lease` and the

@@ -64,7 +64,8 @@ pub struct UpstashStore {
     endpoint: http::Uri,
     /// `Bearer <token>`, marked sensitive.
     bearer: http::HeaderValue,
-    transport: DynTransport,
+    /// `None` without the `reqwest` feature until `with_transport`.
+    transport: Option<DynTransport>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
     server_time: bool,
@@ -78,7 +79,9 @@ pub struct UpstashStore {
 
 impl UpstashStore {
     /// A store on the Upstash database at `url` (its REST URL) with its REST `token`, over
-    /// stitchapi's default transport.
+    /// stitchapi's reqwest transport (feature `reqwest`, on by default; without it, pass a
+    /// transport with [`with_transport`](Self::with_transport), or every command fails saying
+    /// so).
     pub fn new(url: &str, token: impl Into<String>) -> Result<UpstashStore, StoreError> {
         let invalid =
             |problem: String| StoreError::new(NAME, "connect", StoreErrorKind::Backend, problem);
@@ -100,7 +103,11 @@ impl UpstashStore {
         let mut bearer = http::HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| invalid("the REST token is not a valid header value".to_owned()))?;
         bearer.set_sensitive(true);
-        let transport: DynTransport = Arc::new(stitchapi::transport::ReqwestTransport::new());
+        #[cfg(feature = "reqwest")]
+        let transport: Option<DynTransport> =
+            Some(Arc::new(stitchapi::transport::ReqwestTransport::new()));
+        #[cfg(not(feature = "reqwest"))]
+        let transport: Option<DynTransport> = None;
         Ok(UpstashStore {
             endpoint,
             bearer,
@@ -119,7 +126,7 @@ impl UpstashStore {
 
     /// Sends the commands through `transport` (a Worker's fetch, a test double).
     pub fn with_transport(mut self, transport: DynTransport) -> Self {
-        self.transport = transport;
+        self.transport = Some(transport);
         self
     }
 
@@ -168,7 +175,17 @@ impl UpstashStore {
             http::HeaderValue::from_static("application/json"),
         );
         headers.insert("upstash-encoding", http::HeaderValue::from_static("base64"));
-        let send = self.transport.send(request);
+        let Some(transport) = &self.transport else {
+            return Err(Self::error(
+                operation,
+                StoreErrorKind::Backend,
+                "the Upstash store has no transport: enable the `reqwest` feature of \
+                 stitchapi-redis, or pass one with `with_transport` (in a Worker: \
+                 `stitchapi_cloudflare::WorkerTransport`)"
+                    .to_owned(),
+            ));
+        };
+        let send = transport.send(request);
         let response = match timeout(&*self.clock, self.timeout, send).await {
             Some(result) => result.map_err(|e| {
                 Self::error(
@@ -432,5 +449,24 @@ impl StitchStore for UpstashStore {
         let args = scripts::delete_if_args(stored_text(expected));
         let result = self.script("delete_if", &self.delete_if, key, args).await?;
         Ok(number("delete_if", &result)? == 1)
+    }
+}
+
+/// Without the `reqwest` feature (as in a Worker), a store given no transport says so.
+#[cfg(all(test, not(feature = "reqwest")))]
+mod without_reqwest {
+    use stitchapi::store::{StitchStore, StoreErrorKind};
+
+    use super::UpstashStore;
+
+    #[tokio::test]
+    async fn a_store_without_a_transport_fails_naming_the_fix() {
+        let store = UpstashStore::new("https://example.upstash.io", "token").unwrap();
+        let error = store.get("k").await.unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Backend);
+        let text = error.to_string();
+        assert!(text.contains("no transport"), "{text}");
+        assert!(text.contains("with_transport"), "{text}");
+        assert!(!text.contains("token"), "{text}");
     }
 }
