@@ -41,7 +41,7 @@ struct Meta {
 ///
 /// ```ignore
 /// let store = WorkersKvStore::new(env.kv("MY_KV")?);
-/// let seam = Seam::builder("https://api.example.com").store(store).build()?;
+/// let seam = Seam::builder("https://api.example.com").store(Arc::new(store)).build()?;
 /// ```
 #[derive(Clone)]
 pub struct WorkersKvStore {
