@@ -1,0 +1,4 @@
+//! The Deno KV stores' integration tests.
+
+#[cfg(feature = "sqlite")]
+mod sqlite;
