@@ -234,11 +234,19 @@ async fn throttle_on_upstash_is_shared_between_the_worker_and_a_native_process()
             *at - first
         );
     }
+    // A request delivered late shortens the gap to the next one, which left on time: the rate
+    // is checked over one-second windows (10 arrivals plus the edge), not on single gaps.
+    for (i, (start, _)) in arrivals.iter().enumerate() {
+        let within = arrivals[i..]
+            .iter()
+            .take_while(|(at, _)| *at - *start < Duration::from_secs(1))
+            .count();
+        assert!(
+            within <= 11,
+            "{within} requests within a second from request {i}; gaps {gaps:?}"
+        );
+    }
     let min_gap = gaps.iter().min().copied().unwrap_or_default();
-    assert!(
-        min_gap + noise >= spacing,
-        "two requests {min_gap:?} apart; gaps {gaps:?}"
-    );
     let span = arrivals[19].0 - first;
     assert!(
         span < Duration::from_millis(1900) + Duration::from_secs(2),
