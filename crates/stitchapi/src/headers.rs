@@ -112,6 +112,10 @@ pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
 /// [`Reply`](crate::Reply) or a [`RedirectHop`](crate::transport::RedirectHop) never prints a
 /// session.
 pub(crate) fn hide_set_cookies(headers: &mut HeaderMap) {
+    // Every response passes here: a lookup first, since `entry` may grow the map.
+    if !headers.contains_key(header::SET_COOKIE) {
+        return;
+    }
     if let http::header::Entry::Occupied(mut cookies) = headers.entry(header::SET_COOKIE) {
         for value in cookies.iter_mut() {
             value.set_sensitive(true);
