@@ -37,8 +37,12 @@
 //! # let _ = catalog.get("get_user").unwrap();
 //! ```
 
+mod auth;
+mod store;
+
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use http::Method;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -55,7 +59,11 @@ use crate::policy::{Backoff, Idempotency, Retry, StatusMatch, Timeout};
 use crate::query::ArrayFormat;
 use crate::seam::{Seam, SeamBuilder};
 use crate::stitch::{Stitch, StitchBuilder};
+use crate::store::StitchStore;
 use crate::throttle::Throttle;
+
+pub use auth::{ApiKeyIn, AuthConfig, SecretConfig};
+pub use store::{StoreConfig, StoreSpec};
 
 /// A retry policy: `retry = 3` or a table.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -217,6 +225,10 @@ pub struct SharedConfig {
     /// Response cache: `"5m"` or `{ ttl, vary, ignore_headers, entries, tenancy, methods, coalesce }`.
     #[serde(default, skip_serializing)]
     pub cache: Option<Cache>,
+    /// Authentication: `{ type = "bearer", token = { env = "API_TOKEN" } }` (see
+    /// [`AuthConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
 }
 
 /// One stitch, as data. Inside a seam use `path` (relative to the base URL) or `url`
@@ -240,6 +252,10 @@ pub struct StitchConfig {
     /// is refused, since it would change the endpoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_empty: Vec<String>,
+    /// A JSON Schema the output must match. Kept as data here: the `stitch` CLI checks it
+    /// (a Rust caller adds a [`validate`](StitchBuilder::validate) rule instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
     /// The shared options, own values winning over the seam's.
     #[serde(flatten)]
     pub shared: SharedConfig,
@@ -254,6 +270,15 @@ pub struct SeamConfig {
     /// The members, by name.
     #[serde(default)]
     pub stitches: BTreeMap<String, StitchConfig>,
+    /// Where shared state lives: `"memory"` (default), `"redis://…"`, or a table (see
+    /// [`StoreConfig`]). Parsed here, connected by the front end (the `stitch` CLI), since
+    /// the core does not depend on the store crates.
+    #[serde(
+        default,
+        deserialize_with = "store::store_shorthand",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub store: Option<StoreConfig>,
     /// Options shared with the members.
     #[serde(flatten)]
     pub shared: SharedConfig,
@@ -428,6 +453,9 @@ impl StitchConfig {
         for name in &self.allow_empty {
             builder = builder.allow_empty(name.clone());
         }
+        if let Some(auth) = &self.shared.auth {
+            builder = builder.auth(auth.build("auth", seam)?);
+        }
         Ok(apply_shared!(builder, &self.shared))
     }
 
@@ -443,8 +471,31 @@ impl SeamConfig {
     /// Builds the seam and every declared stitch; the first invalid option fails the whole
     /// catalog with an error naming it (`stitches.get_user.timeout.total: ...`).
     pub fn build(&self) -> Result<Catalog, BuildError> {
-        let builder: SeamBuilder =
+        self.build_with_store(None)
+    }
+
+    /// Builds the catalog over `store` (the [`store`](SeamConfig::store) the front end
+    /// connected); `None` keeps the default in-process store.
+    pub fn build_with_store(
+        &self,
+        store: Option<Arc<dyn StitchStore>>,
+    ) -> Result<Catalog, BuildError> {
+        let mut builder: SeamBuilder =
             apply_shared!(Seam::builder(self.base_url.clone()), &self.shared);
+        let mut login_seam = Seam::builder(self.base_url.clone());
+        if let Some(store) = store {
+            login_seam = login_seam.store(store.clone());
+            builder = builder.store(store);
+        }
+        if let Some(auth) = &self.shared.auth {
+            // A cookie session's login is a stitch on the same base URL and store, without
+            // the seam's auth (it is what opens the session).
+            let login_seam = login_seam.build()?;
+            let auth = auth
+                .build("auth", Some(&login_seam))
+                .map_err(Error::into_build_error)?;
+            builder = builder.auth(auth);
+        }
         let seam = builder.build()?;
         let mut stitches = BTreeMap::new();
         for (name, config) in &self.stitches {

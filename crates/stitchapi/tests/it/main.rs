@@ -11,6 +11,7 @@ mod calls_guarded;
 mod calls_throttled;
 mod cancellation;
 mod compression;
+mod config;
 mod decode;
 mod degraded_stores;
 mod events;
