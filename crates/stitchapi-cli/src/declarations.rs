@@ -157,7 +157,7 @@ fn toml_error(file: &Path, text: &str, error: &toml::de::Error, path: &str) -> D
         (_, path) => path.to_owned(),
     };
     let fix = if named.is_some() {
-        "remove it or correct its spelling (the message lists the fields this table takes)"
+        "remove it or correct its spelling (the crate README lists the fields)"
     } else {
         "see the stitchapi-cli README for the declaration forms"
     };
