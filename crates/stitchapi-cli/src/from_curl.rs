@@ -138,9 +138,10 @@ pub fn declaration(command: &str, name: Option<&str>) -> Result<String, CurlErro
             let text = match scheme.as_str() {
                 "bearer" => "{ type = \"bearer\", token = { env = \"API_TOKEN\" } }".to_owned(),
                 "basic" => basic_auth(),
-                _ => format!(
-                    "{{ type = \"api_key\", key = {{ env = \"API_KEY\" }}, name = \"authorization\" }}"
-                ),
+                _ => {
+                    "{ type = \"api_key\", key = { env = \"API_KEY\" }, name = \"authorization\" }"
+                        .to_owned()
+                }
             };
             set_auth(text, "header authorization".to_owned(), &mut removed);
         } else if looks_like_key(&name) {
@@ -173,10 +174,8 @@ pub fn declaration(command: &str, name: Option<&str>) -> Result<String, CurlErro
             query.push((key.into_owned(), value.into_owned()));
         }
     }
-    if get {
-        if let Some(data) = data.take() {
-            query.extend(form_urlencoded::parse(data.as_bytes()).into_owned());
-        }
+    if get && let Some(data) = data.take() {
+        query.extend(form_urlencoded::parse(data.as_bytes()).into_owned());
     }
 
     let base = format!(
