@@ -24,10 +24,16 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+#[cfg(any(feature = "remote", all(feature = "sqlite", not(target_arch = "wasm32"))))]
 mod envelope;
+#[cfg(feature = "remote")]
+mod remote;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+mod sqlite;
+#[cfg(any(feature = "remote", all(feature = "sqlite", not(target_arch = "wasm32"))))]
 mod store;
 
-#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+#[cfg(feature = "remote")]
+pub use remote::KvConnect;
+#[cfg(any(feature = "remote", all(feature = "sqlite", not(target_arch = "wasm32"))))]
 pub use store::{DEFAULT_MAX_RACES, DEFAULT_PREFIX, DenoKvStore};
