@@ -5,6 +5,8 @@
 mod support;
 
 #[cfg(all(feature = "sqlite", feature = "remote"))]
+mod fault;
+#[cfg(all(feature = "sqlite", feature = "remote"))]
 mod interop;
 #[cfg(all(feature = "sqlite", feature = "remote"))]
 mod remote;
