@@ -183,6 +183,8 @@ impl DenoKvStore {
 
     /// The remote database `options` describe, over KV Connect (scope [`Scope::Fleet`]).
     #[cfg(feature = "remote")]
+    // On wasm32 a transport need not be `Send` (one thread): neither is the backend then.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub fn remote(options: crate::KvConnect) -> Self {
         DenoKvStore::with_backend(Arc::new(options.into_backend()), Scope::Fleet)
     }

@@ -67,7 +67,11 @@ async fn a_stopped_server_fails_closed_calls_fast_fail_open_calls_carry_on_and_b
     items.call(Input::new()).await.unwrap();
     assert_eq!(prices.call(Input::new()).await.unwrap()["eur"], 1.08);
     assert_eq!(prices.call(Input::new()).await.unwrap()["eur"], 1.08);
-    assert_eq!(price_hits.load(Ordering::SeqCst), 1, "the second call was cached");
+    assert_eq!(
+        price_hits.load(Ordering::SeqCst),
+        1,
+        "the second call was cached"
+    );
 
     server.stop();
     for _ in 0..3 {
@@ -78,11 +82,19 @@ async fn a_stopped_server_fails_closed_calls_fast_fail_open_calls_carry_on_and_b
             error.to_string().contains("deno-kv store: reserve failed"),
             "{error}"
         );
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
 
         let started = Instant::now();
         assert_eq!(prices.call(Input::new()).await.unwrap()["eur"], 1.08);
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
     assert_eq!(
         price_hits.load(Ordering::SeqCst),

@@ -17,7 +17,11 @@ async fn deno_reads_what_the_store_wrote_and_the_other_way_round() {
         .await
         .unwrap();
     store
-        .set("for-a-minute", Some("brief".into()), Some(Duration::from_secs(60)))
+        .set(
+            "for-a-minute",
+            Some("brief".into()),
+            Some(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
     for _ in 0..3 {
@@ -60,7 +64,11 @@ console.log(JSON.stringify(out));
     let out: serde_json::Value = serde_json::from_str(stdout.trim()).expect(&stdout);
     assert_eq!(out["greeting"], "hello from rust", "{out}");
     assert_eq!(out["hits"], "KvU64 3", "{out}");
-    assert_eq!(out["briefHeader"], serde_json::json!([0xF5, b'S', 1, b'v']), "{out}");
+    assert_eq!(
+        out["briefHeader"],
+        serde_json::json!([0xF5, b'S', 1, b'v']),
+        "{out}"
+    );
     assert_eq!(out["briefPayload"], "brief", "{out}");
     assert_eq!(out["summed"], true, "{out}");
     assert_eq!(out["window"], 3, "{out}");
@@ -75,7 +83,6 @@ console.log(JSON.stringify(out));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_counter_incremented_from_rust_and_deno_at_once_nets_the_sum() {
-    const DENO_SUMS: i64 = 500;
     const RUST_TASKS: i64 = 4;
     const RUST_EACH: i64 = 100;
     let server = Denokv::start();
@@ -83,20 +90,25 @@ async fn a_counter_incremented_from_rust_and_deno_at_once_nets_the_sum() {
     let deno_dir = Scratch::new("deno-dir");
     let deno = deno_command(
         &server,
-        &format!(
-            r#"for (let i = 0; i < {DENO_SUMS}; i++) {{
+        // Deno adds until the Rust side is done and says stop, and prints how often it added.
+        r#"let sums = 0;
+while (!(await kv.get(["stitchapi", "stop"])).value) {
   const done = await kv.atomic().sum(["stitchapi", "both"], 1n).commit();
   if (!done.ok) throw new Error("sum not committed");
-}}"#
-        ),
+  if (++sums > 1000000) throw new Error("never told to stop");
+}
+console.log(sums);"#,
         &deno_dir.0,
     )
     .spawn()
     .expect("spawn deno");
-    // Start once Deno is adding, so the two sides overlap.
+    // Start once Deno is adding: it goes on until told to stop, so the two sides overlap.
     let started = std::time::Instant::now();
     while store.get("both").await.unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(30), "Deno never added");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "Deno never added"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let tasks: Vec<_> = (0..RUST_TASKS)
@@ -115,20 +127,33 @@ async fn a_counter_incremented_from_rust_and_deno_at_once_nets_the_sum() {
     for task in tasks {
         answers.extend(task.await.unwrap());
     }
+    store.set("stop", Some("1".into()), None).await.unwrap();
     let output = deno.wait_with_output().await.unwrap();
     assert!(
         output.status.success(),
         "deno failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let total = DENO_SUMS + RUST_TASKS * RUST_EACH;
+    let deno_sums: i64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(deno_sums > 0);
+    let total = deno_sums + RUST_TASKS * RUST_EACH;
     assert_eq!(
         store.get("both").await.unwrap().as_deref(),
         Some(total.to_string().as_bytes())
     );
     answers.sort_unstable();
     answers.dedup();
-    assert_eq!(answers.len() as i64, RUST_TASKS * RUST_EACH, "no count answered twice");
+    assert_eq!(
+        answers.len() as i64,
+        RUST_TASKS * RUST_EACH,
+        "no count answered twice"
+    );
     let gaps = answers.windows(2).filter(|w| w[1] - w[0] > 1).count();
-    assert!(gaps > 0, "Deno's sums never fell between ours: the sides did not overlap");
+    assert!(
+        gaps > 0,
+        "Deno's sums never fell between ours: the sides did not overlap"
+    );
 }
