@@ -1,6 +1,7 @@
 //! How a stitchapi value sits in a Deno KV entry.
 //!
-//! Every entry the store writes is `KvValue::Bytes` holding an envelope:
+//! Every entry the store writes with a deadline (and a counter below zero, a pacing cell)
+//! is `KvValue::Bytes` holding an envelope:
 //!
 //! ```text
 //! MAGIC (3 bytes: F5 'S' 01) · kind (1 byte) · deadline (u64 BE, ms since the epoch, 0 = never)
@@ -16,8 +17,10 @@
 //! The deadline travels with the value because Deno KV's own `expireIn` is best effort: an
 //! expired entry may still be read until the backend's collector runs, so the store treats
 //! an entry at or past its deadline as missing, and passes `expireIn` (the same instant) only
-//! so the backend eventually drops it. Entries written by others read as plain values: bytes
-//! without the magic as bytes that never expire, a `KvU64` (Deno's `sum`) as a counter.
+//! so the backend eventually drops it. Bytes that never expire are stored as they are (unless
+//! they begin with the magic), and a counter that never expires as a `KvU64` (see the store).
+//! Entries written by others read as plain values: bytes without the magic as bytes that
+//! never expire, a `KvU64` (Deno's `sum`) as a counter.
 
 use std::time::Duration;
 
@@ -52,8 +55,14 @@ impl Envelope {
         self.deadline.is_some_and(|deadline| deadline <= now_ms)
     }
 
-    /// The envelope's bytes.
+    /// The envelope's bytes: bytes that never expire are stored as they are (other clients
+    /// read them directly), unless they begin with the magic.
     pub(crate) fn encode(&self) -> Vec<u8> {
+        if let (Value::Bytes(bytes), None) = (&self.value, self.deadline)
+            && !bytes.starts_with(&MAGIC)
+        {
+            return bytes.to_vec();
+        }
         let mut out = Vec::with_capacity(HEADER + 16);
         out.extend_from_slice(&MAGIC);
         out.push(match self.value {
@@ -178,6 +187,11 @@ mod tests {
                 assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
             }
         }
+        let plain = Envelope {
+            value: Value::Bytes(Bytes::from_static(b"hello")),
+            deadline: None,
+        };
+        assert_eq!(plain.encode(), b"hello", "stored as it is");
         let plain = Envelope::decode(b"hello").unwrap();
         assert_eq!(plain.value, Value::Bytes(Bytes::from_static(b"hello")));
         assert_eq!(plain.deadline, None);

@@ -1,21 +1,17 @@
 //! [`DenoKvStore`]: the whole store contract as bounded compare-and-set loops over Deno KV
-//! atomic writes, here on the embedded SQLite backend.
+//! atomic writes, on any [`KvBackend`] (embedded SQLite, KV Connect).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use denokv_proto::{
-    AtomicWrite, AtomicWriteOutcome, Check, Consistency as KvConsistency, Key, KeyPart, KvValue,
-    Mutation, MutationKind, ReadRange, SnapshotReadOptions, Versionstamp,
+    AtomicWrite, Check, Key, KeyPart, KvValue, Mutation, MutationKind, Versionstamp,
 };
-use denokv_sqlite::{Sqlite, SqliteConfig, SqliteNotifier};
-use rand::SeedableRng;
+use stitchapi::runtime::{MaybeSend, MaybeSync};
 use stitchapi::store::{
     Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
     normalize_ttl,
@@ -26,7 +22,7 @@ use stitchapi::time::{Clock, SystemClock, Timestamp};
 use crate::envelope::{Envelope, Value};
 
 /// The backend name in errors.
-const NAME: &str = "deno-kv";
+pub(crate) const NAME: &str = "deno-kv";
 
 /// The key segment every key sits under unless [`DenoKvStore::with_prefix`] chooses another.
 pub const DEFAULT_PREFIX: &str = "stitchapi";
@@ -44,191 +40,48 @@ const BACKOFF_CAP: Duration = Duration::from_millis(5);
 const LEASE_SEGMENT: &str = "lease";
 
 /// One stored entry: its value and versionstamp.
-type Entry = (KvValue, Versionstamp);
+pub(crate) type Entry = (KvValue, Versionstamp);
 
 /// The two calls the store needs from a Deno KV backend: a strongly consistent point read
-/// and an atomic write that reports whether its checks passed.
-#[async_trait::async_trait]
-pub(crate) trait KvBackend: Send + Sync + 'static {
-    async fn read(&self, key: &[u8]) -> Result<Option<Entry>, String>;
+/// and an atomic write that reports whether its checks passed. Errors name `operation`; the
+/// store's `clock` bounds and paces any waiting.
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+pub(crate) trait KvBackend: MaybeSend + MaybeSync + 'static {
+    async fn read(
+        &self,
+        operation: &'static str,
+        clock: &dyn Clock,
+        key: &[u8],
+    ) -> Result<Option<Entry>, StoreError>;
     /// `true` when committed, `false` when a check failed.
-    async fn write(&self, write: AtomicWrite) -> Result<bool, String>;
+    async fn write(
+        &self,
+        operation: &'static str,
+        clock: &dyn Clock,
+        write: AtomicWrite,
+    ) -> Result<bool, StoreError>;
+    /// What `Debug` shows of the backend (never a credential).
+    fn describe(&self) -> String;
 }
 
-/// The embedded backend: `denokv_sqlite` on one worker thread.
-struct SqliteBackend {
-    sqlite: Sqlite,
-    closed: AtomicBool,
-}
-
-impl SqliteBackend {
-    fn open(path: Option<&Path>) -> Result<Self, StoreError> {
-        let path = path.map(Path::to_path_buf);
-        let conn_gen = move || {
-            let conn = match &path {
-                Some(path) => rusqlite::Connection::open(path),
-                None => rusqlite::Connection::open_in_memory(),
-            }
-            .map_err(|e| deno_error_box(e.to_string()))?;
-            // Processes sharing the file wait for each other's write locks.
-            conn.busy_timeout(Duration::from_secs(5))
-                .map_err(|e| deno_error_box(e.to_string()))?;
-            let rng: Box<dyn rand::RngCore + Send> = Box::new(rand::rngs::StdRng::from_entropy());
-            Ok((conn, rng))
-        };
-        // One worker: with `:memory:` each worker would open its own empty database, and one
-        // connection serialises reads and writes of a file too.
-        let config = SqliteConfig {
-            num_workers: 1,
-            batch_timeout: None,
-        };
-        let sqlite = Sqlite::new(conn_gen, SqliteNotifier::default(), config).map_err(|e| {
-            StoreError::new(
-                NAME,
-                "open",
-                StoreErrorKind::Unavailable,
-                format!("could not open the SQLite database: {e}"),
-            )
-        })?;
-        Ok(SqliteBackend {
-            sqlite,
-            closed: AtomicBool::new(false),
-        })
-    }
-
-    fn close(&self) {
-        if !self.closed.swap(true, Ordering::SeqCst) {
-            self.sqlite.close();
-        }
-    }
-}
-
-/// How often one write is sent again while the file is busy (about 1.4 s in all).
-const MAX_BUSY_RETRIES: u32 = 500;
-
-/// A copy of the mutation kinds this store writes (`Set` of bytes, `Delete`).
-fn clone_kind(kind: &MutationKind) -> MutationKind {
-    match kind {
-        MutationKind::Set(value) => MutationKind::Set(clone_value(value)),
-        MutationKind::Delete => MutationKind::Delete,
-        MutationKind::Sum {
-            value,
-            min_v8,
-            max_v8,
-            clamp,
-        } => MutationKind::Sum {
-            value: clone_value(value),
-            min_v8: min_v8.clone(),
-            max_v8: max_v8.clone(),
-            clamp: *clamp,
-        },
-        MutationKind::Min(value) => MutationKind::Min(clone_value(value)),
-        MutationKind::Max(value) => MutationKind::Max(clone_value(value)),
-        MutationKind::SetSuffixVersionstampedKey(value) => {
-            MutationKind::SetSuffixVersionstampedKey(clone_value(value))
-        }
-    }
-}
-
-fn clone_value(value: &KvValue) -> KvValue {
-    match value {
-        KvValue::V8(bytes) => KvValue::V8(bytes.clone()),
-        KvValue::Bytes(bytes) => KvValue::Bytes(bytes.clone()),
-        KvValue::U64(n) => KvValue::U64(*n),
-    }
-}
-
-fn deno_error_box(message: String) -> deno_error::JsErrorBox {
-    deno_error::JsErrorBox::generic(message)
-}
-
-impl Drop for SqliteBackend {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-#[async_trait::async_trait]
-impl KvBackend for SqliteBackend {
-    async fn read(&self, key: &[u8]) -> Result<Option<Entry>, String> {
-        let mut end = key.to_vec();
-        end.push(0);
-        let range = ReadRange {
-            start: key.to_vec(),
-            end,
-            limit: std::num::NonZeroU32::MIN,
-            reverse: false,
-        };
-        let options = SnapshotReadOptions {
-            consistency: KvConsistency::Strong,
-        };
-        let outputs = self
-            .sqlite
-            .snapshot_read(vec![range], options)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(outputs
-            .into_iter()
-            .next()
-            .and_then(|output| output.entries.into_iter().next())
-            .map(|entry| (entry.value, entry.versionstamp)))
-    }
-
-    async fn write(&self, write: AtomicWrite) -> Result<bool, String> {
-        // `denokv_sqlite` does not retry SQLITE_BUSY inside a write (another connection, such
-        // as another process, holds the file's write lock): nothing was written, so the same
-        // checked write is sent again, a bounded number of times.
-        let mut busy = 0u32;
-        loop {
-            let attempt = AtomicWrite {
-                checks: write
-                    .checks
-                    .iter()
-                    .map(|check| Check {
-                        key: check.key.clone(),
-                        versionstamp: check.versionstamp,
-                    })
-                    .collect(),
-                mutations: write
-                    .mutations
-                    .iter()
-                    .map(|mutation| Mutation {
-                        key: mutation.key.clone(),
-                        kind: clone_kind(&mutation.kind),
-                        expire_at: mutation.expire_at,
-                    })
-                    .collect(),
-                enqueues: Vec::new(),
-            };
-            match self.sqlite.atomic_write(attempt).await {
-                Ok(AtomicWriteOutcome::Committed(_)) => return Ok(true),
-                Ok(AtomicWriteOutcome::CheckFailed { .. }) => return Ok(false),
-                Err(denokv_sqlite::SqliteBackendError::SqliteError(e))
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-                        && busy < MAX_BUSY_RETRIES =>
-                {
-                    busy += 1;
-                    let pause = Duration::from_micros(fastrand::u64(500..=5_000));
-                    SystemClock::new().sleep(pause).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
-}
-
-/// A stitchapi store on Deno KV, here the embedded SQLite backend (`denokv_sqlite`, feature
-/// `sqlite`): a file that `denokv serve` can later serve, or `:memory:`.
+/// A stitchapi store on Deno KV: a remote database over KV Connect
+/// ([`connect`](DenoKvStore::connect), feature `remote`: `denokv serve`, Deno Deploy), or the
+/// embedded SQLite backend ([`open`](DenoKvStore::open), feature `sqlite`): a file that
+/// `denokv serve` can serve too, or `:memory:`. Both run the same compare-and-set code.
 ///
 /// Every verb of the contract is implemented ([`Capabilities`]: strongly consistent, scope
-/// [`Scope::Fleet`] for a file that processes share, [`Scope::Process`] in memory):
+/// [`Scope::Fleet`] for a remote database or a file that processes share,
+/// [`Scope::Process`] in memory):
 ///
 /// - Keys are Deno KV key arrays `[prefix, key]` (default prefix `"stitchapi"`); the prefix is
 ///   its own key segment, never concatenated. Semaphores live apart, at
 ///   `[prefix, "lease", key]`.
-/// - Values are `KvValue::Bytes` envelopes carrying their deadline (see the crate docs), since
-///   Deno KV's `expireIn` is best effort: an entry at or past its deadline reads as missing.
-///   `expireIn` is passed, at the same instant, only for positive TTLs.
+/// - Values with a TTL are `KvValue::Bytes` envelopes carrying their deadline (see the crate
+///   docs), since Deno KV's `expireIn` is best effort: an entry at or past its deadline reads
+///   as missing. `expireIn` is passed, at the same instant, only for positive TTLs. Bytes
+///   without a TTL are stored as they are, and a counter without one as a `KvU64`, so Deno
+///   code reads them directly (and adds to the counter with `sum`).
 /// - Every read-modify-write (`increment`, `reserve`, `lease`/`release`, `create`,
 ///   `renew_if`, `delete_if`) is a compare-and-set loop: read the entry, then write with a
 ///   `Check` on its versionstamp. A loop that loses [`DEFAULT_MAX_RACES`] races (see
@@ -237,6 +90,8 @@ impl KvBackend for SqliteBackend {
 ///   count.
 /// - `increment` keeps the `{n, deadline}` envelope: the deadline is set only when the
 ///   counter is created (a fixed window).
+/// - `create` first tries one write checked on the key being absent, and reads only when
+///   that check fails.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), stitchapi::store::StoreError> {
@@ -256,6 +111,7 @@ pub struct DenoKvStore {
     prefix: Arc<str>,
     scope: Scope,
     max_races: u32,
+    clock: Arc<dyn Clock>,
     /// Striped by key: this process's compare-and-set loops on one key take turns, so races
     /// are lost only to other processes (or other stores on the same file).
     turns: Arc<[futures_util::lock::Mutex<()>]>,
@@ -268,6 +124,7 @@ impl fmt::Debug for DenoKvStore {
     // Never keys or values: the vault view keeps tokens here.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DenoKvStore")
+            .field("backend", &self.backend.describe())
             .field("prefix", &self.prefix)
             .field("scope", &self.scope)
             .field("max_races", &self.max_races)
@@ -290,15 +147,46 @@ enum Step<T> {
 impl DenoKvStore {
     /// Opens (or creates) the SQLite database at `path`, a file other processes may share
     /// (scope [`Scope::Fleet`]) and `denokv --sqlite-path <path> serve` can serve.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let backend = SqliteBackend::open(Some(path.as_ref()))?;
+    #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        let backend = crate::sqlite::SqliteBackend::open(Some(path.as_ref()))?;
         Ok(DenoKvStore::with_backend(Arc::new(backend), Scope::Fleet))
     }
 
     /// A fresh database in this process's memory (scope [`Scope::Process`]).
+    #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
     pub fn in_memory() -> Result<Self, StoreError> {
-        let backend = SqliteBackend::open(None)?;
+        let backend = crate::sqlite::SqliteBackend::open(None)?;
         Ok(DenoKvStore::with_backend(Arc::new(backend), Scope::Process))
+    }
+
+    /// The remote database at `url` (a `denokv serve` address, a Deno Deploy KV Connect URL)
+    /// with its access `token`, over KV Connect and stitchapi's reqwest transport (feature
+    /// `reqwest`, on by default); scope [`Scope::Fleet`]. Nothing is sent until the first
+    /// call, which runs the metadata exchange. For another transport or response timeout,
+    /// see [`KvConnect`](crate::KvConnect).
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use stitchapi::Secret;
+    /// use stitchapi_deno_kv::DenoKvStore;
+    ///
+    /// let store = DenoKvStore::connect("http://127.0.0.1:4512", Secret::env("DENO_KV_ACCESS_TOKEN"))?;
+    /// let api = stitchapi::Seam::builder("https://api.example.com").store(Arc::new(store)).build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn connect(url: &str, token: impl Into<stitchapi::Secret>) -> Result<Self, StoreError> {
+        Ok(DenoKvStore::remote(crate::KvConnect::new(url, token)?))
+    }
+
+    /// The remote database `options` describe, over KV Connect (scope [`Scope::Fleet`]).
+    #[cfg(feature = "remote")]
+    // On wasm32 a transport need not be `Send` (one thread): neither is the backend then.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+    pub fn remote(options: crate::KvConnect) -> Self {
+        DenoKvStore::with_backend(Arc::new(options.into_backend()), Scope::Fleet)
     }
 
     pub(crate) fn with_backend(backend: Arc<dyn KvBackend>, scope: Scope) -> Self {
@@ -307,6 +195,7 @@ impl DenoKvStore {
             prefix: Arc::from(DEFAULT_PREFIX),
             scope,
             max_races: DEFAULT_MAX_RACES,
+            clock: Arc::new(SystemClock::new()),
             turns: (0..TURN_STRIPES)
                 .map(|_| futures_util::lock::Mutex::new(()))
                 .collect(),
@@ -327,6 +216,19 @@ impl DenoKvStore {
         self
     }
 
+    /// Reads the time on `clock` (default: the system clock): TTL deadlines, the backoff
+    /// between lost races and, for a remote store, response timeouts and the expiry of the
+    /// KV Connect metadata.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now on the store's clock, since the epoch.
+    fn now(&self) -> Duration {
+        self.clock.now().since_unix()
+    }
+
     fn key(&self, operation: &'static str, parts: &[&str]) -> Result<Vec<u8>, StoreError> {
         let mut key = vec![KeyPart::String(self.prefix.to_string())];
         key.extend(parts.iter().map(|part| KeyPart::String((*part).to_owned())));
@@ -340,27 +242,12 @@ impl DenoKvStore {
         })
     }
 
-    fn backend_error(operation: &'static str, message: String) -> StoreError {
-        let kind = if message.contains("closed") {
-            StoreErrorKind::Unavailable
-        } else {
-            StoreErrorKind::Backend
-        };
-        StoreError::new(NAME, operation, kind, message)
-    }
-
     async fn read(&self, operation: &'static str, key: &[u8]) -> Result<Option<Entry>, StoreError> {
-        self.backend
-            .read(key)
-            .await
-            .map_err(|e| Self::backend_error(operation, e))
+        self.backend.read(operation, &*self.clock, key).await
     }
 
     async fn write(&self, operation: &'static str, write: AtomicWrite) -> Result<bool, StoreError> {
-        self.backend
-            .write(write)
-            .await
-            .map_err(|e| Self::backend_error(operation, e))
+        self.backend.write(operation, &*self.clock, write).await
     }
 
     /// The bounded compare-and-set loop: read `key`, let `decide` choose, write with a check
@@ -421,16 +308,9 @@ impl DenoKvStore {
             let jitter = Duration::from_nanos(fastrand::u64(
                 ..=u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX),
             ));
-            SystemClock::new().sleep(jitter).await;
+            self.clock.sleep(jitter).await;
         }
     }
-}
-
-/// Now on the system clock.
-fn now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 /// Milliseconds, rounded up (a TTL may be rounded up, never down).
@@ -438,9 +318,9 @@ fn ceil_millis(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
-/// The deadline of a TTL starting now; `None` for no TTL or a zero one.
-fn deadline(ttl: Option<Duration>) -> Option<u64> {
-    normalize_ttl(ttl).map(|ttl| ceil_millis(now() + ttl))
+/// The deadline of a TTL starting `now`; `None` for no TTL or a zero one.
+fn deadline(now: Duration, ttl: Option<Duration>) -> Option<u64> {
+    normalize_ttl(ttl).map(|ttl| ceil_millis(now + ttl))
 }
 
 /// Deno KV's `expireIn`, only for a deadline (a positive TTL).
@@ -452,8 +332,12 @@ fn invalid(operation: &'static str, message: String) -> StoreError {
     StoreError::new(NAME, operation, StoreErrorKind::InvalidData, message)
 }
 
-/// The live envelope in a stored value: `None` when missing or expired.
-fn live(operation: &'static str, value: Option<&KvValue>) -> Result<Option<Envelope>, StoreError> {
+/// The live envelope in a stored value: `None` when missing or expired at `now`.
+fn live(
+    operation: &'static str,
+    value: Option<&KvValue>,
+    now: Duration,
+) -> Result<Option<Envelope>, StoreError> {
     let envelope = match value {
         None => return Ok(None),
         Some(KvValue::Bytes(raw)) => Envelope::decode(raw)
@@ -472,12 +356,21 @@ fn live(operation: &'static str, value: Option<&KvValue>) -> Result<Option<Envel
             ));
         }
     };
-    let now_ms = u64::try_from(now().as_millis()).unwrap_or(u64::MAX);
+    let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
     Ok((!envelope.is_expired(now_ms)).then_some(envelope))
 }
 
 fn set_envelope(value: Value, deadline: Option<u64>) -> MutationKind {
     MutationKind::Set(KvValue::Bytes(Envelope { value, deadline }.encode()))
+}
+
+/// A counter's write: a `KvU64` when it never expires (Deno's `sum` adds to it), otherwise
+/// the `{n, deadline}` envelope.
+fn set_counter(n: i64, deadline: Option<u64>) -> MutationKind {
+    match (u64::try_from(n), deadline) {
+        (Ok(n), None) => MutationKind::Set(KvValue::U64(n)),
+        _ => set_envelope(Value::Counter(n), deadline),
+    }
 }
 
 /// A semaphore's holders: token -> expiry in nanoseconds since the epoch (JSON).
@@ -500,8 +393,8 @@ fn holders(value: Option<&KvValue>) -> Result<Holders, StoreError> {
 }
 
 /// The write of a semaphore: deleted when empty, otherwise kept until its last holder's
-/// expiry (measured from the caller's `now`, moved onto the system clock).
-fn write_holders<T>(holders: &Holders, now: Timestamp, answer: T) -> Step<T> {
+/// expiry (measured from the caller's `now`, moved onto the store's clock, `store_now`).
+fn write_holders<T>(holders: &Holders, now: Timestamp, store_now: Duration, answer: T) -> Step<T> {
     let Some(latest) = holders.values().max() else {
         return Step::Write {
             kind: MutationKind::Delete,
@@ -513,12 +406,13 @@ fn write_holders<T>(holders: &Holders, now: Timestamp, answer: T) -> Step<T> {
     let json = serde_json::to_vec(holders).unwrap_or_default();
     Step::Write {
         kind: MutationKind::Set(KvValue::Bytes(json)),
-        deadline: Some(ceil_millis(crate::store::now() + remaining)),
+        deadline: Some(ceil_millis(store_now + remaining)),
         answer,
     }
 }
 
-#[async_trait::async_trait]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl StitchStore for DenoKvStore {
     fn name(&self) -> &'static str {
         NAME
@@ -536,7 +430,8 @@ impl StitchStore for DenoKvStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let key = self.key("get", &[key])?;
         let entry = self.read("get", &key).await?;
-        Ok(live("get", entry.as_ref().map(|(value, _)| value))?.map(|e| e.value.to_bytes()))
+        let now = self.now();
+        Ok(live("get", entry.as_ref().map(|(value, _)| value), now)?.map(|e| e.value.to_bytes()))
     }
 
     async fn set(
@@ -546,7 +441,7 @@ impl StitchStore for DenoKvStore {
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
         let key = self.key("set", &[key])?;
-        let deadline = deadline(ttl);
+        let deadline = deadline(self.now(), ttl);
         let kind = match value {
             Some(value) => set_envelope(Value::Bytes(value), deadline),
             None => MutationKind::Delete,
@@ -567,10 +462,11 @@ impl StitchStore for DenoKvStore {
     async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
         let key_bytes = self.key("increment", &[key])?;
         self.cas("increment", &key_bytes, |value| {
-            let Some(envelope) = live("increment", value)? else {
-                let deadline = deadline(ttl);
+            let now = self.now();
+            let Some(envelope) = live("increment", value, now)? else {
+                let deadline = deadline(now, ttl);
                 return Ok(Step::Write {
-                    kind: set_envelope(Value::Counter(1), deadline),
+                    kind: set_counter(1, deadline),
                     deadline,
                     answer: 1,
                 });
@@ -589,7 +485,7 @@ impl StitchStore for DenoKvStore {
             })?;
             // The deadline stays: the window is fixed.
             Ok(Step::Write {
-                kind: set_envelope(Value::Counter(next), envelope.deadline),
+                kind: set_counter(next, envelope.deadline),
                 deadline: envelope.deadline,
                 answer: next,
             })
@@ -607,7 +503,8 @@ impl StitchStore for DenoKvStore {
     ) -> Result<Reservation, StoreError> {
         let key_bytes = self.key("reserve", &[key])?;
         self.cas("reserve", &key_bytes, |value| {
-            let cell = match live("reserve", value)? {
+            let store_now = self.now();
+            let cell = match live("reserve", value, store_now)? {
                 Some(envelope) => Some(envelope.value.as_cell().ok_or_else(|| {
                     invalid(
                         "reserve",
@@ -618,7 +515,7 @@ impl StitchStore for DenoKvStore {
             };
             match gcra::step(cell, now, spacing, latest) {
                 (Reservation::Granted(at), Some(next)) => {
-                    let deadline = deadline(ttl);
+                    let deadline = deadline(store_now, ttl);
                     Ok(Step::Write {
                         kind: set_envelope(Value::Cell(next), deadline),
                         deadline,
@@ -648,7 +545,7 @@ impl StitchStore for DenoKvStore {
                 return Ok(Step::Done(false));
             }
             holders.insert(token.to_owned(), nanos(now + ttl));
-            Ok(write_holders(&holders, now, true))
+            Ok(write_holders(&holders, now, self.now(), true))
         })
         .await
     }
@@ -660,8 +557,8 @@ impl StitchStore for DenoKvStore {
             if holders.remove(token).is_none() {
                 return Ok(Step::Done(()));
             }
-            let now = Timestamp::from_unix(now());
-            Ok(write_holders(&holders, now, ()))
+            let now = self.now();
+            Ok(write_holders(&holders, Timestamp::from_unix(now), now, ()))
         })
         .await
     }
@@ -673,11 +570,30 @@ impl StitchStore for DenoKvStore {
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
         let key_bytes = self.key("create", &[key])?;
+        // One round trip when the key is absent: a write checked on no entry at all.
+        let deadline_now = deadline(self.now(), ttl);
+        let first = AtomicWrite {
+            checks: vec![Check {
+                key: key_bytes.clone(),
+                versionstamp: None,
+            }],
+            mutations: vec![Mutation {
+                key: key_bytes.clone(),
+                kind: set_envelope(Value::Bytes(value.clone()), deadline_now),
+                expire_at: expire_at(deadline_now),
+            }],
+            enqueues: Vec::new(),
+        };
+        if self.write("create", first).await? {
+            return Ok(true);
+        }
+        // An entry is there, live or past its deadline: read it and decide.
         self.cas("create", &key_bytes, |current| {
-            if live("create", current)?.is_some() {
+            let now = self.now();
+            if live("create", current, now)?.is_some() {
                 return Ok(Step::Done(false));
             }
-            let deadline = deadline(ttl);
+            let deadline = deadline(now, ttl);
             Ok(Step::Write {
                 kind: set_envelope(Value::Bytes(value.clone()), deadline),
                 deadline,
@@ -695,9 +611,10 @@ impl StitchStore for DenoKvStore {
     ) -> Result<bool, StoreError> {
         let key_bytes = self.key("renew_if", &[key])?;
         self.cas("renew_if", &key_bytes, |current| {
-            match live("renew_if", current)? {
+            let now = self.now();
+            match live("renew_if", current, now)? {
                 Some(envelope) if envelope.value.to_bytes() == expected => {
-                    let deadline = deadline(Some(ttl));
+                    let deadline = deadline(now, Some(ttl));
                     Ok(Step::Write {
                         kind: set_envelope(envelope.value, deadline),
                         deadline,
@@ -713,7 +630,7 @@ impl StitchStore for DenoKvStore {
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
         let key_bytes = self.key("delete_if", &[key])?;
         self.cas("delete_if", &key_bytes, |current| {
-            match live("delete_if", current)? {
+            match live("delete_if", current, self.now())? {
                 Some(envelope) if envelope.value.to_bytes() == expected => Ok(Step::Write {
                     kind: MutationKind::Delete,
                     deadline: None,
@@ -729,7 +646,7 @@ impl StitchStore for DenoKvStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     /// A backend that always loses the race: every read finds a fresh versionstamp and every
     /// checked write fails its check.
@@ -740,7 +657,12 @@ mod tests {
 
     #[async_trait::async_trait]
     impl KvBackend for AlwaysRaced {
-        async fn read(&self, _key: &[u8]) -> Result<Option<Entry>, String> {
+        async fn read(
+            &self,
+            _operation: &'static str,
+            _clock: &dyn Clock,
+            _key: &[u8],
+        ) -> Result<Option<Entry>, StoreError> {
             let n = self.writes.load(Ordering::SeqCst);
             let counter = Envelope {
                 value: Value::Counter(41),
@@ -751,9 +673,18 @@ mod tests {
             Ok(Some((KvValue::Bytes(counter.encode()), versionstamp)))
         }
 
-        async fn write(&self, write: AtomicWrite) -> Result<bool, String> {
+        async fn write(
+            &self,
+            _operation: &'static str,
+            _clock: &dyn Clock,
+            write: AtomicWrite,
+        ) -> Result<bool, StoreError> {
             self.writes.fetch_add(1, Ordering::SeqCst);
             Ok(write.checks.is_empty())
+        }
+
+        fn describe(&self) -> String {
+            "always raced".to_owned()
         }
     }
 

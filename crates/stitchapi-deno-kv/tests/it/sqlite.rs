@@ -4,33 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stitchapi::store::{Scope, StitchStore, StoreErrorKind};
-use stitchapi::testing::{ConformanceOptions, store_conformance, store_rules};
 use stitchapi_deno_kv::DenoKvStore;
 
-fn temp_path(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "stitchapi-deno-kv-{}-{}-{name}",
-        std::process::id(),
-        fastrand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("kv.sqlite")
-}
-
-fn fastrand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-async fn passes_every_rule(store: &DenoKvStore) {
-    let report = store_conformance(store, ConformanceOptions::new()).await;
-    report.assert_ok();
-    assert!(report.skipped.is_empty(), "{report:?}");
-    let every: Vec<&str> = store_rules().collect();
-    assert_eq!(report.passed, every, "every rule ran and passed");
-}
+use crate::support::{Scratch, passes_every_rule};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_passes_the_conformance_kit() {
@@ -42,7 +18,8 @@ async fn in_memory_passes_the_conformance_kit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_passes_the_conformance_kit_and_keeps_its_data() {
-    let path = temp_path("conformance");
+    let scratch = Scratch::new("conformance");
+    let path = scratch.path("kv.sqlite");
     let store = DenoKvStore::open(&path).unwrap();
     assert_eq!(store.capabilities().scope, Scope::Fleet);
     passes_every_rule(&store).await;
@@ -64,14 +41,14 @@ async fn a_file_passes_the_conformance_kit_and_keeps_its_data() {
     let other = DenoKvStore::open(&path).unwrap().with_prefix("other");
     assert_eq!(other.get("kept").await.unwrap(), None);
     drop((reopened, other));
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_increments_from_many_tasks_net_the_exact_sum() {
     // 64 tasks on one store, and 4 stores (4 SQLite connections, like 4 processes) on a file.
     let memory = Arc::new(DenoKvStore::in_memory().unwrap());
-    let path = temp_path("sum");
+    let scratch = Scratch::new("sum");
+    let path = scratch.path("kv.sqlite");
     let files: Vec<_> = (0..4)
         .map(|_| Arc::new(DenoKvStore::open(&path).unwrap()))
         .collect();
@@ -97,13 +74,13 @@ async fn concurrent_increments_from_many_tasks_net_the_exact_sum() {
             Some(&b"640"[..])
         );
     }
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_a_tiny_loop_bound_losers_fail_with_conflict_and_the_count_stays_exact() {
     // 8 stores on one file race each other (within one store, loops on a key take turns).
-    let path = temp_path("races");
+    let scratch = Scratch::new("races");
+    let path = scratch.path("kv.sqlite");
     let stores: Vec<_> = (0..8)
         .map(|_| Arc::new(DenoKvStore::open(&path).unwrap().with_max_races(1)))
         .collect();
@@ -132,5 +109,4 @@ async fn with_a_tiny_loop_bound_losers_fail_with_conflict_and_the_count_stays_ex
         .unwrap();
     assert_eq!(count, granted, "a failed increment never counted");
     drop(stores);
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
