@@ -38,7 +38,12 @@ pub enum Peer {
 
 impl Peer {
     /// Every peer, stitchapi first, bare reqwest second.
-    pub const ALL: [Peer; 4] = [Peer::Stitchapi, Peer::Reqwest, Peer::Middleware, Peer::Tower];
+    pub const ALL: [Peer; 4] = [
+        Peer::Stitchapi,
+        Peer::Reqwest,
+        Peer::Middleware,
+        Peer::Tower,
+    ];
 
     /// The name in tables.
     pub fn name(self) -> &'static str {
@@ -103,7 +108,9 @@ pub struct Clients {
 
 impl fmt::Debug for Clients {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Clients").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("Clients")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -211,4 +218,3 @@ async fn decode(response: reqwest::Response) -> Result<User, String> {
     let body = response.bytes().await.map_err(|e| e.to_string())?;
     serde_json::from_slice(&body).map_err(|e| e.to_string())
 }
-

@@ -8,6 +8,7 @@
 pub mod alloc;
 pub mod clients;
 pub mod machine;
+pub mod report;
 pub mod stats;
 pub mod upstream;
 

@@ -79,12 +79,17 @@ impl Upstream {
 }
 
 fn json(cache_control: Option<&'static str>) -> axum::response::Response {
-    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], BODY)
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        BODY,
+    )
         .into_response();
     if let Some(value) = cache_control {
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, header::HeaderValue::from_static(value));
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static(value),
+        );
     }
     response
 }
@@ -93,7 +98,10 @@ async fn user(Path(_id): Path<String>) -> impl IntoResponse {
     json(None)
 }
 
-async fn flaky(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> axum::response::Response {
+async fn flaky(
+    State(shared): State<Arc<Shared>>,
+    Path(key): Path<String>,
+) -> axum::response::Response {
     let first = {
         let mut seen = shared.flaky_seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.remove(&key) {
