@@ -2,7 +2,7 @@
 //! so a client measured on its thread is not charged for the server's work.
 //!
 //! Routes:
-//! - `GET /users/{id}`: 200 with [`BODY`](crate::BODY);
+//! - `GET /users/{id}`: 200 with [`crate::BODY`];
 //! - `GET /flaky/{key}`: 503 the first time a key is seen, then 200 with the body (one real
 //!   retry per key; the key is forgotten after its 200, so the set stays small);
 //! - `GET /cached/{id}`: 200 with the body and `Cache-Control: max-age=3600`, counted;
