@@ -11,7 +11,8 @@
 //! - [`schema`]: the JSON Schemas of a stitch's input and output;
 //! - [`failure`]: a failed call as JSON (kind, message, upstream status);
 //! - [`event_log`]: an event log file appended to by a long-running front door;
-//! - [`serve`]: the HTTP front door (`stitch serve`).
+//! - [`serve`]: the HTTP front door (`stitch serve`);
+//! - [`mcp`]: the stitches as MCP tools over stdio (`stitch mcp`).
 
 pub mod declarations;
 pub mod event_log;
@@ -20,6 +21,7 @@ pub mod exit;
 pub mod failure;
 pub mod from_curl;
 pub mod invoke;
+pub mod mcp;
 pub mod schema;
 pub mod serve;
 pub mod trace;

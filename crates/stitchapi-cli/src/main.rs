@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use stitchapi_cli::event_log::EventLog;
 use stitchapi_cli::events::{EventKind, EventLine, kind_name};
 use stitchapi_cli::exit::EXIT_CODES_HELP;
+use stitchapi_cli::mcp::StitchTools;
 use stitchapi_cli::serve::Front;
 use stitchapi_cli::trace::Summary;
 use stitchapi_cli::{CallInput, Declarations, ExitCode, from_curl, invoke};
@@ -68,6 +69,12 @@ enum Command {
         /// Where to listen (loopback unless told otherwise; port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// Append the calls' events to this file as JSON lines (for `stitch trace`).
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+    },
+    /// Serve the stitches as MCP tools over stdio (for agents); logs go to stderr.
+    Mcp {
         /// Append the calls' events to this file as JSON lines (for `stitch trace`).
         #[arg(long, value_name = "FILE")]
         events: Option<PathBuf>,
@@ -180,6 +187,16 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Serve { addr, events } => match front(&cli.file, events.as_deref()) {
             Ok(front) => serve(addr, front).await,
+            Err(code) => code,
+        },
+        Command::Mcp { events } => match front(&cli.file, events.as_deref()) {
+            Ok(front) => match StitchTools::new(front).serve_stdio().await {
+                Ok(()) => ExitCode::OK,
+                Err(e) => {
+                    eprintln!("stitch: the MCP session failed: {e}");
+                    ExitCode::OTHER
+                }
+            },
             Err(code) => code,
         },
         Command::Trace { log, json } => match std::fs::read_to_string(&log) {

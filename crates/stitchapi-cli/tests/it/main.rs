@@ -7,6 +7,7 @@ mod upstream;
 
 mod bad_files;
 mod from_curl;
+mod mcp;
 mod run;
 mod serve;
 mod support;
