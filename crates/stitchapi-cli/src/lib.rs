@@ -12,9 +12,13 @@
 //! - [`failure`]: a failed call as JSON (kind, message, upstream status);
 //! - [`event_log`]: an event log file appended to by a long-running front door;
 //! - [`serve`]: the HTTP front door (`stitch serve`);
-//! - [`mcp`]: the stitches as MCP tools over stdio (`stitch mcp`).
+//! - [`mcp`]: the stitches as MCP tools over stdio (`stitch mcp`);
+//! - [`demo`] and [`demo_api`]: `stitch demo`, a declared file run against the quickstart's
+//!   misbehaving local API.
 
 pub mod declarations;
+pub mod demo;
+pub mod demo_api;
 pub mod event_log;
 pub mod events;
 pub mod exit;

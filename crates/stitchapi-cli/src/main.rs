@@ -79,6 +79,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         events: Option<PathBuf>,
     },
+    /// Run a declared file against a local misbehaving API: retry, validation, timeout,
+    /// cache, throttle and OAuth2, with no setup.
+    Demo,
     /// Summarise an event log written by `run --events` or `serve --events`.
     Trace {
         /// The log (JSON lines).
@@ -199,6 +202,7 @@ async fn run(cli: Cli) -> ExitCode {
             },
             Err(code) => code,
         },
+        Command::Demo => demo().await,
         Command::Trace { log, json } => match std::fs::read_to_string(&log) {
             Ok(text) => {
                 let summary = Summary::of_log(&text);
@@ -284,6 +288,37 @@ async fn serve(addr: std::net::SocketAddr, front: Arc<Front>) -> ExitCode {
         Ok(()) => ExitCode::OK,
         Err(e) => {
             eprintln!("stitch: the server stopped: {e}");
+            ExitCode::OTHER
+        }
+    }
+}
+
+/// `stitch demo`; the demo file reads its OAuth2 secret from the environment, so without it
+/// the demo runs itself with the demo API's (public) secret set.
+async fn demo() -> ExitCode {
+    use stitchapi_cli::demo::{DEMO_SECRET, DEMO_SECRET_ENV};
+    if std::env::var_os(DEMO_SECRET_ENV).is_some() {
+        return stitchapi_cli::demo::run().await;
+    }
+    let status = match std::env::current_exe() {
+        Ok(exe) => {
+            tokio::process::Command::new(exe)
+                .arg("demo")
+                .env(DEMO_SECRET_ENV, DEMO_SECRET)
+                .status()
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match status {
+        Ok(status) => ExitCode(
+            status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(1),
+        ),
+        Err(e) => {
+            eprintln!("stitch: cannot start the demo: {e}");
             ExitCode::OTHER
         }
     }

@@ -6,6 +6,7 @@
 mod upstream;
 
 mod bad_files;
+mod demo;
 mod from_curl;
 mod mcp;
 mod run;
