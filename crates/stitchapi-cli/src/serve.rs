@@ -4,7 +4,7 @@
 //!   `{"params": {...}, "query": {...}, "body": ...}`, every part optional, an empty body
 //!   meaning no input); the answer is the result JSON (200), or a [`Failure`] JSON with the
 //!   status of its kind ([`status_of`]). With `Accept: text/event-stream` the answer is a
-//!   stream of server-sent events: one `event` per [`EventLine`](crate::EventLine) as the
+//!   stream of server-sent events: one `event` per [`EventLine`] as the
 //!   call goes, then `result` (the output JSON) or `error` (the [`Failure`]).
 //! - `GET /stitches`: the declared stitches and their inputs (as `stitch describe --json`).
 //! - `GET /openapi.json`: an OpenAPI 3.1 description, one path per stitch.
