@@ -9,8 +9,11 @@ use std::time::Instant;
 use clap::{CommandFactory, Parser, Subcommand};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
+use stitchapi_cli::event_log::EventLog;
 use stitchapi_cli::events::{EventKind, EventLine, kind_name};
 use stitchapi_cli::exit::EXIT_CODES_HELP;
+use stitchapi_cli::mcp::StitchTools;
+use stitchapi_cli::serve::Front;
 use stitchapi_cli::trace::Summary;
 use stitchapi_cli::{CallInput, Declarations, ExitCode, from_curl, invoke};
 
@@ -61,7 +64,25 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         concurrency: u32,
     },
-    /// Summarise an event log written by `run --events`.
+    /// Serve the stitches over HTTP: POST /stitches/NAME, GET /stitches, GET /openapi.json.
+    Serve {
+        /// Where to listen (loopback unless told otherwise; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Append the calls' events to this file as JSON lines (for `stitch trace`).
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+    },
+    /// Serve the stitches as MCP tools over stdio (for agents); logs go to stderr.
+    Mcp {
+        /// Append the calls' events to this file as JSON lines (for `stitch trace`).
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+    },
+    /// Run a declared file against a local misbehaving API: retry, validation, timeout,
+    /// cache, throttle and OAuth2, with no setup.
+    Demo,
+    /// Summarise an event log written by `run --events` or `serve --events`.
     Trace {
         /// The log (JSON lines).
         log: PathBuf,
@@ -167,6 +188,21 @@ async fn run(cli: Cli) -> ExitCode {
             };
             run_calls(&declarations, &name, &input, events, repeat, concurrency).await
         }
+        Command::Serve { addr, events } => match front(&cli.file, events.as_deref()) {
+            Ok(front) => serve(addr, front).await,
+            Err(code) => code,
+        },
+        Command::Mcp { events } => match front(&cli.file, events.as_deref()) {
+            Ok(front) => match StitchTools::new(front).serve_stdio().await {
+                Ok(()) => ExitCode::OK,
+                Err(e) => {
+                    eprintln!("stitch: the MCP session failed: {e}");
+                    ExitCode::OTHER
+                }
+            },
+            Err(code) => code,
+        },
+        Command::Demo => demo().await,
         Command::Trace { log, json } => match std::fs::read_to_string(&log) {
             Ok(text) => {
                 let summary = Summary::of_log(&text);
@@ -211,6 +247,80 @@ fn with_declarations(
     match Declarations::load(file) {
         Ok(declarations) => then(&declarations),
         Err(e) => config_error(&e),
+    }
+}
+
+/// The declarations and the event log a long-running front door serves.
+fn front(file: &std::path::Path, events: Option<&std::path::Path>) -> Result<Arc<Front>, ExitCode> {
+    let declarations = Declarations::load(file).map_err(|e| config_error(&e))?;
+    let log = match events {
+        Some(path) => Some(EventLog::append(path).map_err(|e| {
+            eprintln!("stitch: cannot open the event log {}: {e}", path.display());
+            ExitCode::OTHER
+        })?),
+        None => None,
+    };
+    Ok(Arc::new(Front { declarations, log }))
+}
+
+async fn serve(addr: std::net::SocketAddr, front: Arc<Front>) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("stitch: cannot listen on {addr}: {e}. Fix: pass --addr with a free port");
+            return ExitCode::OTHER;
+        }
+    };
+    let bound = listener.local_addr().unwrap_or(addr);
+    println!("stitch serve: listening on http://{bound}");
+    let _ = std::io::stdout().flush();
+    for name in front.declarations.stitches.keys() {
+        eprintln!("  POST http://{bound}/stitches/{name}");
+    }
+    let app = stitchapi_cli::serve::router(front);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        Ok(()) => ExitCode::OK,
+        Err(e) => {
+            eprintln!("stitch: the server stopped: {e}");
+            ExitCode::OTHER
+        }
+    }
+}
+
+/// `stitch demo`; the demo file reads its OAuth2 secret from the environment, so without it
+/// the demo runs itself with the demo API's (public) secret set.
+async fn demo() -> ExitCode {
+    use stitchapi_cli::demo::{DEMO_SECRET, DEMO_SECRET_ENV};
+    if std::env::var_os(DEMO_SECRET_ENV).is_some() {
+        return stitchapi_cli::demo::run().await;
+    }
+    let status = match std::env::current_exe() {
+        Ok(exe) => {
+            tokio::process::Command::new(exe)
+                .arg("demo")
+                .env(DEMO_SECRET_ENV, DEMO_SECRET)
+                .status()
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match status {
+        Ok(status) => ExitCode(
+            status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(1),
+        ),
+        Err(e) => {
+            eprintln!("stitch: cannot start the demo: {e}");
+            ExitCode::OTHER
+        }
     }
 }
 

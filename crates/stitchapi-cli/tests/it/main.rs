@@ -6,7 +6,10 @@
 mod upstream;
 
 mod bad_files;
+mod demo;
 mod from_curl;
+mod mcp;
 mod run;
+mod serve;
 mod support;
 mod trace;
