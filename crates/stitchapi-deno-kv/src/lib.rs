@@ -24,16 +24,25 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-#[cfg(any(feature = "remote", all(feature = "sqlite", not(target_arch = "wasm32"))))]
+#[cfg(any(
+    feature = "remote",
+    all(feature = "sqlite", not(target_arch = "wasm32"))
+))]
 mod envelope;
 #[cfg(feature = "remote")]
 mod remote;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 mod sqlite;
-#[cfg(any(feature = "remote", all(feature = "sqlite", not(target_arch = "wasm32"))))]
+#[cfg(any(
+    feature = "remote",
+    all(feature = "sqlite", not(target_arch = "wasm32"))
+))]
 mod store;
 
 #[cfg(feature = "remote")]
 pub use remote::KvConnect;
-#[cfg(any(feature = "remote", all(feature = "sqlite", not(target_arch = "wasm32"))))]
+#[cfg(any(
+    feature = "remote",
+    all(feature = "sqlite", not(target_arch = "wasm32"))
+))]
 pub use store::{DEFAULT_MAX_RACES, DEFAULT_PREFIX, DenoKvStore};

@@ -65,9 +65,8 @@ impl KvConnect {
     /// token), over stitchapi's reqwest transport (feature `reqwest`, on by default), with a
     /// response timeout of 5 s.
     pub fn new(url: &str, token: impl Into<Secret>) -> Result<KvConnect, StoreError> {
-        let invalid = |problem: String| {
-            StoreError::new(NAME, "connect", StoreErrorKind::Backend, problem)
-        };
+        let invalid =
+            |problem: String| StoreError::new(NAME, "connect", StoreErrorKind::Backend, problem);
         let parsed = url::Url::parse(url).map_err(|e| {
             invalid(format!(
                 "the KV Connect URL {url:?} is not a URL ({e}): pass the database's \
@@ -273,8 +272,9 @@ impl RemoteBackend {
                 "the KV Connect access token is empty: pass the database's access token",
             ));
         }
-        let body = serde_json::to_vec(&serde_json::json!({ "supportedVersions": SUPPORTED_VERSIONS }))
-            .unwrap_or_default();
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "supportedVersions": SUPPORTED_VERSIONS }))
+                .unwrap_or_default();
         let mut request = http::Request::new(Bytes::from(body));
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = self.options.url.as_str().parse().map_err(|e| {
@@ -285,7 +285,10 @@ impl RemoteBackend {
             )
         })?;
         let headers = request.headers_mut();
-        headers.insert(http::header::AUTHORIZATION, sensitive_bearer(operation, &token)?);
+        headers.insert(
+            http::header::AUTHORIZATION,
+            sensitive_bearer(operation, &token)?,
+        );
         headers.insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
@@ -325,7 +328,10 @@ impl RemoteBackend {
             error(
                 operation,
                 StoreErrorKind::Backend,
-                format!("KV Connect metadata from {}: {problem}", self.options.shown_url()),
+                format!(
+                    "KV Connect metadata from {}: {problem}",
+                    self.options.shown_url()
+                ),
             )
         };
         let reply: MetadataReply = serde_json::from_slice(response.body())
@@ -341,13 +347,16 @@ impl RemoteBackend {
             .iter()
             .find(|endpoint| endpoint.consistency == "strong")
             .ok_or_else(|| invalid("no endpoint is strongly consistent".to_owned()))?;
-        let endpoint = self
-            .options
-            .url
-            .join(&strong.url)
-            .map_err(|e| invalid(format!("the endpoint {:?} is not a URL ({e})", strong.url)))?;
-        let expires_at = chrono::DateTime::parse_from_rfc3339(&reply.expires_at)
-            .map_err(|e| invalid(format!("expiresAt {:?} is not a date ({e})", reply.expires_at)))?;
+        let endpoint =
+            self.options.url.join(&strong.url).map_err(|e| {
+                invalid(format!("the endpoint {:?} is not a URL ({e})", strong.url))
+            })?;
+        let expires_at = chrono::DateTime::parse_from_rfc3339(&reply.expires_at).map_err(|e| {
+            invalid(format!(
+                "expiresAt {:?} is not a date ({e})",
+                reply.expires_at
+            ))
+        })?;
         let expires_at = Timestamp::from_unix(Duration::from_millis(
             u64::try_from(expires_at.timestamp_millis()).unwrap_or(0),
         ));
@@ -410,7 +419,10 @@ impl RemoteBackend {
                 headers.insert("x-transaction-domain-id", metadata.database_id.clone());
             } else {
                 headers.insert("x-denokv-database-id", metadata.database_id.clone());
-                headers.insert("x-denokv-version", http::HeaderValue::from(metadata.version));
+                headers.insert(
+                    "x-denokv-version",
+                    http::HeaderValue::from(metadata.version),
+                );
             }
             let response = self.send(operation, clock, request).await?;
             let status = response.status();
@@ -438,7 +450,11 @@ impl RemoteBackend {
             return Err(error(
                 operation,
                 kind,
-                format!("KV Connect {path}: HTTP {}: {}", status.as_u16(), quoted(response.body())),
+                format!(
+                    "KV Connect {path}: HTTP {}: {}",
+                    status.as_u16(),
+                    quoted(response.body())
+                ),
             ));
         }
     }
@@ -569,14 +585,15 @@ impl KvBackend for RemoteBackend {
         else {
             return Ok(None);
         };
-        let value = denokv_proto::decode_value(entry.value, i64::from(entry.encoding))
-            .ok_or_else(|| {
+        let value = denokv_proto::decode_value(entry.value, i64::from(entry.encoding)).ok_or_else(
+            || {
                 error(
                     operation,
                     StoreErrorKind::InvalidData,
                     format!("an entry has an unknown value encoding {}", entry.encoding),
                 )
-            })?;
+            },
+        )?;
         Ok(Some((value, versionstamp(operation, &entry.versionstamp)?)))
     }
 
