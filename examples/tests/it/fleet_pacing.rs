@@ -1,12 +1,17 @@
-//! Fleet-wide pacing across real processes: four `fleet-worker` processes on one real
-//! `redis-server` share one `"20/s"` cell, measured by arrival times at one loopback upstream.
-//! Each test runs alone (`common::alone`) so that the timing is not disturbed by the others.
+//! Fleet-wide pacing across real processes: four `fleet-worker` processes on one real store
+//! (`redis-server`, `denokv serve`) share one `"20/s"` cell, measured by arrival times at one
+//! loopback upstream. Each test runs alone (`common::alone`) so that the timing is not
+//! disturbed by the others.
+//!
+//! Both stores are held to the same tolerances: the store decides each request's slot (a
+//! time on the workers' clock, the host's), and the worker then waits for it on that clock, so
+//! the store's latency moves only when a grant is known, not when its request leaves.
 
 use crate::common;
 
 use std::time::Duration;
 
-use common::{RedisServer, finish, fleet};
+use common::{Backend, FleetStore, finish, fleet};
 use stitchapi_examples::fleet::{Arrival, FleetUpstream, WorkerPlan};
 
 const SPACING: Duration = Duration::from_millis(50);
@@ -18,8 +23,8 @@ const GAP_TOLERANCE: Duration = Duration::from_millis(15);
 /// first arrival's own lateness.
 const SLOT_TOLERANCE: Duration = Duration::from_millis(10);
 
-fn plan(redis: &RedisServer, upstream: &FleetUpstream) -> WorkerPlan {
-    WorkerPlan::new("", redis.url(), upstream.url(), "/hit")
+fn plan(store: &FleetStore, upstream: &FleetUpstream) -> WorkerPlan {
+    WorkerPlan::new("", store.plan(), upstream.url(), "/hit")
         .with_rate("20/s")
         .with_callers(2)
         .with_run_for_ms(3_000)
@@ -64,11 +69,20 @@ fn assert_paced(arrivals: &[Arrival], workers: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_per_second_is_paced_across_four_processes() {
+    twenty_per_second_across_four_processes(Backend::Redis).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_per_second_is_paced_across_four_processes_on_deno_kv() {
+    twenty_per_second_across_four_processes(Backend::DenoKv).await
+}
+
+async fn twenty_per_second_across_four_processes(backend: Backend) {
     let _alone = common::alone().await;
-    let redis = RedisServer::start();
+    let store = backend.start();
     let upstream = FleetUpstream::start().await.unwrap();
 
-    let reports = finish(fleet(&plan(&redis, &upstream), 4).await).await;
+    let reports = finish(fleet(&plan(&store, &upstream), 4).await).await;
 
     assert!(reports.concat().iter().all(|call| call.ok), "{reports:?}");
     assert_paced(&upstream.arrivals(), 4);
@@ -77,7 +91,8 @@ async fn twenty_per_second_is_paced_across_four_processes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_server_time_skewed_worker_clocks_still_pace_exactly() {
     let _alone = common::alone().await;
-    let redis = RedisServer::start();
+    // Redis only: `server_time` reads Redis `TIME`; a Deno KV store reads its own clock.
+    let redis = Backend::Redis.start();
     let upstream = FleetUpstream::start().await.unwrap();
     let plan = plan(&redis, &upstream).with_server_time(true);
     let mut workers = Vec::new();
