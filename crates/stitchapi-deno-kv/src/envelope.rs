@@ -58,10 +58,10 @@ impl Envelope {
     /// The envelope's bytes: bytes that never expire are stored as they are (other clients
     /// read them directly), unless they begin with the magic.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        if let (Value::Bytes(bytes), None) = (&self.value, self.deadline) {
-            if !bytes.starts_with(&MAGIC) {
-                return bytes.to_vec();
-            }
+        if let (Value::Bytes(bytes), None) = (&self.value, self.deadline)
+            && !bytes.starts_with(&MAGIC)
+        {
+            return bytes.to_vec();
         }
         let mut out = Vec::with_capacity(HEADER + 16);
         out.extend_from_slice(&MAGIC);

@@ -47,7 +47,11 @@ async fn concurrent_increments_through_four_clients_net_the_exact_sum() {
         answers.extend(task.await.unwrap());
     }
     answers.sort_unstable();
-    assert_eq!(answers, (1..=320).collect::<Vec<i64>>(), "every count answered once");
+    assert_eq!(
+        answers,
+        (1..=320).collect::<Vec<i64>>(),
+        "every count answered once"
+    );
     assert_eq!(
         stores[0].get("hits").await.unwrap().as_deref(),
         Some(&b"320"[..])
@@ -61,7 +65,11 @@ async fn data_written_embedded_is_served_by_denokv_under_the_same_keys() {
     let embedded = DenoKvStore::open(&path).unwrap();
     embedded.set("kept", Some("v".into()), None).await.unwrap();
     embedded
-        .set("for-a-minute", Some("w".into()), Some(Duration::from_secs(60)))
+        .set(
+            "for-a-minute",
+            Some("w".into()),
+            Some(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
     assert_eq!(embedded.increment("n", None).await.unwrap(), 1);
@@ -70,7 +78,10 @@ async fn data_written_embedded_is_served_by_denokv_under_the_same_keys() {
 
     let server = Denokv::serve(&path);
     let remote = server.store();
-    assert_eq!(remote.get("kept").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        remote.get("kept").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
     assert_eq!(
         remote.get("for-a-minute").await.unwrap().as_deref(),
         Some(&b"w"[..])
@@ -89,7 +100,10 @@ async fn a_wrong_token_is_a_clear_error_that_never_shows_a_token() {
     let error = store.get("k").await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
     let message = error.to_string();
-    assert!(message.starts_with("deno-kv store: get failed"), "{message}");
+    assert!(
+        message.starts_with("deno-kv store: get failed"),
+        "{message}"
+    );
     assert!(message.contains("access token was refused"), "{message}");
     assert!(message.contains("--access-token"), "{message}");
     assert!(!message.contains(wrong), "{message}");
@@ -111,13 +125,20 @@ async fn bad_urls_are_refused_naming_the_field() {
 async fn an_unreachable_server_fails_in_bounded_time() {
     // Nothing listens: refused at once.
     let port = free_port();
-    let store = DenoKvStore::connect(&format!("http://127.0.0.1:{port}"), "token-0123456789")
-        .unwrap();
+    let store =
+        DenoKvStore::connect(&format!("http://127.0.0.1:{port}"), "token-0123456789").unwrap();
     let started = Instant::now();
     let error = store.increment("n", None).await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
-    assert!(error.to_string().contains("could not be reached"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        error.to_string().contains("could not be reached"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A socket that accepts and never answers: the response timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -129,7 +150,10 @@ async fn an_unreachable_server_fails_in_bounded_time() {
     let started = Instant::now();
     let error = store.get("k").await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
-    assert!(error.to_string().contains("no answer within 300ms"), "{error}");
+    assert!(
+        error.to_string().contains("no answer within 300ms"),
+        "{error}"
+    );
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_secs(2),
@@ -143,9 +167,9 @@ async fn metadata_is_exchanged_once_and_again_when_it_expires() {
     let counting = Counting::new();
     // The store's clock starts at the real time (denokv's metadata expires one day after the
     // exchange) and moves only when the test advances it.
-    let clock = Arc::new(ManualClock::at(
-        stitchapi::time::Clock::now(&SystemClock::new()),
-    ));
+    let clock = Arc::new(ManualClock::at(stitchapi::time::Clock::now(
+        &SystemClock::new(),
+    )));
     let options = KvConnect::new(&server.url(), server.token.as_str())
         .unwrap()
         .with_transport(counting.clone());

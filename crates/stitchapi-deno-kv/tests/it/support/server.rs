@@ -125,12 +125,19 @@ impl Denokv {
             if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("denokv serve exited with {status} before listening");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("denokv serve did not listen on port {} within 20 s", self.port);
+        panic!(
+            "denokv serve did not listen on port {} within 20 s",
+            self.port
+        );
     }
 
     /// `http://127.0.0.1:<port>`
