@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stitchapi_examples::fleet::{
-    AuthPlan, CallReport, FleetUpstream, WorkerPlan, finish_fleet, run_worker, start_fleet,
+    AuthPlan, CallReport, FleetUpstream, StorePlan, WorkerPlan, finish_fleet, run_worker,
+    start_fleet,
 };
 
 const WORKERS: usize = 4;
@@ -30,7 +31,7 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n== one throttle: \"20/s\" for 3 s across {WORKERS} processes, 2 callers each");
     let upstream = FleetUpstream::start().await?;
-    let plan = WorkerPlan::new("", &redis.url, upstream.url(), "/hit")
+    let plan = WorkerPlan::new("", StorePlan::redis(&redis.url), upstream.url(), "/hit")
         .with_rate("20/s")
         .with_callers(2)
         .with_run_for_ms(3_000);
@@ -53,7 +54,7 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n== one cache: {WORKERS} cold workers ask for the same report at once");
     let upstream = FleetUpstream::start().await?;
-    let plan = WorkerPlan::new("", &redis.url, upstream.url(), "/data")
+    let plan = WorkerPlan::new("", StorePlan::redis(&redis.url), upstream.url(), "/data")
         .with_cache()
         .with_calls(1);
     for (id, calls) in run(&plan).await? {
@@ -70,7 +71,7 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n== one token: {WORKERS} cold workers call an OAuth2-protected endpoint");
     let upstream = FleetUpstream::start().await?;
-    let plan = WorkerPlan::new("", &redis.url, upstream.url(), "/reports")
+    let plan = WorkerPlan::new("", StorePlan::redis(&redis.url), upstream.url(), "/reports")
         .with_auth(AuthPlan::OAuth2)
         .with_calls(1);
     run(&plan).await?;

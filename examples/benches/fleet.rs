@@ -15,7 +15,7 @@ use common::{RedisServer, finish, fleet};
 use futures_util::future::join_all;
 use stitchapi::throttle::Throttle;
 use stitchapi::{Input, MemoryStore, Seam};
-use stitchapi_examples::fleet::{FleetUpstream, WorkerPlan};
+use stitchapi_examples::fleet::{FleetUpstream, StorePlan, WorkerPlan};
 
 const RATE: &str = "500/s";
 const SPACING: Duration = Duration::from_millis(2);
@@ -86,7 +86,7 @@ async fn single_process() -> Pacing {
 async fn four_processes(server_time: bool) -> Pacing {
     let redis = RedisServer::start();
     let upstream = FleetUpstream::start().await.unwrap();
-    let plan = WorkerPlan::new("", redis.url(), upstream.url(), "/hit")
+    let plan = WorkerPlan::new("", StorePlan::redis(redis.url()), upstream.url(), "/hit")
         .with_rate(RATE)
         .with_server_time(server_time)
         .with_callers(CALLERS)

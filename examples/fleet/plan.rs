@@ -1,17 +1,80 @@
 //! What a worker is asked to do, and what it reports back: both JSON.
 
 use serde::{Deserialize, Serialize};
+use stitchapi::Secret;
+
+/// The environment variable a Deno KV worker reads its access token from (as Deno does).
+pub const DENO_KV_TOKEN_ENV: &str = "DENO_KV_ACCESS_TOKEN";
+
+/// The shared store a fleet's workers build their seams on.
+///
+/// A plan travels to its worker on the command line, where any local user may read it, so a
+/// credential is never part of it: a Deno KV access token is handed to the worker process in
+/// its environment ([`DENO_KV_TOKEN_ENV`]) by [`Worker::spawn`](super::Worker::spawn).
+///
+/// ```
+/// use stitchapi_examples::fleet::StorePlan;
+///
+/// let redis = StorePlan::redis("redis://127.0.0.1:6379/0");
+/// let deno_kv = StorePlan::deno_kv("http://127.0.0.1:4512", "the-access-token");
+/// let json = serde_json::to_string(&deno_kv).unwrap();
+/// assert!(!json.contains("the-access-token"), "{json}");
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StorePlan {
+    /// A `RedisStore` on `url` (`redis://host:port/db`).
+    Redis {
+        /// The Redis URL.
+        url: String,
+    },
+    /// A `DenoKvStore` over KV Connect at `url` (`denokv serve`, Deno Deploy).
+    DenoKv {
+        /// The KV Connect URL.
+        url: String,
+        /// The access token: never serialised; the parent puts it in the worker's
+        /// environment, the worker reads it from there.
+        #[serde(skip)]
+        token: Option<Secret>,
+    },
+}
+
+impl StorePlan {
+    /// The Redis at `url`.
+    pub fn redis(url: impl Into<String>) -> StorePlan {
+        StorePlan::Redis { url: url.into() }
+    }
+
+    /// The Deno KV database at `url` with its access `token`.
+    pub fn deno_kv(url: impl Into<String>, token: impl Into<Secret>) -> StorePlan {
+        StorePlan::DenoKv {
+            url: url.into(),
+            token: Some(token.into()),
+        }
+    }
+
+    /// The environment a worker on this store needs: the Deno KV access token, if any.
+    pub(crate) fn environment(&self) -> Result<Vec<(&'static str, String)>, stitchapi::Error> {
+        match self {
+            StorePlan::DenoKv {
+                token: Some(token), ..
+            } => Ok(vec![(DENO_KV_TOKEN_ENV, token.expose()?)]),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
 
 /// One worker's declaration and workload.
 ///
-/// The seam is `upstream` with header `x-worker: <id>`, the Redis store at `redis`, no retries
-/// (so every request the upstream sees is one call), and the options set here; every call is
+/// The seam is `upstream` with header `x-worker: <id>`, the shared `store`, no retries (so
+/// every request the upstream sees is one call), and the options set here; every call is
 /// `GET <path>`.
 ///
 /// ```
-/// use stitchapi_examples::fleet::WorkerPlan;
+/// use stitchapi_examples::fleet::{StorePlan, WorkerPlan};
 ///
-/// let plan = WorkerPlan::new("w1", "redis://127.0.0.1:6379/0", "http://127.0.0.1:8080", "/hit")
+/// let redis = StorePlan::redis("redis://127.0.0.1:6379/0");
+/// let plan = WorkerPlan::new("w1", redis, "http://127.0.0.1:8080", "/hit")
 ///     .with_rate("20/s")
 ///     .with_run_for_ms(3_000);
 /// assert_eq!(plan.callers, 1);
@@ -21,9 +84,10 @@ use serde::{Deserialize, Serialize};
 pub struct WorkerPlan {
     /// Names the worker in the upstream's records (`x-worker`).
     pub id: String,
-    /// The Redis URL of the shared store.
-    pub redis: String,
-    /// Take `now` from Redis `TIME` inside the scripts.
+    /// The shared store.
+    pub store: StorePlan,
+    /// Take `now` from Redis `TIME` inside the scripts (Redis only: a Deno KV store has no
+    /// server time, and a worker asked for it there fails to start).
     #[serde(default)]
     pub server_time: bool,
     /// Shifts this worker's clock (milliseconds, either way), as a badly synced host would.
@@ -88,13 +152,13 @@ impl WorkerPlan {
     /// One caller, unbounded calls, no throttle, auth, cache or circuit.
     pub fn new(
         id: impl Into<String>,
-        redis: impl Into<String>,
+        store: StorePlan,
         upstream: impl Into<String>,
         path: impl Into<String>,
     ) -> Self {
         WorkerPlan {
             id: id.into(),
-            redis: redis.into(),
+            store,
             server_time: false,
             clock_skew_ms: 0,
             upstream: upstream.into(),
@@ -146,7 +210,7 @@ impl WorkerPlan {
         self
     }
 
-    /// Falls back to the in-process limiter when Redis fails.
+    /// Falls back to the in-process limiter when the store fails.
     pub fn with_fail_open(mut self, fail_open: bool) -> Self {
         self.fail_open = fail_open;
         self

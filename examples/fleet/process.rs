@@ -21,17 +21,19 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts `program [args..] <plan as JSON>` and waits until it reports
-    /// [`Report::Ready`].
+    /// Starts `program [args..] <plan as JSON>` (the store's credential, if any, in its
+    /// environment) and waits until it reports [`Report::Ready`].
     pub async fn spawn(
         program: impl AsRef<OsStr>,
         args: &[&str],
         plan: &WorkerPlan,
     ) -> io::Result<Worker> {
         let plan_json = serde_json::to_string(plan).map_err(io::Error::other)?;
+        let environment = plan.store.environment().map_err(io::Error::other)?;
         let mut child = Command::new(program)
             .args(args)
             .arg(plan_json)
+            .envs(environment)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,4 +1,4 @@
-//! The worker process: one seam on the shared Redis store, a few call loops, JSON reports.
+//! The worker process: one seam on the shared store, a few call loops, JSON reports.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -7,15 +7,17 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use stitchapi::runtime::BoxFuture;
+use stitchapi::store::StitchStore;
 use stitchapi::throttle::{StoreFailure, Throttle};
 use stitchapi::time::{Clock, SystemClock, Timestamp};
 use stitchapi::{
-    Auth, Cache, Coalesce, CookieSession, Event, Input, OAuth2, Phase, Retry, Seam, Stitch,
+    Auth, Cache, Coalesce, CookieSession, Event, Input, OAuth2, Phase, Retry, Seam, Secret, Stitch,
 };
+use stitchapi_deno_kv::DenoKvStore;
 use stitchapi_redis::RedisStore;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::plan::{AuthPlan, CallReport, Report, WorkerPlan};
+use super::plan::{AuthPlan, CallReport, DENO_KV_TOKEN_ENV, Report, StorePlan, WorkerPlan};
 
 /// The client id and secret the fleet upstream's token endpoint accepts.
 pub(crate) const CLIENT: (&str, &str) = ("fleet", "s3cret");
@@ -36,6 +38,13 @@ pub fn run_worker(plan: &str) -> ! {
         .enable_all()
         .build()
         .unwrap_or_else(|error| fail(format!("no runtime: {error}")));
+    if plan.server_time && !matches!(plan.store, StorePlan::Redis { .. }) {
+        fail(
+            "server_time takes `now` from Redis TIME: a Deno KV store has none \
+             (set server_time only with a Redis store)"
+                .to_owned(),
+        );
+    }
     runtime.block_on(async {
         let stitch = build(&plan).unwrap_or_else(|error| fail(error.to_string()));
         report(&Report::Ready);
@@ -56,10 +65,19 @@ fn report(report: &Report) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
+/// The shared store the plan names; a Deno KV access token comes from the environment.
+fn store(plan: &WorkerPlan) -> stitchapi::Result<Arc<dyn StitchStore>> {
+    Ok(match &plan.store {
+        StorePlan::Redis { url } => {
+            Arc::new(RedisStore::from_url(url)?.with_server_time(plan.server_time))
+        }
+        StorePlan::DenoKv { url, .. } => {
+            Arc::new(DenoKvStore::connect(url, Secret::env(DENO_KV_TOKEN_ENV))?)
+        }
+    })
+}
+
 fn build(plan: &WorkerPlan) -> stitchapi::Result<Stitch> {
-    let store = RedisStore::from_url(&plan.redis)
-        .map_err(stitchapi::Error::from)?
-        .with_server_time(plan.server_time);
     let mut seam = Seam::builder(&plan.upstream)
         .header("x-worker", &plan.id)
         .clock(Arc::new(SkewedClock {
@@ -67,7 +85,7 @@ fn build(plan: &WorkerPlan) -> stitchapi::Result<Stitch> {
             host: SystemClock::new(),
         }))
         .retry(Retry::none())
-        .store(Arc::new(store));
+        .store(store(plan)?);
     let throttle = match (&plan.rate, plan.concurrency) {
         (Some(rate), Some(limit)) => Some(Throttle::new(rate.as_str()).with_concurrency(limit)),
         (Some(rate), None) => Some(Throttle::new(rate.as_str())),

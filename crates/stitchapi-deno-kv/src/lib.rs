@@ -51,6 +51,17 @@
 //! Deno (from npm, `--unstable-kv`) reads what the store wrote over KV Connect and a counter
 //! incremented from Rust and Deno at once nets the exact sum; a stopped and restarted server
 //! fails closed calls fast and lets fail-open calls carry on.
+//!
+//! # Cost
+//!
+//! A verb over KV Connect is one read and one checked write (two HTTP requests), plus both
+//! again for each race lost to another writer of the key; `get` is one read, `set` one
+//! write, `create` one checked write when the key is absent. Measured against `denokv serve`
+//! and `redis-server` on one 2-core machine in one run
+//! (`cargo bench -p stitchapi-examples --bench stores`; the README has the tables): a
+//! throttled call costs 2 requests and 1.2 ms (Redis: 1 `EVALSHA`, 153 µs); one client
+//! increments 390 times a second (`RedisStore`: 12,463; raw `INCR`: 15,971), 16 clients on one
+//! key 153 times a second with 6.41 races lost per increment (`RedisStore`: 24,361).
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -76,3 +87,8 @@ pub use remote::KvConnect;
     all(feature = "sqlite", not(target_arch = "wasm32"))
 ))]
 pub use store::{DEFAULT_MAX_RACES, DEFAULT_PREFIX, DenoKvStore};
+
+/// The README's examples, compiled as doc-tests.
+#[cfg(all(doctest, feature = "remote"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,21 +1,31 @@
-//! Fleet behaviour across real processes: four `fleet-worker` processes share one real
-//! `redis-server` and one loopback upstream that records every arrival.
+//! Fleet behaviour across real processes: four `fleet-worker` processes share one real store
+//! (`redis-server`, and `denokv serve` for the token and the cache) and one loopback upstream
+//! that records every arrival.
 
 use crate::common;
 
-use common::{RedisServer, finish, fleet, worker};
+use common::{Backend, FleetStore, finish, fleet, worker};
 use stitchapi_examples::fleet::{AuthPlan, FleetUpstream, WorkerPlan};
 
-fn plan(redis: &RedisServer, upstream: &FleetUpstream, path: &str) -> WorkerPlan {
-    WorkerPlan::new("", redis.url(), upstream.url(), path).with_timeout("20s")
+fn plan(store: &FleetStore, upstream: &FleetUpstream, path: &str) -> WorkerPlan {
+    WorkerPlan::new("", store.plan(), upstream.url(), path).with_timeout("20s")
 }
 
 #[tokio::test]
 async fn four_cold_workers_fetch_one_oauth2_token() {
+    one_oauth2_token_for_four_cold_workers(Backend::Redis).await
+}
+
+#[tokio::test]
+async fn four_cold_workers_fetch_one_oauth2_token_on_deno_kv() {
+    one_oauth2_token_for_four_cold_workers(Backend::DenoKv).await
+}
+
+async fn one_oauth2_token_for_four_cold_workers(backend: Backend) {
     let _alone = common::alone().await;
-    let redis = RedisServer::start();
+    let store = backend.start();
     let upstream = FleetUpstream::start().await.unwrap();
-    let plan = plan(&redis, &upstream, "/reports")
+    let plan = plan(&store, &upstream, "/reports")
         .with_auth(AuthPlan::OAuth2)
         .with_calls(2);
 
@@ -34,7 +44,7 @@ async fn four_cold_workers_fetch_one_oauth2_token() {
 #[tokio::test]
 async fn four_cold_workers_log_in_once() {
     let _alone = common::alone().await;
-    let redis = RedisServer::start();
+    let redis = Backend::Redis.start();
     let upstream = FleetUpstream::start().await.unwrap();
     let plan = plan(&redis, &upstream, "/me")
         .with_auth(AuthPlan::Cookie)
@@ -53,10 +63,19 @@ async fn four_cold_workers_log_in_once() {
 
 #[tokio::test]
 async fn four_workers_asking_at_once_cause_one_upstream_request() {
+    one_upstream_request_for_four_workers_at_once(Backend::Redis).await
+}
+
+#[tokio::test]
+async fn four_workers_asking_at_once_cause_one_upstream_request_on_deno_kv() {
+    one_upstream_request_for_four_workers_at_once(Backend::DenoKv).await
+}
+
+async fn one_upstream_request_for_four_workers_at_once(backend: Backend) {
     let _alone = common::alone().await;
-    let redis = RedisServer::start();
+    let store = backend.start();
     let upstream = FleetUpstream::start().await.unwrap();
-    let plan = plan(&redis, &upstream, "/data").with_cache().with_calls(1);
+    let plan = plan(&store, &upstream, "/data").with_cache().with_calls(1);
 
     let calls: Vec<_> = finish(fleet(&plan, 4).await).await.concat();
 
@@ -75,11 +94,11 @@ async fn four_workers_asking_at_once_cause_one_upstream_request() {
     {
         assert!(
             matches!(served.served.as_deref(), Some("CacheHit" | "FleetFilled")),
-            "not served from Redis: {served:?}"
+            "not served from the store: {served:?}"
         );
         assert!(
             served.cache.iter().any(|detail| detail.starts_with("hit")),
-            "not served from Redis: {served:?}"
+            "not served from the store: {served:?}"
         );
     }
 }
@@ -87,7 +106,7 @@ async fn four_workers_asking_at_once_cause_one_upstream_request() {
 #[tokio::test]
 async fn failures_in_one_worker_open_the_circuit_for_all() {
     let _alone = common::alone().await;
-    let redis = RedisServer::start();
+    let redis = Backend::Redis.start();
     let upstream = FleetUpstream::start().await.unwrap();
     let plan = plan(&redis, &upstream, "/fail").with_circuit(3, "60s");
 

@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::{RedisServer, finish, fleet};
-use stitchapi_examples::fleet::{CallReport, FleetUpstream, WorkerPlan};
+use stitchapi_examples::fleet::{CallReport, FleetUpstream, StorePlan, WorkerPlan};
 
 const TOTAL_MS: f64 = 2_000.0;
 
@@ -50,7 +50,7 @@ async fn a_redis_outage_fails_closed_or_open_and_every_worker_recovers() {
     let _alone = common::alone().await;
     let mut redis = RedisServer::start();
     let upstream = FleetUpstream::start().await.unwrap();
-    let plan = WorkerPlan::new("", redis.url(), upstream.url(), "/hit")
+    let plan = WorkerPlan::new("", StorePlan::redis(redis.url()), upstream.url(), "/hit")
         .with_rate("50/s")
         .with_timeout("2s")
         .with_pause_ms(20);

@@ -7,13 +7,13 @@ use crate::common;
 use std::time::Duration;
 
 use common::{RedisServer, finish, worker};
-use stitchapi_examples::fleet::{AuthPlan, FleetUpstream, Report, Worker, WorkerPlan};
+use stitchapi_examples::fleet::{AuthPlan, FleetUpstream, Report, StorePlan, Worker, WorkerPlan};
 
 /// The lock TTL the workers run with: short, so a one-second stall outlives it.
 const LOCK_MS: u64 = 1_000;
 
 fn plan(redis: &RedisServer, upstream: &FleetUpstream, path: &str) -> WorkerPlan {
-    WorkerPlan::new("", redis.url(), upstream.url(), path)
+    WorkerPlan::new("", StorePlan::redis(redis.url()), upstream.url(), path)
         .with_timeout("20s")
         .with_lock_ms(LOCK_MS)
         .with_calls(1)

@@ -1,24 +1,29 @@
-//! Fleet-wide concurrency across real processes: `fleet-worker` processes on one real
-//! `redis-server` share one lease set, watched from one loopback upstream. (Pacing has its
-//! own test binary, `fleet_pacing`, so that nothing else runs beside it.)
+//! Fleet-wide concurrency across real processes: `fleet-worker` processes on one real store
+//! (`redis-server`, and `denokv serve` for the killed holder) share one lease set, watched
+//! from one loopback upstream. (Pacing has its own module, `fleet_pacing`.)
 
 use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, finish, fleet, worker};
-use stitchapi_examples::fleet::{FleetUpstream, WorkerPlan};
+use common::{Backend, RedisServer, finish, fleet, worker};
+use stitchapi_examples::fleet::{FleetUpstream, StorePlan, WorkerPlan};
 
 #[tokio::test]
 async fn concurrency_three_holds_across_four_processes() {
     let _alone = common::alone().await;
     let redis = RedisServer::start();
     let upstream = FleetUpstream::start().await.unwrap();
-    let plan = WorkerPlan::new("", redis.url(), upstream.url(), "/hold/100")
-        .with_concurrency(3, "10s")
-        .with_callers(3)
-        .with_calls(3)
-        .with_timeout("30s");
+    let plan = WorkerPlan::new(
+        "",
+        StorePlan::redis(redis.url()),
+        upstream.url(),
+        "/hold/100",
+    )
+    .with_concurrency(3, "10s")
+    .with_callers(3)
+    .with_calls(3)
+    .with_timeout("30s");
 
     let calls: Vec<_> = finish(fleet(&plan, 4).await).await.concat();
 
@@ -34,11 +39,20 @@ async fn concurrency_three_holds_across_four_processes() {
 
 #[tokio::test]
 async fn a_killed_holder_frees_its_slots_when_the_lease_ends() {
+    a_killed_holder_frees_its_slots(Backend::Redis).await
+}
+
+#[tokio::test]
+async fn a_killed_holder_frees_its_slots_when_the_lease_ends_on_deno_kv() {
+    a_killed_holder_frees_its_slots(Backend::DenoKv).await
+}
+
+async fn a_killed_holder_frees_its_slots(backend: Backend) {
     let _alone = common::alone().await;
-    let redis = RedisServer::start();
+    let store = backend.start();
     let upstream = FleetUpstream::start().await.unwrap();
     let lease = Duration::from_millis(1_500);
-    let plan = WorkerPlan::new("", redis.url(), upstream.url(), "/hang")
+    let plan = WorkerPlan::new("", store.plan(), upstream.url(), "/hang")
         .with_concurrency(3, "1500ms")
         .with_timeout("60s");
 

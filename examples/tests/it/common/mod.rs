@@ -1,14 +1,56 @@
-//! Fleet test helpers: N `fleet-worker` processes on one real Redis and one recording upstream.
+//! Fleet test helpers: N `fleet-worker` processes on one real store (`redis-server` or
+//! `denokv serve`) and one recording upstream.
 #![allow(dead_code)]
 
 #[path = "../../../../crates/stitchapi-redis/tests/it/support/server.rs"]
 pub mod redis_server;
 
+#[path = "../../../../crates/stitchapi-deno-kv/tests/it/support/server.rs"]
+pub mod denokv_server;
+
 use std::time::Duration;
 
-use stitchapi_examples::fleet::{CallReport, Worker, WorkerPlan, finish_fleet, start_fleet};
+use stitchapi_examples::fleet::{
+    CallReport, StorePlan, Worker, WorkerPlan, finish_fleet, start_fleet,
+};
 
+pub use denokv_server::Denokv;
 pub use redis_server::RedisServer;
+
+/// Which store a fleet scenario shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A `redis-server`, the workers on `RedisStore`.
+    Redis,
+    /// A `denokv serve`, the workers on `DenoKvStore` over KV Connect.
+    DenoKv,
+}
+
+impl Backend {
+    /// Starts a fresh server of this kind on a free loopback port.
+    pub fn start(self) -> FleetStore {
+        match self {
+            Backend::Redis => FleetStore::Redis(RedisServer::start()),
+            Backend::DenoKv => FleetStore::DenoKv(Denokv::start()),
+        }
+    }
+}
+
+/// The running server a fleet shares; stopped when dropped.
+pub enum FleetStore {
+    Redis(RedisServer),
+    DenoKv(Denokv),
+}
+
+impl FleetStore {
+    /// The store as the workers' plans name it (a Deno KV token goes to their environment).
+    pub fn plan(&self) -> StorePlan {
+        match self {
+            FleetStore::Redis(server) => StorePlan::redis(server.url()),
+            FleetStore::DenoKv(server) => StorePlan::deno_kv(server.url(), server.token.as_str()),
+        }
+    }
+}
 
 /// The worker binary cargo built for these tests.
 pub const WORKER: &str = env!("CARGO_BIN_EXE_fleet-worker");
