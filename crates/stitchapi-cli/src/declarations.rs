@@ -75,7 +75,8 @@ impl fmt::Display for DeclarationError {
 }
 
 impl Declarations {
-    /// Reads, parses and builds `file`, connecting its store.
+    /// Reads, parses and builds `file`, connecting its store (a Redis store needs to be
+    /// connected inside a Tokio runtime; outside one it is an error on `store`).
     ///
     /// ```no_run
     /// let declarations = stitchapi_cli::Declarations::load("stitch.toml".as_ref())?;
@@ -122,6 +123,32 @@ impl Declarations {
             config,
             stitches,
         })
+    }
+
+    /// The fix to print after a `Store` error: check the declared store (named by its
+    /// redacted URL, never a password) is running and reachable.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let text = "base_url = \"http://127.0.0.1:1\"\nstore = \"redis://:pw@127.0.0.1:1/0\"\n";
+    /// let declarations = stitchapi_cli::Declarations::parse("stitch.toml".as_ref(), text).unwrap();
+    /// assert_eq!(
+    ///     declarations.store_fix(),
+    ///     "check that the store redis://:<redacted>@127.0.0.1:1/0 (stitch.toml) is running, \
+    ///      reachable and takes these credentials"
+    /// );
+    /// # });
+    /// ```
+    pub fn store_fix(&self) -> String {
+        let store = self
+            .config
+            .store
+            .as_ref()
+            .map_or_else(|| "memory".into(), |store| store.redacted_url());
+        format!(
+            "check that the store {store} ({}) is running, reachable and takes these credentials",
+            self.file.display()
+        )
     }
 
     /// A stitch by name; an unknown name is an error listing the declared ones.
@@ -213,17 +240,17 @@ fn connect_store(config: &SeamConfig) -> Result<Option<Arc<dyn StitchStore>>, Pr
     let spec = store.spec().map_err(|e| build_error(&e, "store"))?;
     let shown = store.redacted_url();
     let problem = |what: String, fix: &str| Problem::new("store", what, fix);
-    let unusable = |what: &str, error: &StoreError| format!("the {what} {shown} is not usable ({error})");
+    let unusable =
+        |what: &str, error: &StoreError| format!("the {what} {shown} is not usable ({error})");
     Ok(match spec {
         StoreSpec::Memory => None,
         StoreSpec::Redis { url, password } => {
             let fix = "write redis://[:password@]host:port[/db] or rediss://…, or keep the \
                        password out of the URL: { url = \"redis://host:6379\", password = { env = \"REDIS_PASSWORD\" } }";
-            let store = redis_store(&url, password.as_ref())
-                .map_err(|e| match e {
-                    RedisSetup::Password(e) => build_error(&e, "store.password"),
-                    RedisSetup::Store(e) => problem(unusable("Redis URL", &e), fix),
-                })?;
+            let store = redis_store(&url, password.as_ref()).map_err(|e| match e {
+                RedisSetup::Password(e) => build_error(&e, "store.password"),
+                RedisSetup::Store(e) => problem(unusable("Redis URL", &e), fix),
+            })?;
             Some(Arc::new(store))
         }
         StoreSpec::Upstash { url, token } => {
@@ -289,6 +316,16 @@ fn redis_store(
     url: &str,
     password: Option<&Secret>,
 ) -> Result<stitchapi_redis::RedisStore, RedisSetup> {
+    // redis-rs's connection manager spawns on the current Tokio runtime (and panics without one).
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(RedisSetup::Store(StoreError::new(
+            "redis",
+            "connect",
+            StoreErrorKind::Unavailable,
+            "a Redis store is connected on a Tokio runtime, and none is running: \
+             load the declarations inside one",
+        )));
+    }
     let Some(password) = password else {
         return stitchapi_redis::RedisStore::from_url(url).map_err(RedisSetup::Store);
     };

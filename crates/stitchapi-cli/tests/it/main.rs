@@ -8,5 +8,6 @@ mod upstream;
 mod bad_files;
 mod from_curl;
 mod run;
+mod stores;
 mod support;
 mod trace;

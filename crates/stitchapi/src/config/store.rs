@@ -110,9 +110,10 @@ impl fmt::Debug for StoreSpec {
                 .field("location", &redact_userinfo(location))
                 .field("token", token)
                 .finish(),
-            StoreSpec::WorkersKv { binding } => {
-                f.debug_struct("WorkersKv").field("binding", binding).finish()
-            }
+            StoreSpec::WorkersKv { binding } => f
+                .debug_struct("WorkersKv")
+                .field("binding", binding)
+                .finish(),
             StoreSpec::DurableObject { binding } => f
                 .debug_struct("DurableObject")
                 .field("binding", binding)
@@ -275,6 +276,8 @@ pub(super) fn store_shorthand<'de, D: serde::Deserializer<'de>>(
 ) -> std::result::Result<Option<StoreConfig>, D::Error> {
     super::shorthand_or_table(d, "a store URL or { url, token, password }", |v| match v {
         super::ShortValue::Text(url) => Ok(StoreConfig::from(url.as_str())),
-        _ => Err("store must be a URL (\"redis://host:6379\") or { url, token, password }".to_owned()),
+        _ => Err(
+            "store must be a URL (\"redis://host:6379\") or { url, token, password }".to_owned(),
+        ),
     })
 }

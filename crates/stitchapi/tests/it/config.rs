@@ -90,7 +90,9 @@ fn the_store_is_a_url_or_a_table() {
     let config =
         seam("base_url = \"https://x.example\"\nstore = \"rediss://cache.internal:6380/0\"");
     let spec = config.store.as_ref().unwrap().spec().unwrap();
-    assert!(matches!(spec, StoreSpec::Redis { url, password: None } if url == "rediss://cache.internal:6380/0"));
+    assert!(
+        matches!(spec, StoreSpec::Redis { url, password: None } if url == "rediss://cache.internal:6380/0")
+    );
     assert!(matches!(
         StoreConfig::from("memory").spec().unwrap(),
         StoreSpec::Memory
@@ -118,7 +120,10 @@ fn a_password_in_a_store_url_never_shows_in_debug() {
         "base_url = \"https://x.example\"\nstore = \"redis://default:hunter2-pw@cache:6379/0\"",
     );
     let store = config.store.as_ref().unwrap();
-    assert_eq!(store.redacted_url(), "redis://default:<redacted>@cache:6379/0");
+    assert_eq!(
+        store.redacted_url(),
+        "redis://default:<redacted>@cache:6379/0"
+    );
     let spec = store.spec().unwrap();
     for shown in [
         format!("{config:?}"),
@@ -160,7 +165,10 @@ fn a_redis_password_may_come_from_the_environment_but_from_one_place_only() {
     let error = both.spec().unwrap_err();
     let error = error.build_error().unwrap();
     assert_eq!(error.field(), "store.password");
-    assert!(error.problem().contains("already holds a password"), "{error}");
+    assert!(
+        error.problem().contains("already holds a password"),
+        "{error}"
+    );
     assert!(!error.to_string().contains(":pw@"), "{error}");
 
     let unset = seam(
@@ -175,7 +183,11 @@ fn a_redis_password_may_come_from_the_environment_but_from_one_place_only() {
     };
     let error = misplaced.spec().unwrap_err();
     assert!(
-        error.build_error().unwrap().problem().contains("only a Redis store"),
+        error
+            .build_error()
+            .unwrap()
+            .problem()
+            .contains("only a Redis store"),
         "{error}"
     );
 }
@@ -190,7 +202,9 @@ fn deno_kv_and_cloudflare_stores_have_forms() {
         matches!(&spec, StoreSpec::DenoKv { location, token: Some(_) } if location == "http://127.0.0.1:4512"),
         "{spec:?}"
     );
-    let spec = StoreConfig::from("denokv:/var/lib/kv.sqlite").spec().unwrap();
+    let spec = StoreConfig::from("denokv:/var/lib/kv.sqlite")
+        .spec()
+        .unwrap();
     assert!(
         matches!(&spec, StoreSpec::DenoKv { location, token: None } if location == "/var/lib/kv.sqlite"),
         "{spec:?}"
