@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use stitchapi::config::{Catalog, SeamConfig, StoreSpec};
-use stitchapi::{BuildError, Stitch, StitchStore};
+use stitchapi::store::{StoreError, StoreErrorKind};
+use stitchapi::{BuildError, Secret, Stitch, StitchStore};
+use stitchapi_deno_kv::DenoKvStore;
 
 /// A problem found while building: field, problem, fix (located in the file by the caller).
 struct Problem {
@@ -73,7 +75,8 @@ impl fmt::Display for DeclarationError {
 }
 
 impl Declarations {
-    /// Reads, parses and builds `file`, connecting its store.
+    /// Reads, parses and builds `file`, connecting its store (a Redis store needs to be
+    /// connected inside a Tokio runtime; outside one it is an error on `store`).
     ///
     /// ```no_run
     /// let declarations = stitchapi_cli::Declarations::load("stitch.toml".as_ref())?;
@@ -120,6 +123,32 @@ impl Declarations {
             config,
             stitches,
         })
+    }
+
+    /// The fix to print after a `Store` error: check the declared store (named by its
+    /// redacted URL, never a password) is running and reachable.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let text = "base_url = \"http://127.0.0.1:1\"\nstore = \"redis://:pw@127.0.0.1:1/0\"\n";
+    /// let declarations = stitchapi_cli::Declarations::parse("stitch.toml".as_ref(), text).unwrap();
+    /// assert_eq!(
+    ///     declarations.store_fix(),
+    ///     "check that the store redis://:<redacted>@127.0.0.1:1/0 (stitch.toml) is running, \
+    ///      reachable and takes these credentials"
+    /// );
+    /// # });
+    /// ```
+    pub fn store_fix(&self) -> String {
+        let store = self
+            .config
+            .store
+            .as_ref()
+            .map_or_else(|| "memory".into(), |store| store.redacted_url());
+        format!(
+            "check that the store {store} ({}) is running, reachable and takes these credentials",
+            self.file.display()
+        )
     }
 
     /// A stitch by name; an unknown name is an error listing the declared ones.
@@ -202,24 +231,25 @@ fn line_of(text: &str, field: &str) -> Option<usize> {
     found.map(|offset| line_at(text, offset))
 }
 
-/// The store the file declares, connected; `None` for the default in-process store.
+/// The store the file declares, connected; `None` for the default in-process store. Every
+/// message names the store by its redacted URL (never a password).
 fn connect_store(config: &SeamConfig) -> Result<Option<Arc<dyn StitchStore>>, Problem> {
     let Some(store) = &config.store else {
         return Ok(None);
     };
     let spec = store.spec().map_err(|e| build_error(&e, "store"))?;
+    let shown = store.redacted_url();
     let problem = |what: String, fix: &str| Problem::new("store", what, fix);
+    let unusable =
+        |what: &str, error: &StoreError| format!("the {what} {shown} is not usable ({error})");
     Ok(match spec {
         StoreSpec::Memory => None,
-        StoreSpec::Redis { url } => {
-            let store = stitchapi_redis::RedisStore::from_url(&url).map_err(|e| {
-                problem(
-                    format!(
-                        "the Redis URL is not usable ({})",
-                        format!("{:?}", e.kind()).to_lowercase()
-                    ),
-                    "write redis://host:port[/db] or rediss://host:port[/db]",
-                )
+        StoreSpec::Redis { url, password } => {
+            let fix = "write redis://[:password@]host:port[/db] or rediss://…, or keep the \
+                       password out of the URL: { url = \"redis://host:6379\", password = { env = \"REDIS_PASSWORD\" } }";
+            let store = redis_store(&url, password.as_ref()).map_err(|e| match e {
+                RedisSetup::Password(e) => build_error(&e, "store.password"),
+                RedisSetup::Store(e) => problem(unusable("Redis URL", &e), fix),
             })?;
             Some(Arc::new(store))
         }
@@ -227,28 +257,91 @@ fn connect_store(config: &SeamConfig) -> Result<Option<Arc<dyn StitchStore>>, Pr
             let token = token.expose().map_err(|e| build_error(&e, "store.token"))?;
             let store = stitchapi_redis::UpstashStore::new(&url, token).map_err(|e| {
                 problem(
-                    format!(
-                        "the Upstash store is not usable ({})",
-                        format!("{:?}", e.kind()).to_lowercase()
-                    ),
+                    unusable("Upstash store", &e),
                     "write upstash+https://<your database>.upstash.io",
                 )
             })?;
             Some(Arc::new(store))
         }
-        StoreSpec::DenoKv { .. } => {
+        StoreSpec::DenoKv {
+            location,
+            token: Some(token),
+        } => {
+            let store = DenoKvStore::connect(&location, token).map_err(|e| {
+                problem(
+                    unusable("Deno KV URL", &e),
+                    "write denokv+https://<database URL> (or denokv+http://127.0.0.1:<port> for a local denokv serve)",
+                )
+            })?;
+            Some(Arc::new(store))
+        }
+        StoreSpec::DenoKv {
+            location,
+            token: None,
+        } => {
+            let store = DenoKvStore::open(&location).map_err(|e| {
+                problem(
+                    unusable("Deno KV file", &e),
+                    "point denokv:<path> at a SQLite file in a writable directory",
+                )
+            })?;
+            Some(Arc::new(store))
+        }
+        StoreSpec::WorkersKv { .. } | StoreSpec::DurableObject { .. } => {
             return Err(problem(
-                "Deno KV stores are not supported by the stitch CLI yet".to_owned(),
-                "use \"memory\" or a redis:// store for now",
+                format!(
+                    "{shown} is a Cloudflare binding, which exists only inside a Worker, not in a stitch process"
+                ),
+                "to share state with a Worker, use a store both can reach (upstash+https://… or \
+                 denokv+https://… with a token); inside a Worker, build the seam with \
+                 stitchapi-cloudflare's store and SeamConfig::build_with_store",
             ));
         }
         _ => {
             return Err(problem(
-                "this store is not supported by the stitch CLI".to_owned(),
-                "use \"memory\" or a redis:// store",
+                format!("the store {shown} is not supported by the stitch CLI"),
+                "use \"memory\", redis://, rediss://, upstash+https://, denokv+https:// or denokv:<path>",
             ));
         }
     })
+}
+
+enum RedisSetup {
+    Password(stitchapi::Error),
+    Store(StoreError),
+}
+
+/// A Redis store on `url`, with `password` (given beside the URL) set on the connection.
+fn redis_store(
+    url: &str,
+    password: Option<&Secret>,
+) -> Result<stitchapi_redis::RedisStore, RedisSetup> {
+    // redis-rs's connection manager spawns on the current Tokio runtime (and panics without one).
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(RedisSetup::Store(StoreError::new(
+            "redis",
+            "connect",
+            StoreErrorKind::Unavailable,
+            "a Redis store is connected on a Tokio runtime, and none is running: \
+             load the declarations inside one",
+        )));
+    }
+    let Some(password) = password else {
+        return stitchapi_redis::RedisStore::from_url(url).map_err(RedisSetup::Store);
+    };
+    let password = password.expose().map_err(RedisSetup::Password)?;
+    let invalid = |e: redis::RedisError| {
+        RedisSetup::Store(StoreError::new(
+            "redis",
+            "connect",
+            StoreErrorKind::InvalidData,
+            e.to_string(),
+        ))
+    };
+    let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(invalid)?;
+    let settings = info.redis_settings().clone().set_password(password);
+    let client = redis::Client::open(info.set_redis_settings(settings)).map_err(invalid)?;
+    stitchapi_redis::RedisStore::from_client(client).map_err(RedisSetup::Store)
 }
 
 fn build_error(error: &stitchapi::Error, field: &str) -> Problem {

@@ -405,6 +405,13 @@ async fn run_calls(
                 );
                 ExitCode::OK
             }
+            Err(error) if error.kind() == stitchapi::ErrorKind::Store => {
+                eprintln!(
+                    "stitch: store error: {error}. Fix: {}",
+                    declarations.store_fix()
+                );
+                ExitCode::STORE
+            }
             Err(error) => {
                 eprintln!("stitch: {} error: {error}", kind_name(error.kind()));
                 ExitCode::of(error.kind())

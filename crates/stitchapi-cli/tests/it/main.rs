@@ -11,5 +11,6 @@ mod from_curl;
 mod mcp;
 mod run;
 mod serve;
+mod stores;
 mod support;
 mod trace;

@@ -90,7 +90,9 @@ fn the_store_is_a_url_or_a_table() {
     let config =
         seam("base_url = \"https://x.example\"\nstore = \"rediss://cache.internal:6380/0\"");
     let spec = config.store.as_ref().unwrap().spec().unwrap();
-    assert!(matches!(spec, StoreSpec::Redis { url } if url == "rediss://cache.internal:6380/0"));
+    assert!(
+        matches!(spec, StoreSpec::Redis { url, password: None } if url == "rediss://cache.internal:6380/0")
+    );
     assert!(matches!(
         StoreConfig::from("memory").spec().unwrap(),
         StoreSpec::Memory
@@ -110,6 +112,118 @@ fn the_store_is_a_url_or_a_table() {
         config.stitches["a"].schema.as_ref().unwrap()["required"][0],
         "id"
     );
+}
+
+#[test]
+fn a_password_in_a_store_url_never_shows_in_debug() {
+    let config = seam(
+        "base_url = \"https://x.example\"\nstore = \"redis://default:hunter2-pw@cache:6379/0\"",
+    );
+    let store = config.store.as_ref().unwrap();
+    assert_eq!(
+        store.redacted_url(),
+        "redis://default:<redacted>@cache:6379/0"
+    );
+    let spec = store.spec().unwrap();
+    for shown in [
+        format!("{config:?}"),
+        format!("{store:?}"),
+        format!("{spec:?}"),
+    ] {
+        assert!(!shown.contains("hunter2-pw"), "{shown}");
+        assert!(shown.contains("default:<redacted>@cache:6379"), "{shown}");
+    }
+    // Only the password is hidden: a user name alone, a path and a query stay as written.
+    for url in [
+        "redis://cache:6379/0",
+        "redis://default@cache:6379",
+        "denokv:/var/kv.sqlite",
+        "redis://cache/0?protocol=resp3#x@y:z",
+    ] {
+        assert_eq!(StoreConfig::from(url).redacted_url(), url);
+    }
+}
+
+#[test]
+fn a_redis_password_may_come_from_the_environment_but_from_one_place_only() {
+    let config = seam(
+        "base_url = \"https://x.example\"\nstore = { url = \"redis://cache:6379/0\", password = { env = \"CARGO_MANIFEST_DIR\" } }",
+    );
+    let spec = config.store.as_ref().unwrap().spec().unwrap();
+    let StoreSpec::Redis { url, password } = &spec else {
+        panic!("{spec:?}");
+    };
+    assert_eq!(url, "redis://cache:6379/0");
+    let password = password.as_ref().unwrap();
+    assert_eq!(password.expose().unwrap(), env!("CARGO_MANIFEST_DIR"));
+    assert!(!format!("{spec:?}").contains(env!("CARGO_MANIFEST_DIR")));
+
+    let both = StoreConfig {
+        password: Some(stitchapi::config::SecretConfig::Inline("pw".into())),
+        ..StoreConfig::from("redis://:pw@cache:6379")
+    };
+    let error = both.spec().unwrap_err();
+    let error = error.build_error().unwrap();
+    assert_eq!(error.field(), "store.password");
+    assert!(
+        error.problem().contains("already holds a password"),
+        "{error}"
+    );
+    assert!(!error.to_string().contains(":pw@"), "{error}");
+
+    let unset = seam(
+        "base_url = \"https://x.example\"\nstore = { url = \"redis://cache:6379\", password = { env = \"STITCHAPI_IT_SURELY_UNSET_PW\" } }",
+    );
+    let error = unset.store.as_ref().unwrap().spec().unwrap_err();
+    assert_eq!(error.build_error().unwrap().field(), "store.password");
+
+    let misplaced = StoreConfig {
+        password: Some(stitchapi::config::SecretConfig::Inline("pw".into())),
+        ..StoreConfig::from("denokv:/tmp/kv.sqlite")
+    };
+    let error = misplaced.spec().unwrap_err();
+    assert!(
+        error
+            .build_error()
+            .unwrap()
+            .problem()
+            .contains("only a Redis store"),
+        "{error}"
+    );
+}
+
+#[test]
+fn deno_kv_and_cloudflare_stores_have_forms() {
+    let config = seam(
+        "base_url = \"https://x.example\"\nstore = { url = \"denokv+http://127.0.0.1:4512\", token = { env = \"CARGO_MANIFEST_DIR\" } }",
+    );
+    let spec = config.store.as_ref().unwrap().spec().unwrap();
+    assert!(
+        matches!(&spec, StoreSpec::DenoKv { location, token: Some(_) } if location == "http://127.0.0.1:4512"),
+        "{spec:?}"
+    );
+    let spec = StoreConfig::from("denokv:/var/lib/kv.sqlite")
+        .spec()
+        .unwrap();
+    assert!(
+        matches!(&spec, StoreSpec::DenoKv { location, token: None } if location == "/var/lib/kv.sqlite"),
+        "{spec:?}"
+    );
+    let error = StoreConfig::from("denokv:").spec().unwrap_err();
+    assert_eq!(error.build_error().unwrap().field(), "store");
+    let error = StoreConfig::from("denokv+http://127.0.0.1:4512")
+        .spec()
+        .unwrap_err();
+    assert_eq!(error.build_error().unwrap().field(), "store.token");
+    assert!(matches!(
+        StoreConfig::from("cloudflare-kv:STITCH_KV").spec().unwrap(),
+        StoreSpec::WorkersKv { binding } if binding == "STITCH_KV"
+    ));
+    assert!(matches!(
+        StoreConfig::from("cloudflare-do:STITCH_DO").spec().unwrap(),
+        StoreSpec::DurableObject { binding } if binding == "STITCH_DO"
+    ));
+    assert!(StoreConfig::from("cloudflare-kv:").spec().is_err());
 }
 
 #[tokio::test]
