@@ -1,13 +1,22 @@
 //! How stitchapi's costs grow: throughput against concurrency (1 to 256 callers) next to bare
-//! reqwest; the memory store's and the response cache's lookup cost, resident memory and
-//! eviction cost at 1k, 100k and 1M entries; and a sustained mixed load (cached, throttled,
-//! retried and failing calls from 64 callers) that reports throughput every 10 s, resident
-//! memory at start and end, and the calls that neither returned nor failed.
+//! reqwest; the memory store's and the response cache's per-op cost next to the bare data
+//! structures they are built on (the floor), resident memory and eviction cost at 1k, 100k and
+//! 1M entries; and a sustained mixed load (cached, throttled, retried and failing calls from 64
+//! callers) that reports throughput and resident memory every 10 s and the calls that neither
+//! returned nor failed.
+//!
+//! Every section runs in its own child process (this binary, re-run with
+//! `STITCHAPI_GROWTH_SECTION` set), so each resident-memory reading starts from a fresh
+//! process rather than from a heap that earlier sections grew and freed. The parent runs the
+//! loopback upstream the children call, collects their output and prints the tables.
 //!
 //! `cargo bench -p stitchapi-bench --bench growth`; the mixed load runs for 2 minutes unless
 //! `STITCHAPI_SOAK_SECS` says otherwise (e.g. `STITCHAPI_SOAK_SECS=20`).
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,11 +30,19 @@ use stitchapi::testing::ManualClock;
 use stitchapi::throttle::Throttle;
 use stitchapi::time::SystemClock;
 use stitchapi::{Backoff, Cache, Input, Retry, Stitch, Timeout};
+use stitchapi_bench::baseline::{BareLru, BareTtlMap, SWEEP_LIMIT};
 use stitchapi_bench::clients::{Clients, Peer};
 use stitchapi_bench::stats::median;
 use stitchapi_bench::upstream::Upstream;
 use stitchapi_bench::{BODY, User, machine, report};
 use url::Url;
+
+/// Names the section a child process runs (unset in the parent).
+const SECTION_ENV: &str = "STITCHAPI_GROWTH_SECTION";
+/// The upstream's base URL, passed from the parent to the children.
+const UPSTREAM_ENV: &str = "STITCHAPI_GROWTH_UPSTREAM";
+/// A child's output line carrying a figure for the parent: `data <name> <value>`.
+const DATA_PREFIX: &str = "data ";
 
 /// Timed rounds per concurrency level (after one warm-up round).
 const ROUNDS: usize = 5;
@@ -33,16 +50,29 @@ const ROUNDS: usize = 5;
 const CALLS: usize = 2_000;
 /// The store and cache sizes.
 const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
-/// Timed lookups per size.
-const LOOKUPS: usize = 200_000;
-/// Per-op cost growth from 1k to 1M entries above which a row is flagged: log2 grows 2x over
-/// that range; a hash map's O(1) lookups still slow down with cache misses, so up to twice
-/// that (4x) is not taken as worse than O(log n).
-const FLAG_GROWTH: f64 = 4.0;
+/// Random keys drawn per size (over all of its entries) for the timed lookups.
+const RANDOM_KEYS: usize = 200_000;
+/// Timed store `get`s and `set`s per side per round.
+const STORE_OPS: usize = 40_000;
+/// Timed cache hits per side per round.
+const HIT_OPS: usize = 10_000;
+/// Timed cache misses (fill + eviction) per side per round.
+const EVICT_OPS: usize = 4_000;
+/// Timed sweeping writes per side, at every size.
+const SWEEP_WRITES: usize = 10_000;
+/// At most this many sweeping writes per batch (a batch runs on one population).
+const SWEEP_BATCH: usize = 2_000;
+/// Growth of stitchapi's cost relative to the floor, from 1k to 1M entries, above which a row
+/// is flagged: the floor already pays the hash map's cache misses and the `BTreeMap`'s
+/// O(log n); an extra O(log n) factor on top would add up to 2x (log2 n doubles over that
+/// range), anything worse than that is flagged.
+const FLAG_RELATIVE_GROWTH: f64 = 2.0;
 /// Callers of the mixed load.
 const SOAK_CALLERS: usize = 64;
 /// A call of the mixed load that takes longer than this has hung.
 const DEADLINE: Duration = Duration::from_secs(15);
+/// Entries' TTL in the store sections (the sweep runs after twice this).
+const STORE_TTL: Duration = Duration::from_secs(60);
 
 /// A deterministic xorshift sequence (the benchmark must not depend on a seed from the OS).
 struct Xorshift(u64);
@@ -56,22 +86,32 @@ impl Xorshift {
     }
 }
 
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
+fn mib(bytes: f64) -> f64 {
+    bytes / (1024.0 * 1024.0)
 }
 
-fn rss() -> u64 {
-    machine::rss_bytes().unwrap_or(0)
+fn rss() -> f64 {
+    machine::rss_bytes().unwrap_or(0) as f64
+}
+
+/// What the single-threaded sections (store, cache) are timed on: this thread's CPU time
+/// where the OS has it, since the machine is shared and time spent preempted by other
+/// processes is not the code's cost; wall time elsewhere.
+fn cpu_clock() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    machine::thread_cpu_time().unwrap_or_else(|| START.get_or_init(Instant::now).elapsed())
+}
+
+/// Hands a figure to the parent.
+fn data(name: &str, value: f64) {
+    println!("{DATA_PREFIX}{name} {value}");
 }
 
 fn main() {
-    let soak = std::env::var("STITCHAPI_SOAK_SECS")
-        .ok()
-        .map(|s| {
-            s.parse::<u64>()
-                .expect("STITCHAPI_SOAK_SECS: a whole number of seconds, e.g. 120")
-        })
-        .map_or(Duration::from_secs(120), Duration::from_secs);
+    if let Ok(section) = std::env::var(SECTION_ENV) {
+        run_section(&section);
+        return;
+    }
     let upstream = Upstream::start(2);
     println!("# stitchapi growth benchmark");
     println!();
@@ -80,30 +120,100 @@ fn main() {
         "versions: {}",
         report::versions(&["stitchapi", "reqwest", "tokio", "hyper", "axum"]).join(", ")
     );
+    println!("every section below ran in its own process");
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        concurrency(&upstream).await;
-        memory_store().await;
-        response_cache().await;
-        mixed_load(&upstream, soak).await;
-    });
+    section("concurrency", &upstream);
+    memory_store_tables(&upstream);
+    response_cache_table(&upstream);
+    section("mixed", &upstream);
     println!();
     println!("run took {:.0} s", started.elapsed().as_secs_f64());
 }
 
+/// The figures a child handed over.
+struct Figures(HashMap<String, f64>);
+
+impl Figures {
+    fn get(&self, name: &str) -> f64 {
+        *self
+            .0
+            .get(name)
+            .unwrap_or_else(|| panic!("the section did not report {name}"))
+    }
+}
+
+/// Runs `name` in a child process (this binary again), printing its output as it comes and
+/// collecting its `data` lines.
+fn section(name: &str, upstream: &Upstream) -> Figures {
+    let exe = std::env::current_exe().expect("the path of the bench binary");
+    let mut child = Command::new(exe)
+        .env(SECTION_ENV, name)
+        .env(UPSTREAM_ENV, &upstream.base)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("a child process for the section");
+    let stdout = child.stdout.take().expect("the child's stdout");
+    let mut figures = HashMap::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("the child's output");
+        match line.strip_prefix(DATA_PREFIX) {
+            Some(figure) => {
+                let (key, value) = figure.split_once(' ').expect("`data <name> <value>`");
+                figures.insert(key.to_owned(), value.parse().expect("a number"));
+            }
+            None => println!("{line}"),
+        }
+    }
+    let status = child.wait().expect("the section's exit status");
+    assert!(status.success(), "section {name} failed: {status}");
+    Figures(figures)
+}
+
+/// What a child process runs.
+fn run_section(section: &str) {
+    let base = || std::env::var(UPSTREAM_ENV).expect("the parent passes the upstream's URL");
+    let size = || {
+        section
+            .split_once(':')
+            .and_then(|(_, size)| size.parse::<usize>().ok())
+            .expect("a section `<name>:<entries>`")
+    };
+    match section.split(':').next() {
+        Some("concurrency") => runtime().block_on(concurrency(&base())),
+        Some("mixed") => {
+            let soak = std::env::var("STITCHAPI_SOAK_SECS")
+                .ok()
+                .map(|s| {
+                    s.parse::<u64>()
+                        .expect("STITCHAPI_SOAK_SECS: a whole number of seconds, e.g. 120")
+                })
+                .map_or(Duration::from_secs(120), Duration::from_secs);
+            runtime().block_on(mixed_load(&base(), soak));
+        }
+        Some("store") => memory_store(size()),
+        Some("bare-store") => bare_store_memory(size()),
+        Some("cache") => response_cache(size()),
+        _ => panic!("unknown section {section:?}"),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Throughput of stitchapi and bare reqwest at 1, 2, 4, ..., 256 callers.
-async fn concurrency(upstream: &Upstream) {
+async fn concurrency(base: &str) {
     println!();
     println!("## Throughput vs concurrency (loopback upstream, {ROUNDS} rounds per row, median)");
     println!();
     println!("| callers | stitchapi calls/s | reqwest calls/s | ratio |");
     println!("|---|---|---|---|");
-    let clients = Arc::new(Clients::new(&upstream.base, "users"));
+    let clients = Arc::new(Clients::new(base, "users"));
     let peers = [Peer::Stitchapi, Peer::Reqwest];
     let mut ratios = Vec::new();
     for callers in (0..=8).map(|power| 1usize << power) {
@@ -155,125 +265,392 @@ async fn concurrency(upstream: &Upstream) {
     );
 }
 
-/// Per-op cost at each size, and a verdict on its growth from the smallest to the largest.
-fn growth_verdict(name: &str, costs: &[f64]) {
-    let growth = costs[costs.len() - 1] / costs[0];
+/// `ns (floor ns, ratio)` for a table cell.
+fn cell(ours: f64, floor: f64) -> String {
+    format!("{ours:.0} ({floor:.0}, {:.1}x)", ours / floor)
+}
+
+/// Prints how stitchapi's cost and the floor's grow from the smallest size to the largest,
+/// and flags the row when stitchapi's cost grows faster than the floor's by more than
+/// [`FLAG_RELATIVE_GROWTH`].
+fn growth_verdict(name: &str, ours: &[f64], floor: &[f64]) {
+    let last = ours.len() - 1;
+    let (our_growth, floor_growth) = (ours[last] / ours[0], floor[last] / floor[0]);
+    let relative = our_growth / floor_growth;
     println!(
-        "{name}: {growth:.2}x from 1k to 1M entries: {}",
-        if growth > FLAG_GROWTH {
-            "FLAG: grows faster than O(log n)"
+        "- {name}: {our_growth:.2}x from 1k to 1M entries, the floor {floor_growth:.2}x; relative to the floor {relative:.2}x: {}",
+        if relative > FLAG_RELATIVE_GROWTH {
+            "FLAG: grows faster than the floor by more than O(log n)"
         } else {
-            "within O(log n)"
+            "grows with the floor (no worse than O(log n) on top of it)"
         }
     );
 }
 
-/// The memory store: `get` cost, resident memory, and the cost of writes that sweep expired
-/// entries (its eviction: it has no entry cap; TTLs bound it).
-async fn memory_store() {
+/// Times `ops` calls of `ours(i)` and `floor(i)` per round, the order alternating every round,
+/// over [`ROUNDS`] rounds after a warm-up; the median ns per call of each.
+fn interleaved(
+    ops: usize,
+    mut ours: impl FnMut(usize),
+    mut floor: impl FnMut(usize),
+) -> (f64, f64) {
+    let (mut our_ns, mut floor_ns) = (Vec::new(), Vec::new());
+    for round in 0..=ROUNDS {
+        for side in [round % 2, 1 - round % 2] {
+            let start = cpu_clock();
+            for i in round * ops..(round + 1) * ops {
+                if side == 0 {
+                    ours(i);
+                } else {
+                    floor(i);
+                }
+            }
+            let ns = (cpu_clock() - start).as_nanos() as f64 / ops as f64;
+            if round > 0 {
+                [&mut our_ns, &mut floor_ns][side].push(ns);
+            }
+        }
+    }
+    (median(&mut our_ns), median(&mut floor_ns))
+}
+
+/// The memory store's two tables, one child process per size (and one per size for the
+/// floor's resident memory).
+fn memory_store_tables(upstream: &Upstream) {
+    let runs: Vec<(Figures, Figures)> = SIZES
+        .iter()
+        .map(|size| {
+            (
+                section(&format!("store:{size}"), upstream),
+                section(&format!("bare-store:{size}"), upstream),
+            )
+        })
+        .collect();
     println!();
     println!(
         "## Memory store (`stitchapi::MemoryStore`; no entry cap: expired entries are swept, up to 64 per write)"
     );
     println!();
     println!(
-        "| entries | get (ns/op) | set, overwrite (ns/op) | RSS growth (MiB) | bytes/entry | write sweeping 64 expired (ns/op) |"
+        "Per op, ns of CPU time (this thread's, so time preempted by other processes is not counted): stitchapi (the floor: a bare `HashMap<String, Bytes>` + `BTreeMap` expiry index doing the same work, and the ratio). Random keys over all entries; {ROUNDS} interleaved rounds, median."
     );
-    println!("|---|---|---|---|---|---|");
-    let (mut gets, mut sets, mut sweeps) = (Vec::new(), Vec::new(), Vec::new());
-    let value = Bytes::from_static(BODY);
-    for size in SIZES {
-        let clock = ManualClock::new();
-        let before = rss();
-        let store = MemoryStore::with_clock(Arc::new(clock.clone()));
-        let ttl = Some(Duration::from_secs(60));
-        for i in 0..size {
-            store
-                .set(&format!("bench:key:{i}"), Some(value.clone()), ttl)
-                .now_or_never()
-                .expect("ready")
-                .expect("set");
-        }
-        let grown = rss().saturating_sub(before);
-        let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15);
-        let keys: Vec<String> = (0..10_000)
-            .map(|_| format!("bench:key:{}", rng.below(size)))
+    println!();
+    println!("| entries | get | set, overwrite | write sweeping 64 expired entries |");
+    println!("|---|---|---|---|");
+    for (size, (ours, _)) in SIZES.iter().zip(&runs) {
+        println!(
+            "| {size} | {} | {} | {} |",
+            cell(ours.get("get_ours"), ours.get("get_bare")),
+            cell(ours.get("set_ours"), ours.get("set_bare")),
+            cell(ours.get("sweep_ours"), ours.get("sweep_bare")),
+        );
+    }
+    println!();
+    for (name, key) in [
+        ("get", "get"),
+        ("set, overwrite", "set"),
+        ("write sweeping 64 expired entries", "sweep"),
+    ] {
+        let ours: Vec<f64> = runs
+            .iter()
+            .map(|(f, _)| f.get(&format!("{key}_ours")))
             .collect();
-        let get = per_op(LOOKUPS, |i| {
+        let floor: Vec<f64> = runs
+            .iter()
+            .map(|(f, _)| f.get(&format!("{key}_bare")))
+            .collect();
+        growth_verdict(name, &ours, &floor);
+    }
+    println!();
+    println!(
+        "Resident memory after filling N entries (90-byte values, 60 s TTL), each in a fresh process:"
+    );
+    println!();
+    println!("| entries | RSS growth (MiB) | bytes/entry | the floor's bytes/entry |");
+    println!("|---|---|---|---|");
+    for (size, (ours, bare)) in SIZES.iter().zip(&runs) {
+        let grown = ours.get("rss_growth");
+        println!(
+            "| {size} | {:.1} | {:.0} | {:.0} |",
+            mib(grown),
+            grown / *size as f64,
+            bare.get("rss_growth") / *size as f64
+        );
+    }
+}
+
+fn store_key(i: usize) -> String {
+    format!("bench:key:{i}")
+}
+
+/// A store on a manual clock holding `size` entries with [`STORE_TTL`].
+fn filled_store(size: usize) -> (ManualClock, MemoryStore) {
+    let clock = ManualClock::new();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let value = Bytes::from_static(BODY);
+    for i in 0..size {
+        store
+            .set(&store_key(i), Some(value.clone()), Some(STORE_TTL))
+            .now_or_never()
+            .expect("the memory store answers at once")
+            .expect("set");
+    }
+    (clock, store)
+}
+
+/// The floor holding the same entries (its clock in milliseconds, now 0).
+fn filled_floor(size: usize) -> BareTtlMap {
+    let mut map = BareTtlMap::new();
+    let value = Bytes::from_static(BODY);
+    let ttl = STORE_TTL.as_millis() as u64;
+    for i in 0..size {
+        map.set(&store_key(i), value.clone(), ttl, 0);
+    }
+    map
+}
+
+/// Child: the memory store at `size` entries, its resident memory and, next to the floor,
+/// `get`, overwrite and sweeping-write costs.
+fn memory_store(size: usize) {
+    let before = rss();
+    let (_clock, store) = filled_store(size);
+    data("rss_growth", rss() - before);
+    let mut floor = filled_floor(size);
+    let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15);
+    let keys: Vec<String> = (0..RANDOM_KEYS)
+        .map(|_| store_key(rng.below(size)))
+        .collect();
+    let key = |i: usize| keys[i % keys.len()].as_str();
+    let value = Bytes::from_static(BODY);
+    let (ours, bare) = interleaved(
+        STORE_OPS,
+        |i| {
             black_box(
                 store
-                    .get(&keys[i % keys.len()])
+                    .get(key(i))
                     .now_or_never()
                     .expect("ready")
                     .expect("get")
                     .expect("present"),
             );
-        });
-        let set = per_op(LOOKUPS, |i| {
+        },
+        |i| {
+            black_box(floor.get(key(i)).expect("present"));
+        },
+    );
+    data("get_ours", ours);
+    data("get_bare", bare);
+    let ttl = STORE_TTL.as_millis() as u64;
+    let (ours, bare) = interleaved(
+        STORE_OPS,
+        |i| {
             store
-                .set(&keys[i % keys.len()], Some(value.clone()), ttl)
+                .set(key(i), Some(value.clone()), Some(STORE_TTL))
                 .now_or_never()
                 .expect("ready")
                 .expect("set");
-        });
-        // Every entry expires; each new write then sweeps 64 expired ones (oldest first).
-        clock.advance(Duration::from_secs(120));
-        let writes = (size / 64).min(10_000);
-        let sweep = per_op(writes, |i| {
-            store
-                .set(&format!("bench:new:{i}"), Some(value.clone()), ttl)
-                .now_or_never()
-                .expect("ready")
-                .expect("set");
-        });
-        println!(
-            "| {size} | {get:.0} | {set:.0} | {:.1} | {:.0} | {sweep:.0} |",
-            mib(grown),
-            grown as f64 / size as f64
-        );
-        gets.push(get);
-        sets.push(set);
-        sweeps.push(sweep);
-        drop(keys);
-        drop(store);
-    }
-    println!();
-    growth_verdict("memory store get", &gets);
-    growth_verdict("memory store set", &sets);
-    growth_verdict("memory store write + sweep of 64 expired", &sweeps);
+        },
+        |i| floor.set(key(i), value.clone(), ttl, 0),
+    );
+    data("set_ours", ours);
+    data("set_bare", bare);
+    drop((store, floor, keys));
+    let (ours, bare) = sweeping_writes(size);
+    data("sweep_ours", ours);
+    data("sweep_bare", bare);
 }
 
-/// The response cache with its entry cap at the size: hit cost, resident memory, and the cost
-/// of a miss that fills and evicts the least recently used entry once full.
-async fn response_cache() {
+/// Child: the floor's resident memory at `size` entries, in a process of its own.
+fn bare_store_memory(size: usize) {
+    let before = rss();
+    let floor = filled_floor(size);
+    data("rss_growth", rss() - before);
+    drop(floor);
+}
+
+/// A population of `size` expired entries and how many writes it has left that each sweep a
+/// full [`SWEEP_LIMIT`].
+struct Expired<T> {
+    map: T,
+    writes_left: usize,
+}
+
+/// ns per write that sweeps exactly [`SWEEP_LIMIT`] expired entries, for stitchapi and the
+/// floor: [`SWEEP_WRITES`] writes per side (after a warm-up batch), in batches that alternate
+/// between the two, each batch on a population of `size` entries that all expired (refilled,
+/// untimed, when it has fewer than a batch of full sweeps left).
+fn sweeping_writes(size: usize) -> (f64, f64) {
+    let batch = (size / SWEEP_LIMIT).min(SWEEP_BATCH);
+    let batches = SWEEP_WRITES.div_ceil(batch);
+    let value = Bytes::from_static(BODY);
+    let new_keys: Vec<String> = (0..(batches + 1) * batch)
+        .map(|i| format!("bench:new:{i}"))
+        .collect();
+    let ttl = STORE_TTL.as_millis() as u64;
+    // The floor's clock: entries written at 0 expire at `ttl`; the writes happen at `2 * ttl`.
+    let now = 2 * ttl;
+    let expired_store = || {
+        let (clock, store) = filled_store(size);
+        clock.advance(STORE_TTL * 2);
+        Expired {
+            map: store,
+            writes_left: size / SWEEP_LIMIT,
+        }
+    };
+    let expired_floor = || Expired {
+        map: filled_floor(size),
+        writes_left: size / SWEEP_LIMIT,
+    };
+    let (mut ours, mut floor) = (expired_store(), expired_floor());
+    let (mut our_ns, mut floor_ns) = (0u128, 0u128);
+    for round in 0..=batches {
+        let keys = &new_keys[round * batch..(round + 1) * batch];
+        if ours.writes_left < batch {
+            drop(std::mem::replace(&mut ours, expired_store()));
+        }
+        if floor.writes_left < batch {
+            drop(std::mem::replace(&mut floor, expired_floor()));
+        }
+        for side in [round % 2, 1 - round % 2] {
+            if side == 0 {
+                let len = ours.map.len();
+                let start = cpu_clock();
+                for key in keys {
+                    ours.map
+                        .set(key, Some(value.clone()), Some(STORE_TTL))
+                        .now_or_never()
+                        .expect("ready")
+                        .expect("set");
+                }
+                let ns = (cpu_clock() - start).as_nanos();
+                // Every write dropped 64 expired entries and added one.
+                assert_eq!(ours.map.len(), len - batch * (SWEEP_LIMIT - 1));
+                ours.writes_left -= batch;
+                if round > 0 {
+                    our_ns += ns;
+                }
+            } else {
+                let len = floor.map.len();
+                let start = cpu_clock();
+                for key in keys {
+                    floor.map.set(key, value.clone(), now + ttl, now);
+                }
+                let ns = (cpu_clock() - start).as_nanos();
+                assert_eq!(floor.map.len(), len - batch * (SWEEP_LIMIT - 1));
+                floor.writes_left -= batch;
+                if round > 0 {
+                    floor_ns += ns;
+                }
+            }
+        }
+    }
+    let writes = (batches * batch) as f64;
+    (our_ns as f64 / writes, floor_ns as f64 / writes)
+}
+
+/// The response cache's table, one child process per size.
+fn response_cache_table(upstream: &Upstream) {
+    let runs: Vec<Figures> = SIZES
+        .iter()
+        .map(|size| section(&format!("cache:{size}"), upstream))
+        .collect();
     println!();
     println!("## Response cache (memory store, `Cache::ttl(\"1h\").entries(N)`, cap = N)");
     println!();
     println!(
-        "| entries (= cap) | hit (ns/op) | RSS growth (MiB) | bytes/entry | miss + fill + LRU eviction when full (ns/op) |"
+        "Per op, ns of CPU time: stitchapi (the floor: a bare TTL map and a `HashMap` + `BTreeMap` LRU keyed by the URL, and the ratio); RSS growth after filling N entries in a fresh process."
+    );
+    println!();
+    println!(
+        "| entries (= cap) | hit | miss + fill + LRU eviction when full | RSS growth (MiB) | bytes/entry |"
     );
     println!("|---|---|---|---|---|");
-    let headers = HeaderMap::new();
-    let (mut hits, mut evictions) = (Vec::new(), Vec::new());
-    let url = |i: usize| {
-        Url::parse(&format!(
-            "https://api.example.com/users/{i}?fields=name,email"
-        ))
-        .expect("a url")
-    };
-    for size in SIZES {
-        let before = rss();
-        let clock = Arc::new(SystemClock::new());
-        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-        let cache =
-            BenchCache::new(Cache::ttl("1h").entries(size), store.clone(), clock).expect("a cache");
-        for i in 0..size {
-            fill(&cache, &url(i), &headers).await;
+    for (size, run) in SIZES.iter().zip(&runs) {
+        let grown = run.get("rss_growth");
+        println!(
+            "| {size} | {} | {} | {:.1} | {:.0} |",
+            cell(run.get("hit_ours"), run.get("hit_bare")),
+            cell(run.get("evict_ours"), run.get("evict_bare")),
+            mib(grown),
+            grown / *size as f64
+        );
+    }
+    println!();
+    for (name, key) in [("hit", "hit"), ("miss + fill + eviction", "evict")] {
+        let ours: Vec<f64> = runs.iter().map(|f| f.get(&format!("{key}_ours"))).collect();
+        let floor: Vec<f64> = runs.iter().map(|f| f.get(&format!("{key}_bare"))).collect();
+        growth_verdict(name, &ours, &floor);
+    }
+}
+
+fn cache_url(i: usize) -> Url {
+    Url::parse(&format!(
+        "https://api.example.com/users/{i}?fields=name,email"
+    ))
+    .expect("a url")
+}
+
+/// A cache miss: the fetch answers at once.
+fn fill(cache: &BenchCache, url: &Url, headers: &HeaderMap) {
+    cache
+        .read_through(&Method::GET, url, headers, || async {
+            Ok(Bytes::from_static(BODY))
+        })
+        .now_or_never()
+        .expect("a fill over the memory store completes at once")
+        .expect("a fill");
+}
+
+/// The floor's cache: the entry in a TTL map and the key in an LRU order.
+struct FloorCache {
+    map: BareTtlMap,
+    lru: BareLru,
+    cap: usize,
+}
+
+impl FloorCache {
+    fn fill(&mut self, key: &str) {
+        self.map.set(key, Bytes::from_static(BODY), u64::MAX, 0);
+        if let Some(evicted) = self.lru.touch(key, self.cap) {
+            self.map.remove(&evicted);
         }
-        let grown = rss().saturating_sub(before);
-        let mut rng = Xorshift(0x2545_F491_4F6C_DD1D);
-        let urls: Vec<Url> = (0..10_000).map(|_| url(rng.below(size))).collect();
-        let hit = per_op(LOOKUPS, |i| {
+    }
+
+    fn hit(&mut self, key: &str) -> Bytes {
+        let value = self.map.get(key).expect("a hit");
+        self.lru.touch(key, self.cap);
+        value
+    }
+}
+
+/// Child: the response cache with its cap at `size`: resident memory, and next to the floor,
+/// hit cost and the cost of a miss that fills and evicts the least recently used entry.
+fn response_cache(size: usize) {
+    let headers = HeaderMap::new();
+    let before = rss();
+    let clock = Arc::new(SystemClock::new());
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let cache =
+        BenchCache::new(Cache::ttl("1h").entries(size), store.clone(), clock).expect("a cache");
+    for i in 0..size {
+        fill(&cache, &cache_url(i), &headers);
+    }
+    data("rss_growth", rss() - before);
+    let mut floor = FloorCache {
+        map: BareTtlMap::new(),
+        lru: BareLru::new(),
+        cap: size,
+    };
+    for i in 0..size {
+        floor.fill(cache_url(i).as_str());
+    }
+    let mut rng = Xorshift(0x2545_F491_4F6C_DD1D);
+    let urls: Vec<Url> = (0..RANDOM_KEYS)
+        .map(|_| cache_url(rng.below(size)))
+        .collect();
+    let (ours, bare) = interleaved(
+        HIT_OPS,
+        |i| {
             black_box(
                 cache
                     .lookup(&Method::GET, &urls[i % urls.len()], &headers)
@@ -281,52 +658,29 @@ async fn response_cache() {
                     .expect("ready")
                     .expect("a hit"),
             );
-        });
-        // Full: every new key evicts the least recently used entry.
-        let misses = 20_000;
-        let fresh: Vec<Url> = (0..misses).map(|i| url(size + i)).collect();
-        let start = Instant::now();
-        for url in &fresh {
-            fill(&cache, url, &headers).await;
-        }
-        let eviction = start.elapsed().as_nanos() as f64 / misses as f64;
-        assert!(
-            store.len() <= size + 64,
-            "the cap holds: {} entries for a cap of {size}",
-            store.len()
-        );
-        println!(
-            "| {size} | {hit:.0} | {:.1} | {:.0} | {eviction:.0} |",
-            mib(grown),
-            grown as f64 / size as f64
-        );
-        hits.push(hit);
-        evictions.push(eviction);
-    }
-    println!();
-    growth_verdict("cache hit", &hits);
-    growth_verdict("cache miss + fill + eviction", &evictions);
-}
-
-async fn fill(cache: &BenchCache, url: &Url, headers: &HeaderMap) {
-    cache
-        .read_through(&Method::GET, url, headers, || async {
-            Ok(Bytes::from_static(BODY))
-        })
-        .await
-        .expect("a fill");
-}
-
-/// Mean ns per call of `op(i)` over `n` calls, after a warm-up of a tenth.
-fn per_op(n: usize, mut op: impl FnMut(usize)) -> f64 {
-    for i in 0..n / 10 {
-        op(i);
-    }
-    let start = Instant::now();
-    for i in 0..n {
-        op(i);
-    }
-    start.elapsed().as_nanos() as f64 / n as f64
+        },
+        |i| {
+            black_box(floor.hit(urls[i % urls.len()].as_str()));
+        },
+    );
+    data("hit_ours", ours);
+    data("hit_bare", bare);
+    // Full: every new key evicts the least recently used entry.
+    let fresh: Vec<Url> = (0..EVICT_OPS * (ROUNDS + 1))
+        .map(|i| cache_url(size + i))
+        .collect();
+    let (ours, bare) = interleaved(
+        EVICT_OPS,
+        |i| fill(&cache, &fresh[i], &headers),
+        |i| floor.fill(fresh[i].as_str()),
+    );
+    data("evict_ours", ours);
+    data("evict_bare", bare);
+    assert!(
+        store.len() <= size + SWEEP_LIMIT,
+        "the cap holds: {} entries for a cap of {size}",
+        store.len()
+    );
 }
 
 /// What the mixed load counts.
@@ -339,9 +693,10 @@ struct Tally {
     hung: AtomicU64,
 }
 
-/// 64 callers, each cycling through a cached, a throttled, a retried and a failing call, for
-/// `duration`; every call under a deadline.
-async fn mixed_load(upstream: &Upstream, duration: Duration) {
+/// Child: 64 callers, each cycling through a cached, a throttled, a retried and a failing
+/// call, for `duration`; every call under a deadline. Resident memory at the start (a fresh
+/// process, the stitches built), after every 10 s window and at the end.
+async fn mixed_load(base: &str, duration: Duration) {
     println!();
     println!(
         "## Sustained mixed load: {SOAK_CALLERS} callers for {} s (cached, throttled at 2000/s, retried once, failing 500), per-call deadline {} s",
@@ -349,7 +704,6 @@ async fn mixed_load(upstream: &Upstream, duration: Duration) {
         DEADLINE.as_secs()
     );
     println!();
-    let base = &upstream.base;
     let policy = || Retry::attempts(3).backoff(Backoff::Fixed).base("1ms");
     let cached = Stitch::get(format!("{base}/cached/{{key}}"))
         .output::<User>()
@@ -418,11 +772,13 @@ async fn mixed_load(upstream: &Upstream, duration: Duration) {
             })
         })
         .collect();
-    println!("| window | calls | calls/s | RSS (MiB) |");
+    println!("| window | calls | calls/s | RSS at its end (MiB) |");
     println!("|---|---|---|---|");
     let window = Duration::from_secs(10).min(duration);
     let mut done_before = 0;
     let mut at = Duration::ZERO;
+    // (seconds since the start, calls settled so far, RSS) at the end of every window.
+    let mut samples: Vec<(f64, u64, f64)> = Vec::new();
     while at < duration {
         let step = window.min(duration - at);
         tokio::time::sleep(step).await;
@@ -430,14 +786,16 @@ async fn mixed_load(upstream: &Upstream, duration: Duration) {
         let done = tally.returned.load(Ordering::Relaxed)
             + tally.failed_as_expected.load(Ordering::Relaxed)
             + tally.failed_unexpectedly.load(Ordering::Relaxed);
+        let resident = rss();
         println!(
             "| {:.0}-{:.0} s | {} | {:.0} | {:.1} |",
             (at - step).as_secs_f64(),
             at.as_secs_f64(),
             done - done_before,
             (done - done_before) as f64 / step.as_secs_f64(),
-            mib(rss())
+            mib(resident)
         );
+        samples.push((start.elapsed().as_secs_f64(), done, resident));
         done_before = done;
     }
     stop.store(true, Ordering::Relaxed);
@@ -463,15 +821,42 @@ async fn mixed_load(upstream: &Upstream, duration: Duration) {
         DEADLINE.as_secs()
     );
     println!(
-        "RSS at start {:.1} MiB, at end {:.1} MiB ({:+.1} MiB)",
+        "RSS at start {:.1} MiB, after the first window {:.1} MiB, at end {:.1} MiB",
         mib(rss_start),
-        mib(rss_end),
-        mib(rss_end) - mib(rss_start)
+        mib(samples[0].2),
+        mib(rss_end)
     );
+    // After the first window (connection pools, the cache's 500 keys and the allocator's
+    // arenas warmed up), a leak shows as a samples slope.
+    if samples.len() >= 2 {
+        let slope = slope(samples.iter().map(|&(t, _, rss)| (t, rss)));
+        let (first, last) = (samples[0], samples[samples.len() - 1]);
+        let calls = (last.1 - first.1) as f64;
+        println!(
+            "after the first window: slope {:+.2} MiB/min (least squares over {} samples), {:+.1} MiB over {calls:.0} calls ({:+.1} bytes per call)",
+            mib(slope) * 60.0,
+            samples.len(),
+            mib(last.2 - first.2),
+            (last.2 - first.2) / calls.max(1.0)
+        );
+    }
     assert_eq!(hung, 0, "calls that neither returned nor failed");
     assert_eq!(
         load(&tally.failed_unexpectedly),
         0,
         "calls that failed unexpectedly"
     );
+}
+
+/// The least-squares slope of `points` (y per unit of x).
+fn slope(points: impl Iterator<Item = (f64, f64)> + Clone) -> f64 {
+    let n = points.clone().count() as f64;
+    let (sx, sy) = points
+        .clone()
+        .fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x, sy + y));
+    let (mx, my) = (sx / n, sy / n);
+    let (num, den) = points.fold((0.0, 0.0), |(num, den), (x, y)| {
+        (num + (x - mx) * (y - my), den + (x - mx) * (x - mx))
+    });
+    if den == 0.0 { 0.0 } else { num / den }
 }

@@ -1,11 +1,12 @@
 //! What the benchmarks of `stitchapi-bench` share: the loopback upstream, the clients under
-//! comparison built with the same policy, a per-thread counting allocator, statistics and a
-//! description of the machine.
+//! comparison built with the same policy, a per-thread counting allocator, the bare data
+//! structures the stores are measured against, statistics and a description of the machine.
 //!
 //! The benchmarks themselves are `benches/peers.rs` and `benches/growth.rs`
 //! (`cargo bench -p stitchapi-bench`); see the crate's README.
 
 pub mod alloc;
+pub mod baseline;
 pub mod clients;
 pub mod machine;
 pub mod report;

@@ -1,4 +1,5 @@
-//! The machine a run measured: cores, CPU model, and this process's resident memory.
+//! The machine a run measured: cores, CPU model, this process's resident memory and this
+//! thread's CPU time.
 
 /// `nproc`: the CPUs this process may run on.
 pub fn cores() -> usize {
@@ -29,4 +30,21 @@ pub fn rss_bytes() -> Option<u64> {
 /// One line naming the machine: `2 cores, AMD EPYC`.
 pub fn describe() -> String {
     format!("{} cores (nproc), {}", cores(), cpu_model())
+}
+
+/// The CPU time this thread has run (`CLOCK_THREAD_CPUTIME_ID`): on a shared machine, time
+/// spent preempted by other processes is not counted. `None` where the OS has no such clock.
+pub fn thread_cpu_time() -> Option<std::time::Duration> {
+    #[cfg(unix)]
+    {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Some(std::time::Duration::new(
+            u64::try_from(now.tv_sec).ok()?,
+            u32::try_from(now.tv_nsec).ok()?,
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
