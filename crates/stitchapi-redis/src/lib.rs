@@ -13,7 +13,11 @@
 //! capability (fleet scope, strong consistency, atomic `increment`, `reserve`, `lease` and the
 //! conditional writes behind owned locks), and every verb is one round trip:
 //!
-//! - `increment`, `lease`, `release` are Lua scripts ([`scripts`]);
+//! - `increment` over TCP is one pipelined transaction, `MULTI; SET key 0 NX PX ttl; INCR key;
+//!   EXEC`, which sets the TTL only when it creates the counter, with no Lua (any Redis since
+//!   2.6.12; Cluster too, the transaction touches one key); over REST it is the
+//!   [`INCREMENT`](scripts::INCREMENT) script;
+//! - `lease`, `release` are Lua scripts ([`scripts`]);
 //! - `reserve(key, spacing, now, latest, ttl)` is the GCRA cell in Lua, exact to the nanosecond
 //!   (whole milliseconds and nanoseconds kept apart, so a `"3/s"` spacing never drifts): a
 //!   grant past `latest` is refused and leaves the cell and its TTL untouched, mirroring
