@@ -9,7 +9,9 @@
 //! quarter of a microsecond), so it mirrors the core's
 //! [`gcra::step`](stitchapi::throttle::gcra::step) exactly, `latest` comparison included.
 //!
-//! `create` needs no script: `SET key value NX [PX ttl]` is atomic.
+//! `create` needs no script: `SET key value NX [PX ttl]` is atomic. Nor does `increment` over
+//! TCP, a `MULTI; SET key 0 NX PX ttl; INCR key; EXEC` transaction; [`INCREMENT`] serves the
+//! REST path, where the request, not the server's Lua, is the cost.
 
 // Built without a driver, the crate has only the scripts: their helpers have no caller.
 #![cfg_attr(

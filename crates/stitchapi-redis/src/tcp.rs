@@ -1,5 +1,6 @@
-//! Redis over TCP with redis-rs: a self-reconnecting multiplexed connection, the atomic verbs
-//! as Lua scripts sent by EVALSHA (with a NOSCRIPT fallback).
+//! Redis over TCP with redis-rs: a self-reconnecting multiplexed connection; `increment` as a
+//! `MULTI`/`EXEC` transaction, the other atomic verbs as Lua scripts sent by EVALSHA (with a
+//! NOSCRIPT fallback).
 
 use std::fmt;
 use std::time::Duration;
@@ -21,8 +22,10 @@ const NAME: &str = "redis";
 /// - Values are stored as they are given (stitchapi stores JSON). To share one Redis with other
 ///   data, namespace the keys with the core's [`StitchStoreExt::prefixed`](stitchapi::StitchStoreExt::prefixed)
 ///   (`RedisStore::from_url(url)?.prefixed("myapp:")`).
-/// - `increment`, `reserve`, `lease`, `release`, `renew_if` and `delete_if` are one Lua script
-///   each, and `create` is one `SET key value NX [PX ttl]`: one round trip per decision.
+/// - `increment` is one pipelined transaction, `MULTI; SET key 0 NX PX ttl; INCR key; EXEC`
+///   (no Lua: the TTL is set only when the counter is created); `reserve`, `lease`, `release`,
+///   `renew_if` and `delete_if` are one Lua script each, and `create` is one
+///   `SET key value NX [PX ttl]`: one round trip per decision.
 /// - The connection is a redis-rs `ConnectionManager`: multiplexed, and it reconnects by
 ///   itself after Redis restarts. Commands time out after the response timeout (default 1 s),
 ///   so an unreachable Redis fails calls with a `Store` error instead of hanging them.
@@ -56,7 +59,6 @@ enum Connection {
 
 #[derive(Clone)]
 struct Scripts {
-    increment: Script,
     reserve: Script,
     lease: Script,
     release: Script,
@@ -67,7 +69,6 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            increment: Script::new(scripts::INCREMENT),
             reserve: Script::new(scripts::RESERVE),
             lease: Script::new(scripts::LEASE),
             release: Script::new(scripts::RELEASE),
@@ -227,6 +228,19 @@ impl RedisStore {
         .map_err(|e| Self::fail(operation, e))
     }
 
+    async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        match self.connection.clone() {
+            Connection::Single(mut connection) => pipeline.query_async(&mut connection).await,
+            #[cfg(feature = "cluster")]
+            Connection::Cluster(mut connection) => pipeline.query_async(&mut connection).await,
+        }
+        .map_err(|e| Self::fail(operation, e))
+    }
+
     async fn run<T: redis::FromRedisValue>(
         &self,
         operation: &'static str,
@@ -306,13 +320,27 @@ impl StitchStore for RedisStore {
     }
 
     async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<i64, StoreError> {
-        self.run(
-            "increment",
-            &self.scripts.increment,
-            key,
-            scripts::increment_args(ttl),
-        )
-        .await
+        let ttl = scripts::ttl_millis(ttl);
+        if ttl == 0 {
+            return self.query("increment", redis::cmd("INCR").arg(key)).await;
+        }
+        // One round trip, no Lua: `SET NX PX` creates the counter at 0 with its TTL only when
+        // it is missing, and `INCR` counts; `MULTI`/`EXEC` makes the pair atomic, so the key
+        // cannot expire between them. A key of another type fails `INCR` and is left as it was.
+        let mut transaction = redis::pipe();
+        transaction
+            .atomic()
+            .cmd("SET")
+            .arg(key)
+            .arg(0)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl)
+            .ignore()
+            .cmd("INCR")
+            .arg(key);
+        let (count,): (i64,) = self.pipeline("increment", &transaction).await?;
+        Ok(count)
     }
 
     async fn reserve(

@@ -118,6 +118,14 @@ pub trait Clock: MaybeSend + MaybeSync + fmt::Debug + 'static {
 
     /// A future that completes after `duration` has passed on this clock.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// [`sleep`](Clock::sleep), ending as close to `duration` as the clock can, at some CPU
+    /// cost: what a throttle waits for its slot with, so paced calls are evenly spaced. The
+    /// default is `sleep`; [`SystemClock`] on native targets sleeps on tokio's millisecond
+    /// timer until less than a millisecond is left, then yields to the runtime until the end.
+    fn sleep_precise(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        self.sleep(duration)
+    }
 }
 
 /// Runs `future` for at most `limit` on `clock`: `None` when the limit ran out first (the
@@ -176,6 +184,34 @@ impl Default for SystemClock {
     }
 }
 
+/// Tokio's timer fires on whole milliseconds, up to one late.
+#[cfg(not(target_arch = "wasm32"))]
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// Sleeps `duration` to within microseconds: tokio's timer until less than its resolution is
+/// left, then yields to the runtime (other tasks run) until the end, on the OS's monotonic
+/// clock. At most one resolution is spent yielding, so the CPU cost per sleep is bounded.
+/// Under `tokio::time::pause` the yielding is bounded by that same real time and the end is
+/// then reached on the paused clock by a plain sleep.
+#[cfg(not(target_arch = "wasm32"))]
+async fn precise_sleep(duration: Duration) {
+    use tokio::time::Instant;
+    let end = Instant::now() + duration;
+    if let Some(coarse) = end.checked_sub(TIMER_RESOLUTION) {
+        tokio::time::sleep_until(coarse).await;
+    }
+    let left = end.saturating_duration_since(Instant::now());
+    if left < TIMER_RESOLUTION {
+        let spin_end = std::time::Instant::now() + left;
+        while std::time::Instant::now() < spin_end {
+            tokio::task::yield_now().await;
+        }
+    }
+    if Instant::now() < end {
+        tokio::time::sleep_until(end).await;
+    }
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 fn wall_now() -> Timestamp {
     let since = std::time::SystemTime::now()
@@ -206,6 +242,11 @@ impl Clock for SystemClock {
     #[cfg(not(target_arch = "wasm32"))]
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(duration))
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn sleep_precise(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(precise_sleep(duration))
     }
 
     #[cfg(target_arch = "wasm32")]
@@ -442,6 +483,31 @@ mod tests {
         clock.sleep(Duration::from_secs(60)).await;
         let elapsed = clock.now().saturating_duration_since(t0);
         assert!(elapsed >= Duration::from_secs(60) && elapsed < Duration::from_secs(61));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn precise_sleep_follows_paused_tokio_time() {
+        let clock = SystemClock::new();
+        for duration in [Duration::from_micros(2_500), Duration::from_secs(60)] {
+            let t0 = clock.now();
+            clock.sleep_precise(duration).await;
+            let elapsed = clock.now().saturating_duration_since(t0);
+            assert!(
+                elapsed >= duration && elapsed < duration + TIMER_RESOLUTION,
+                "{elapsed:?} for {duration:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn precise_sleep_never_ends_early() {
+        let clock = SystemClock::new();
+        for micros in [0, 300, 1_000, 2_700] {
+            let duration = Duration::from_micros(micros);
+            let start = std::time::Instant::now();
+            clock.sleep_precise(duration).await;
+            assert!(start.elapsed() >= duration, "{micros} µs");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::support;
 
 use stitchapi::store::{StitchStore, StitchStoreExt};
-use stitchapi::testing::{ConformanceOptions, store_conformance};
+use stitchapi::testing::store_conformance;
 use stitchapi_redis::RedisStore;
 use support::RedisCluster;
 
@@ -14,11 +14,11 @@ async fn a_cluster_passes_the_conformance_kit_with_and_without_a_prefix() {
     let urls = cluster.urls();
     let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
     let store = RedisStore::cluster(&nodes).await.unwrap();
-    let report = store_conformance(&store, ConformanceOptions::new()).await;
+    let report = store_conformance(&store, support::kit_options()).await;
     report.assert_ok();
     assert!(report.skipped.is_empty(), "{report}");
     let prefixed = RedisStore::cluster(&nodes).await.unwrap().prefixed("app:");
-    let report = store_conformance(&prefixed, ConformanceOptions::new()).await;
+    let report = store_conformance(&prefixed, support::kit_options()).await;
     report.assert_ok();
     assert!(report.skipped.is_empty(), "{report}");
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stitchapi::store::{Reservation, StitchStore, StitchStoreExt};
-use stitchapi::testing::{ConformanceOptions, store_conformance};
+use stitchapi::testing::store_conformance;
 use stitchapi::time::Timestamp;
 use stitchapi_redis::RedisStore;
 use support::RedisServer;
@@ -15,7 +15,7 @@ use support::RedisServer;
 async fn redis_passes_the_conformance_kit() {
     let server = RedisServer::start();
     let store = RedisStore::from_url(&server.url()).unwrap();
-    let report = store_conformance(&store, ConformanceOptions::new()).await;
+    let report = store_conformance(&store, support::kit_options()).await;
     report.assert_ok();
     assert!(report.skipped.is_empty(), "{report}");
 }
@@ -26,7 +26,7 @@ async fn redis_with_a_key_prefix_passes_and_prefixes_every_key() {
     let store = RedisStore::from_url(&server.url())
         .unwrap()
         .prefixed("app:");
-    let report = store_conformance(&store, ConformanceOptions::new()).await;
+    let report = store_conformance(&store, support::kit_options()).await;
     report.assert_ok();
     assert!(report.skipped.is_empty(), "{report}");
 
@@ -332,4 +332,74 @@ async fn owned_locks_live_by_real_ttls_and_a_zero_renewal_persists() {
     assert!(store.renew_if("bin", &token, ttl).await.unwrap());
     assert!((1..=200).contains(&pttl("bin")));
     assert!(store.delete_if("bin", &token).await.unwrap());
+}
+
+/// `increment` is a `MULTI`/`EXEC` transaction, not a script: the TTL is set only when it
+/// creates the counter, a key of another type fails and is left exactly as it was, and Redis
+/// runs no Lua for it.
+#[tokio::test]
+async fn increment_sets_the_ttl_only_on_creation_without_lua() {
+    let server = RedisServer::start();
+    let store = RedisStore::from_url(&server.url()).unwrap();
+    let mut connection = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut pttl =
+        |key: &str| -> i64 { redis::cmd("PTTL").arg(key).query(&mut connection).unwrap() };
+    let minute = Some(Duration::from_secs(60));
+
+    assert_eq!(store.increment("window", minute).await.unwrap(), 1);
+    assert!((59_000..=60_000).contains(&pttl("window")));
+    assert_eq!(
+        store
+            .increment("window", Some(Duration::from_secs(3600)))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        (1..=60_000).contains(&pttl("window")),
+        "a later TTL does not extend the window"
+    );
+
+    store.set("kept", Some("5".into()), None).await.unwrap();
+    assert_eq!(store.increment("kept", minute).await.unwrap(), 6);
+    assert_eq!(pttl("kept"), -1, "an existing counter gets no TTL");
+    assert_eq!(store.increment("forever", None).await.unwrap(), 1);
+    assert_eq!(pttl("forever"), -1);
+
+    let mut connection = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("list")
+        .arg("x")
+        .query(&mut connection)
+        .unwrap();
+    let error = store.increment("list", minute).await.unwrap_err();
+    assert_eq!(
+        error.kind(),
+        stitchapi::store::StoreErrorKind::Backend,
+        "{error}"
+    );
+    assert!(error.to_string().contains("WRONGTYPE"), "{error}");
+    let kind: String = redis::cmd("TYPE")
+        .arg("list")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(kind, "list", "the other key is left as it was");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("list")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(ttl, -1, "and gets no TTL");
+
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut connection)
+        .unwrap();
+    assert!(!stats.contains("cmdstat_eval"), "no script ran: {stats}");
+    assert!(stats.contains("cmdstat_exec:calls=4"), "{stats}");
 }

@@ -5,7 +5,7 @@ use crate::support;
 use std::time::Duration;
 
 use stitchapi::store::{Reservation, StitchStore, StitchStoreExt, StoreErrorKind};
-use stitchapi::testing::{ConformanceOptions, store_conformance};
+use stitchapi::testing::store_conformance;
 use stitchapi_redis::UpstashStore;
 use support::RedisServer;
 use support::upstash::UpstashFront;
@@ -15,13 +15,13 @@ async fn upstash_passes_the_conformance_kit_with_and_without_a_prefix() {
     let server = RedisServer::start();
     let front = UpstashFront::start(&server.url(), "test-token-123").await;
     let store = UpstashStore::new(&front.url(), front.token.clone()).unwrap();
-    let report = store_conformance(&store, ConformanceOptions::new()).await;
+    let report = store_conformance(&store, support::kit_options()).await;
     report.assert_ok();
     assert!(report.skipped.is_empty(), "{report}");
     let prefixed = UpstashStore::new(&front.url(), front.token.clone())
         .unwrap()
         .prefixed("edge:");
-    let report = store_conformance(&prefixed, ConformanceOptions::new()).await;
+    let report = store_conformance(&prefixed, support::kit_options()).await;
     report.assert_ok();
     assert!(report.skipped.is_empty(), "{report}");
 }

@@ -190,7 +190,7 @@ impl LocalLimiter {
             seq,
             taken: false,
         };
-        let grant = Grant::paced(&*self.clock, permit, start, Some((now, at))).await;
+        let grant = Grant::paced(&*self.clock, permit, start, Some(at)).await;
         turn.take();
         Ok(grant)
     }

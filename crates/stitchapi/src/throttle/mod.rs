@@ -479,18 +479,19 @@ impl Grant {
         self.waited
     }
 
-    /// Grants `permit` once the pacing grant `at` has come (`pacing` is `(now, at)`), with
-    /// the time waited since `start`.
+    /// Grants `permit` once the pacing grant `at` has come, with the time waited since
+    /// `start`. The wait is measured from the clock's time now (after the reservation's
+    /// round trip) and slept with [`Clock::sleep_precise`], so paced calls are evenly spaced.
     async fn paced(
         clock: &dyn Clock,
         permit: Permit,
         start: Timestamp,
-        pacing: Option<(Timestamp, Timestamp)>,
+        at: Option<Timestamp>,
     ) -> Grant {
-        if let Some((now, at)) = pacing {
-            let wait = at.saturating_duration_since(now);
+        if let Some(at) = at {
+            let wait = at.saturating_duration_since(clock.now());
             if !wait.is_zero() {
-                clock.sleep(wait).await;
+                clock.sleep_precise(wait).await;
             }
         }
         Grant {

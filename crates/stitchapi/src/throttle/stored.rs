@@ -141,7 +141,7 @@ impl StoreLimiter {
                 at
             }
         };
-        Ok(Grant::paced(&*self.clock, permit, start, Some((now, at))).await)
+        Ok(Grant::paced(&*self.clock, permit, start, Some(at)).await)
     }
 
     async fn lease_slot(
