@@ -107,6 +107,12 @@ enum Command {
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
+    // A command printing to a pipe that closes early (`stitch list | head -1`) ends quietly,
+    // as Unix tools do, instead of panicking on the broken pipe. The front doors keep the
+    // default: a closed client is an error they handle, never a signal.
+    if !matches!(cli.command, Command::Serve { .. } | Command::Mcp { .. }) {
+        sigpipe::reset();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

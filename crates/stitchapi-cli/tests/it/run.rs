@@ -232,3 +232,20 @@ async fn list_and_describe_show_the_inputs() {
     assert_eq!(run.code, 0);
     assert!(run.stdout.contains("from-curl"));
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_without_a_panic() {
+    use std::process::{Command, Stdio};
+    // `stitch completions bash | head -0`: the reader is gone before the first write.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stitch"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stitch");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("stitch ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!output.status.success(), "the write failed, so no success");
+}
