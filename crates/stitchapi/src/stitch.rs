@@ -258,7 +258,7 @@ impl<O> Stitch<O> {
         let (outgoing, _) = pipeline::prepare(&self.inner.spec, input)?;
         let mut request = http::Request::new(outgoing.body);
         *request.method_mut() = outgoing.method;
-        *request.uri_mut() = outgoing.uri;
+        *request.uri_mut() = crate::transport::redirect::uri_of(&outgoing.url)?;
         *request.headers_mut() = outgoing.headers;
         Ok(request)
     }

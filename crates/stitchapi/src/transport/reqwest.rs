@@ -4,11 +4,11 @@ use bytes::Bytes;
 #[cfg(not(target_arch = "wasm32"))]
 use bytes::BytesMut;
 
-use super::{RequestContext, Transport, TransportError, TransportErrorKind};
+use super::{Transport, TransportError, TransportErrorKind, TransportRequest};
 
 /// The default [`Transport`]: a [`reqwest::Client`] that never follows redirects (the engine
-/// does, so it can strip credentials on cross-origin hops) and enforces the [`RequestContext`] body limit while
-/// reading.
+/// does, so it can strip credentials on cross-origin hops) and enforces the request's
+/// [`body_limit`](TransportRequest::body_limit) while reading.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -95,27 +95,16 @@ fn describe(error: &reqwest::Error) -> String {
 impl Transport for ReqwestTransport {
     async fn send(
         &self,
-        mut request: http::Request<Bytes>,
+        request: TransportRequest,
     ) -> Result<http::Response<Bytes>, TransportError> {
-        let context = request.extensions_mut().remove::<RequestContext>();
-        let limit = context.as_ref().map(|context| context.body_limit);
-        let request = match context {
-            // The engine's requests carry their parsed URL: skip parsing it a second time.
-            Some(RequestContext { url, .. }) => {
-                let (parts, body) = request.into_parts();
-                let mut built = reqwest::Request::new(parts.method, url);
-                *built.headers_mut() = parts.headers;
-                #[cfg(not(target_arch = "wasm32"))]
-                {
-                    *built.version_mut() = parts.version;
-                }
-                if !body.is_empty() {
-                    *built.body_mut() = Some(body.into());
-                }
-                built
-            }
-            None => reqwest::Request::try_from(request).map_err(map_error)?,
-        };
+        let limit = request.body_limit;
+        // The parsed URL goes to reqwest as it is: nothing is parsed or converted again.
+        let mut built = reqwest::Request::new(request.method, request.url);
+        *built.headers_mut() = request.headers;
+        if !request.body.is_empty() {
+            *built.body_mut() = Some(request.body.into());
+        }
+        let request = built;
         #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
         let mut response = self.client.execute(request).await.map_err(map_error)?;
         if let (Some(limit), Some(length)) = (limit, response.content_length())
@@ -133,14 +122,26 @@ impl Transport for ReqwestTransport {
         }
         #[cfg(not(target_arch = "wasm32"))]
         let body = {
-            let mut body = BytesMut::new();
+            // A body that arrives in one chunk (most small ones) is kept as it is, not copied.
+            let mut first: Option<Bytes> = None;
+            let mut joined = BytesMut::new();
+            let mut read = 0;
             while let Some(chunk) = response.chunk().await.map_err(map_error)? {
-                if limit.is_some_and(|limit| body.len() + chunk.len() > limit) {
+                read += chunk.len();
+                if limit.is_some_and(|limit| read > limit) {
                     return Err(TransportError::body_too_large(limit.unwrap_or_default()));
                 }
-                body.extend_from_slice(&chunk);
+                match first.take() {
+                    None if joined.is_empty() => first = Some(chunk),
+                    earlier => {
+                        if let Some(earlier) = earlier {
+                            joined.extend_from_slice(&earlier);
+                        }
+                        joined.extend_from_slice(&chunk);
+                    }
+                }
             }
-            body.freeze()
+            first.unwrap_or_else(|| joined.freeze())
         };
         #[cfg(target_arch = "wasm32")]
         let body = {
