@@ -31,6 +31,8 @@ thread_local! {
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 static BYTES: AtomicUsize = AtomicUsize::new(0);
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
+static OVER_1K: AtomicUsize = AtomicUsize::new(0);
+static OVER_1K_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts the allocations of the thread marked [`COUNTED`].
 struct Counter;
@@ -41,6 +43,10 @@ impl AllocationTracker for Counter {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
             BYTES.fetch_add(size, Ordering::Relaxed);
             LARGEST.fetch_max(size, Ordering::Relaxed);
+            if size > 1024 {
+                OVER_1K.fetch_add(1, Ordering::Relaxed);
+                OVER_1K_BYTES.fetch_add(size, Ordering::Relaxed);
+            }
         }
     }
 
@@ -60,6 +66,9 @@ struct PerCall {
     allocations: f64,
     bytes: f64,
     largest: usize,
+    /// Allocations over 1 KB per call, and their bytes.
+    over_1k: f64,
+    over_1k_bytes: f64,
 }
 
 /// Runs `concurrency` loops of `per_loop` calls of `call` on this thread, counted.
@@ -83,6 +92,8 @@ where
     ALLOCATIONS.store(0, Ordering::Relaxed);
     BYTES.store(0, Ordering::Relaxed);
     LARGEST.store(0, Ordering::Relaxed);
+    OVER_1K.store(0, Ordering::Relaxed);
+    OVER_1K_BYTES.store(0, Ordering::Relaxed);
     COUNTED.with(|counted| counted.set(true));
     run().await;
     COUNTED.with(|counted| counted.set(false));
@@ -91,6 +102,8 @@ where
         allocations: ALLOCATIONS.load(Ordering::Relaxed) as f64 / calls,
         bytes: BYTES.load(Ordering::Relaxed) as f64 / calls,
         largest: LARGEST.load(Ordering::Relaxed),
+        over_1k: OVER_1K.load(Ordering::Relaxed) as f64 / calls,
+        over_1k_bytes: OVER_1K_BYTES.load(Ordering::Relaxed) as f64 / calls,
     }
 }
 
@@ -137,21 +150,25 @@ fn main() {
         };
         println!("heap allocations per call (client thread), stitchapi vs bare reqwest:");
         println!(
-            "  {:>11}  {:>17}  {:>21}  {:>19}",
-            "concurrency", "allocations", "bytes", "largest allocation"
+            "  {:>11}  {:>17}  {:>21}  {:>19}  {:>33}",
+            "concurrency", "allocations", "bytes", "largest allocation", "over 1 KB: count and bytes"
         );
         for concurrency in [1, 32, 128] {
             let per_loop = 4_000 / concurrency;
             let theirs = count(concurrency, per_loop, bare).await;
             let ours = count(concurrency, per_loop, ours).await;
             println!(
-                "  {concurrency:>11}  {:>7.1} vs {:>6.1}  {:>9.0} vs {:>8.0} B  {:>7} vs {:>7} B",
+                "  {concurrency:>11}  {:>7.1} vs {:>6.1}  {:>9.0} vs {:>8.0} B  {:>7} vs {:>7} B  {:.2} ({:.0} B) vs {:.2} ({:.0} B)",
                 ours.allocations,
                 theirs.allocations,
                 ours.bytes,
                 theirs.bytes,
                 ours.largest,
-                theirs.largest
+                theirs.largest,
+                ours.over_1k,
+                ours.over_1k_bytes,
+                theirs.over_1k,
+                theirs.over_1k_bytes,
             );
         }
     });

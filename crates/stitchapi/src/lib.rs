@@ -425,9 +425,9 @@
 //! ## Runtimes and the edge
 //!
 //! Time comes from an injected [`Clock`](time::Clock): tokio timers on native targets,
-//! JavaScript timers on `wasm32`, virtual time in tests. The transport is a trait over
-//! `http::Request<Bytes>` / `http::Response<Bytes>`; [`ReqwestTransport`](transport) (rustls)
-//! is the default. The crate builds for `wasm32-unknown-unknown`, where futures are not `Send`
+//! JavaScript timers on `wasm32`, virtual time in tests. The transport is a trait from a
+//! [`TransportRequest`](transport::TransportRequest) (its URL already parsed) to an
+//! `http::Response<Bytes>`; [`ReqwestTransport`](transport) (rustls) is the default. The crate builds for `wasm32-unknown-unknown`, where futures are not `Send`
 //! ([`runtime`]).
 //!
 //! ## Public modules

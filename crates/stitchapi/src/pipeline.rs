@@ -230,10 +230,11 @@ pub(crate) async fn run<O: MaybeSend + 'static>(
         deadline: spec.timeout.total.map(|total| started + total),
         emitter,
     };
-    // The branches are boxed so this future stays small: large futures cost a copy at every
-    // level they are moved through.
+    // Whatever a stitch does not configure costs nothing: the machinery of a cache, a
+    // throttle, auth or a circuit breaker is boxed where it runs, so the future of a call
+    // without them stays small (it is moved, and allocated once per call, whole).
     let result = match &spec.cache {
-        Some(cache) => cached(&call, cache, outgoing).await,
+        Some(cache) => Box::pin(cached(&call, cache, outgoing)).await,
         None => fetch(&call, outgoing).await,
     };
     match &result {
@@ -577,7 +578,7 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
         let Some(auth) = &self.spec.auth else {
             return Ok((None, None));
         };
-        let (authed, credential) = authenticate(auth, outgoing, cx)
+        let (authed, credential) = Box::pin(authenticate(auth, outgoing, cx))
             .await
             .map_err(|error| error.in_call(&outgoing.url, attempt - 1))?;
         Ok((Some(Box::new(authed)), credential))
@@ -802,10 +803,19 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
 
     /// Runs the attempts behind the circuit breaker, if the stitch has one.
     async fn guarded(&self, outgoing: &Outgoing) -> Result<(Received, u32)> {
+        match &self.spec.breaker {
+            None => self.attempts(outgoing, &mut LastSent::Nothing).await,
+            Some(breaker) => Box::pin(self.breaker_guarded(breaker, outgoing)).await,
+        }
+    }
+
+    /// Runs the attempts behind the circuit breaker.
+    async fn breaker_guarded(
+        &self,
+        breaker: &crate::circuit::Breaker,
+        outgoing: &Outgoing,
+    ) -> Result<(Received, u32)> {
         let mut last_sent = LastSent::Nothing;
-        let Some(breaker) = &self.spec.breaker else {
-            return self.attempts(outgoing, &mut last_sent).await;
-        };
         let circuit = |event| self.emitter.progress(self.clock, 0, Step::Circuit(event));
         let admission = match breaker.admit().await {
             Ok(admission) => admission,
@@ -1059,7 +1069,7 @@ async fn throttle<O>(
     if spec.limiters.is_empty() {
         return Ok(None);
     }
-    let grant = Limiter::acquire_chain(&spec.limiters, deadline, false).await?;
+    let grant = Box::pin(Limiter::acquire_chain(&spec.limiters, deadline, false)).await?;
     let clock = &*spec.runtime.clock;
     if !grant.waited.is_zero() {
         tracing::debug!(

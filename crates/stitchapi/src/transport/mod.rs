@@ -53,8 +53,10 @@ pub use self::reqwest::ReqwestTransport;
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 pub trait Transport: MaybeSend + MaybeSync + fmt::Debug + 'static {
     /// Sends `request` and returns the response with its body read.
-    async fn send(&self, request: TransportRequest)
-    -> Result<http::Response<Bytes>, TransportError>;
+    async fn send(
+        &self,
+        request: TransportRequest,
+    ) -> Result<http::Response<Bytes>, TransportError>;
 }
 
 /// One redirect the engine followed: the response that redirected, and the URL that gave it.
