@@ -95,10 +95,13 @@ pub type DynTransport = Arc<dyn Transport>;
 /// let url = url::Url::parse("https://api.example.com/users/7#top").unwrap();
 /// let request = TransportRequest::new(Method::GET, url).with_body_limit(1 << 20);
 /// assert_eq!(request.body_limit, Some(1 << 20));
+/// assert!(format!("{request:?}").contains("api.example.com/users/7"));
 /// let http = request.into_http().unwrap();
 /// assert_eq!(http.uri(), "https://api.example.com/users/7"); // no fragment
 /// ```
-#[derive(Clone, Debug)]
+/// Its `Debug` redacts the URL's query values and the headers that are not
+/// [safe](crate::headers), and shows the body's length only.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct TransportRequest {
     /// The method.
@@ -112,6 +115,21 @@ pub struct TransportRequest {
     /// The largest response body, in bytes: a transport stops reading past it and fails with
     /// [`TransportErrorKind::BodyTooLarge`]. `None`: no limit.
     pub body_limit: Option<usize>,
+}
+
+impl fmt::Debug for TransportRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportRequest")
+            .field("method", &self.method)
+            .field(
+                "url",
+                &format_args!("{}", crate::error::RedactedUrl(&self.url)),
+            )
+            .field("headers", &crate::headers::redacted(&self.headers))
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
 }
 
 impl TransportRequest {
@@ -248,5 +266,27 @@ pub(crate) fn default_transport() -> Result<DynTransport, Error> {
             "no transport is configured and the `reqwest` feature is off",
             "enable the `reqwest` feature or pass `.transport(...)`",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_query_values_and_credentials() {
+        let url = url::Url::parse("https://api.example.com/v1?api_key=k-s3cret&page=2").unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer t-s3cret"),
+        );
+        let request = TransportRequest::new(http::Method::GET, url)
+            .with_headers(headers)
+            .with_body("b-s3cret");
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("api.example.com/v1"), "{shown}");
+        assert!(shown.contains("<8 bytes>"), "{shown}");
     }
 }
