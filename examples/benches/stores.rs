@@ -25,7 +25,9 @@ use common::{Denokv, RedisServer};
 use futures_util::future::join_all;
 use stitchapi::store::StitchStore;
 use stitchapi::throttle::Throttle;
-use stitchapi::transport::{DynTransport, ReqwestTransport, Transport, TransportError};
+use stitchapi::transport::{
+    DynTransport, ReqwestTransport, Transport, TransportError, TransportRequest,
+};
 use stitchapi::{Input, MemoryStore, Retry, Seam, Stitch};
 use stitchapi_deno_kv::{DenoKvStore, KvConnect};
 use stitchapi_examples::fleet::FleetUpstream;
@@ -57,9 +59,9 @@ impl Counting {
 impl Transport for Counting {
     async fn send(
         &self,
-        request: http::Request<Bytes>,
+        request: TransportRequest,
     ) -> Result<http::Response<Bytes>, TransportError> {
-        let path = request.uri().path().to_owned();
+        let path = request.url.path().to_owned();
         *self.requests.lock().unwrap().entry(path).or_default() += 1;
         self.inner.send(request).await
     }

@@ -1,7 +1,7 @@
 //! [`WorkerTransport`]: the stitchapi transport over the Workers `fetch`.
 
 use bytes::{Bytes, BytesMut};
-use stitchapi::transport::{RequestContext, Transport, TransportError, TransportErrorKind};
+use stitchapi::transport::{Transport, TransportError, TransportErrorKind, TransportRequest};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -11,7 +11,7 @@ use worker::web_sys;
 ///
 /// - Redirects are never followed (`redirect: "manual"`): the engine follows them itself, so
 ///   it forwards only safe headers on a cross-origin hop.
-/// - The body limit of the request's [`RequestContext`] is enforced while streaming the
+/// - The request's [`body_limit`](TransportRequest::body_limit) is enforced while streaming the
 ///   response: a declared `Content-Length` over it fails at once, and reading stops (and the
 ///   body is cancelled) as soon as the limit is passed.
 /// - Dropping the future returned by [`send`](Transport::send) aborts the `fetch` through an
@@ -89,28 +89,25 @@ fn fetch_failure_kind(value: &JsValue) -> TransportErrorKind {
     }
 }
 
-fn build_request(
-    request: &http::Request<Bytes>,
-    url: &str,
-) -> Result<web_sys::Request, TransportError> {
+fn build_request(request: &TransportRequest) -> Result<web_sys::Request, TransportError> {
     let request_error =
         |what: &str, value: JsValue| error(TransportErrorKind::Request, what, &value);
     let headers = web_sys::Headers::new().map_err(|e| request_error("creating headers", e))?;
-    for (name, value) in request.headers() {
+    for (name, value) in &request.headers {
         let value = String::from_utf8_lossy(value.as_bytes());
         headers
             .append(name.as_str(), &value)
             .map_err(|e| request_error("invalid header", e))?;
     }
     let init = web_sys::RequestInit::new();
-    init.set_method(request.method().as_str());
+    init.set_method(request.method.as_str());
     init.set_headers(&headers);
     init.set_redirect(web_sys::RequestRedirect::Manual);
-    if !request.body().is_empty() {
-        let body = js_sys::Uint8Array::from(request.body().as_ref());
+    if !request.body.is_empty() {
+        let body = js_sys::Uint8Array::from(request.body.as_ref());
         init.set_body(&body);
     }
-    web_sys::Request::new_with_str_and_init(url, &init)
+    web_sys::Request::new_with_str_and_init(request.url.as_str(), &init)
         .map_err(|e| request_error("building the request", e))
 }
 
@@ -176,15 +173,10 @@ async fn read_body(
 impl Transport for WorkerTransport {
     async fn send(
         &self,
-        mut request: http::Request<Bytes>,
+        request: TransportRequest,
     ) -> Result<http::Response<Bytes>, TransportError> {
-        let context = request.extensions_mut().remove::<RequestContext>();
-        let limit = context.as_ref().map(|context| context.body_limit);
-        let url = match &context {
-            Some(context) => context.url.to_string(),
-            None => request.uri().to_string(),
-        };
-        let js_request = build_request(&request, &url)?;
+        let limit = request.body_limit;
+        let js_request = build_request(&request)?;
         let controller = web_sys::AbortController::new().map_err(|e| {
             error(
                 TransportErrorKind::Request,

@@ -18,7 +18,7 @@ use denokv_proto::{AtomicWrite, KvValue, MutationKind};
 use stitchapi::Secret;
 use stitchapi::store::{StoreError, StoreErrorKind};
 use stitchapi::time::{Clock, Timestamp, timeout};
-use stitchapi::transport::DynTransport;
+use stitchapi::transport::{DynTransport, TransportRequest};
 
 use crate::store::{Entry, KvBackend, NAME};
 
@@ -198,7 +198,7 @@ impl RemoteBackend {
         &self,
         operation: &'static str,
         clock: &dyn Clock,
-        request: http::Request<Bytes>,
+        request: TransportRequest,
     ) -> Result<http::Response<Bytes>, StoreError> {
         let Some(transport) = &self.options.transport else {
             return Err(error(
@@ -275,16 +275,9 @@ impl RemoteBackend {
         let body =
             serde_json::to_vec(&serde_json::json!({ "supportedVersions": SUPPORTED_VERSIONS }))
                 .unwrap_or_default();
-        let mut request = http::Request::new(Bytes::from(body));
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = self.options.url.as_str().parse().map_err(|e| {
-            error(
-                operation,
-                StoreErrorKind::Backend,
-                format!("the KV Connect URL is not a URI ({e})"),
-            )
-        })?;
-        let headers = request.headers_mut();
+        let mut request = TransportRequest::new(http::Method::POST, self.options.url.clone())
+            .with_body(Bytes::from(body));
+        let headers = &mut request.headers;
         headers.insert(
             http::header::AUTHORIZATION,
             sensitive_bearer(operation, &token)?,
@@ -395,17 +388,17 @@ impl RemoteBackend {
         }
         let mut retried = false;
         loop {
-            let mut request = http::Request::new(body.clone());
-            *request.method_mut() = http::Method::POST;
             let uri = format!("{}/{path}", metadata.endpoint);
-            *request.uri_mut() = uri.parse().map_err(|e| {
+            let url = url::Url::parse(&uri).map_err(|e| {
                 error(
                     operation,
                     StoreErrorKind::Backend,
-                    format!("the data path URL {uri:?} is not a URI ({e})"),
+                    format!("the data path URL {uri:?} is not a URL ({e})"),
                 )
             })?;
-            let headers = request.headers_mut();
+            let mut request =
+                TransportRequest::new(http::Method::POST, url).with_body(body.clone());
+            let headers = &mut request.headers;
             headers.insert(http::header::AUTHORIZATION, metadata.bearer.clone());
             headers.insert(
                 http::header::CONTENT_TYPE,

@@ -21,7 +21,7 @@ use stitchapi::store::{
     Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
 };
 use stitchapi::time::{Clock, SystemClock, Timestamp, timeout};
-use stitchapi::transport::DynTransport;
+use stitchapi::transport::{DynTransport, TransportRequest};
 
 use crate::scripts;
 
@@ -61,7 +61,7 @@ impl LuaScript {
 /// ```
 #[derive(Clone)]
 pub struct UpstashStore {
-    endpoint: http::Uri,
+    endpoint: url::Url,
     /// `Bearer <token>`, marked sensitive.
     bearer: http::HeaderValue,
     /// `None` without the `reqwest` feature until `with_transport`.
@@ -90,10 +90,11 @@ impl UpstashStore {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(invalid(format!("the REST URL {url:?} is not http(s)")));
         }
-        let endpoint = parsed
+        parsed
             .as_str()
-            .parse()
+            .parse::<http::Uri>()
             .map_err(|e| invalid(format!("the REST URL {url:?} is not a URI ({e})")))?;
+        let endpoint = parsed;
         let token: String = token.into();
         if token.is_empty() {
             return Err(invalid(
@@ -165,16 +166,16 @@ impl UpstashStore {
     ) -> Result<Value, StoreError> {
         let body = serde_json::to_vec(command)
             .map_err(|e| Self::error(operation, StoreErrorKind::InvalidData, e.to_string()))?;
-        let mut request = http::Request::new(Bytes::from(body));
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = self.endpoint.clone();
-        let headers = request.headers_mut();
+        let mut headers = http::HeaderMap::with_capacity(3);
         headers.insert(http::header::AUTHORIZATION, self.bearer.clone());
         headers.insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
         headers.insert("upstash-encoding", http::HeaderValue::from_static("base64"));
+        let request = TransportRequest::new(http::Method::POST, self.endpoint.clone())
+            .with_headers(headers)
+            .with_body(body);
         let Some(transport) = &self.transport else {
             return Err(Self::error(
                 operation,

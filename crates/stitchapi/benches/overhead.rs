@@ -1,8 +1,9 @@
 //! Per-call overhead of a stitch (retry, timeout, typed output) against a bare reqwest call
 //! doing the same GET and serde_json decode, against the same loopback server, in one run.
 //!
-//! `cargo bench -p stitchapi --bench overhead`. Targets: median latency ratio ≤ 1.05;
-//! throughput at 32 concurrent calls ≥ 0.95 of bare reqwest.
+//! `cargo bench -p stitchapi --bench overhead`. Targets (issue 13): median latency ratio
+//! ≤ 1.02; throughput at 1, 32 and 128 concurrent calls ≥ 0.97 of bare reqwest. Allocations
+//! per call: the `allocations` bench.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,49 +83,47 @@ async fn main() {
         ours_p50 / theirs_p50
     );
 
-    // Throughput at 32 concurrent calls: rounds alternate sides; the ratio is taken per round.
-    let concurrency = 32;
-    let per_task = 25;
+    // Throughput at 1, 32 and 128 concurrent calls: rounds alternate sides; the ratio is
+    // taken per round.
     let stitch = Arc::new(stitch);
-    let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..=40 {
-        let mut rates = [0.0; 2];
-        for side in [round % 2, 1 - round % 2] {
-            let start = Instant::now();
-            let tasks: Vec<_> = (0..concurrency)
-                .map(|_| {
-                    let stitch = stitch.clone();
-                    let bare = bare.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..per_task {
-                            if side == 0 {
-                                stitch.call(Input::new().param("id", 7)).await.unwrap();
-                            } else {
-                                bare(7).await;
+    for (concurrency, per_task, rounds) in [(1, 800, 20), (32, 25, 40), (128, 8, 40)] {
+        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..=rounds {
+            let mut rates = [0.0; 2];
+            for side in [round % 2, 1 - round % 2] {
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..concurrency)
+                    .map(|_| {
+                        let stitch = stitch.clone();
+                        let bare = bare.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                if side == 0 {
+                                    stitch.call(Input::new().param("id", 7)).await.unwrap();
+                                } else {
+                                    bare(7).await;
+                                }
                             }
-                        }
+                        })
                     })
-                })
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+                rates[side] = f64::from(concurrency * per_task) / start.elapsed().as_secs_f64();
             }
-            rates[side] = f64::from(concurrency * per_task) / start.elapsed().as_secs_f64();
+            if round > 0 {
+                ours.push(rates[0]);
+                theirs.push(rates[1]);
+                ratios.push(rates[0] / rates[1]);
+            }
         }
-        if round > 0 {
-            ours.push(rates[0]);
-            theirs.push(rates[1]);
-            ratios.push(rates[0] / rates[1]);
-        }
+        println!(
+            "throughput, {concurrency} concurrent calls ({} rounds): stitchapi {:.0}/s, bare reqwest {:.0}/s (medians), ratio {:.3} (median of per-round ratios)",
+            ours.len(),
+            median(&mut ours),
+            median(&mut theirs),
+            median(&mut ratios)
+        );
     }
-    println!(
-        "throughput, {concurrency} concurrent calls ({} rounds):",
-        ours.len()
-    );
-    println!("  stitchapi    {:.0} calls/s (median)", median(&mut ours));
-    println!("  bare reqwest {:.0} calls/s (median)", median(&mut theirs));
-    println!(
-        "  throughput ratio (stitchapi / reqwest), median of per-round ratios: {:.3}",
-        median(&mut ratios)
-    );
 }

@@ -68,7 +68,7 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
         .map(|(name, value)| (name.as_str(), value))
         .collect();
     query::merge_into(&mut url, &query_refs, spec.array_format)?;
-    let (url, uri) = resolve_url(spec, &url)?;
+    let url = resolve_url(spec, &url)?;
     let mut headers = spec.headers.clone();
     for (name, value) in &input.headers {
         let mut value = value.clone();
@@ -107,7 +107,6 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
         Outgoing {
             method: spec.method.clone(),
             url,
-            uri,
             headers,
             body,
             credential_headers: Vec::new(),
@@ -120,7 +119,7 @@ pub(crate) fn prepare(spec: &Spec, input: Input) -> Result<(Outgoing, bool)> {
 /// Parses the expanded URL. When the template spells its origin up to the first `/`, only the
 /// path and query are parsed (the origin was parsed at build time and cannot have changed);
 /// otherwise the whole URL is parsed and its origin checked against the template's.
-fn resolve_url(spec: &Spec, expanded: &str) -> Result<(Url, http::Uri)> {
+fn resolve_url(spec: &Spec, expanded: &str) -> Result<Url> {
     let invalid =
         |e: &dyn std::fmt::Display| Error::input(format!("the expanded URL is not valid ({e})"));
     if let Some(origin) = spec
@@ -142,15 +141,8 @@ fn resolve_url(spec: &Spec, expanded: &str) -> Result<(Url, http::Uri)> {
         url.set_path(path);
         url.set_query(query);
         url.set_fragment(fragment);
-        let path_and_query = url[url::Position::BeforePath..url::Position::AfterQuery]
-            .parse()
-            .map_err(|e| invalid(&e))?;
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(origin.scheme.clone());
-        parts.authority = Some(origin.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        let uri = http::Uri::from_parts(parts).map_err(|e| invalid(&e))?;
-        return Ok((url, uri));
+        // No URI is built: the transport takes the URL as it is.
+        return Ok(url);
     }
     let url = Url::parse(expanded).map_err(|e| invalid(&e))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -171,19 +163,23 @@ fn resolve_url(spec: &Spec, expanded: &str) -> Result<(Url, http::Uri)> {
             "parameter values would change the request's scheme, host or port; refused",
         ));
     }
-    let uri = redirect::uri_of(&url)?;
-    Ok((url, uri))
+    // Checked here, once, so a transport built on `http` types can always convert it.
+    redirect::uri_of(&url)?;
+    Ok(url)
 }
 
 /// Runs `future` with a time limit on `clock`; `None` if the limit ran out first (the future
 /// is dropped, which cancels the request).
 async fn within<F: Future>(
-    clock: &dyn Clock,
+    runtime: &crate::settings::Runtime,
     limit: Option<Duration>,
     future: F,
 ) -> Option<F::Output> {
     match limit {
-        Some(limit) => crate::time::timeout(clock, limit, future).await,
+        // The system clock's timer is tokio's: its timeout, unboxed, needs no `select`.
+        #[cfg(not(target_arch = "wasm32"))]
+        Some(limit) if runtime.system_clock => tokio::time::timeout(limit, future).await.ok(),
+        Some(limit) => crate::time::timeout(&*runtime.clock, limit, future).await,
         None => Some(future.await),
     }
 }
@@ -234,10 +230,11 @@ pub(crate) async fn run<O: MaybeSend + 'static>(
         deadline: spec.timeout.total.map(|total| started + total),
         emitter,
     };
-    // The branches are boxed so this future stays small: large futures cost a copy at every
-    // level they are moved through.
+    // Whatever a stitch does not configure costs nothing: the machinery of a cache, a
+    // throttle, auth or a circuit breaker is boxed where it runs, so the future of a call
+    // without them stays small (it is moved, and allocated once per call, whole).
     let result = match &spec.cache {
-        Some(cache) => cached(&call, cache, outgoing).await,
+        Some(cache) => Box::pin(cached(&call, cache, outgoing)).await,
         None => fetch(&call, outgoing).await,
     };
     match &result {
@@ -450,7 +447,7 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
     /// requests the upstream received (or could not be reached for), and the last of them.
     async fn attempts(
         &self,
-        outgoing: Outgoing,
+        outgoing: &Outgoing,
         last_sent: &mut LastSent,
     ) -> Result<(Received, u32)> {
         let rules = Rules::of(self.spec, self.keyed);
@@ -460,7 +457,7 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
         loop {
             attempt += 1;
             // Every attempt pays the throttle (the seam's bucket, then the stitch's own).
-            let grant = self.throttle(&outgoing, attempt).await?;
+            let grant = self.throttle(outgoing, attempt).await?;
             let attempt_span = tracing::debug_span!(
                 "stitch.attempt",
                 attempt,
@@ -484,13 +481,13 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
             .with_attempt_timeout(self.spec.timeout.each)
             .with_events(Some(&auth_events));
             // Request hooks see the attempt's request before the credential is added.
-            let hooked = self.hooked(&outgoing, attempt)?;
-            let declared = hooked.as_ref().unwrap_or(&outgoing);
+            let hooked = self.hooked(outgoing, attempt)?;
+            let declared = hooked.as_deref().unwrap_or(outgoing);
             let (authed, credential) = self.authenticate(declared, &auth_cx, attempt).await?;
             let attempted = self
                 .send(
-                    &outgoing,
-                    authed.as_ref().or(hooked.as_ref()),
+                    outgoing,
+                    authed.as_deref().or(hooked.as_deref()),
                     attempt,
                     refreshed,
                     &attempt_span,
@@ -527,16 +524,16 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
                     let (_, body) = received.response.into_parts();
                     return Err(Error::rate_limited(
                         answer.status,
-                        received.url,
+                        Received::into_url(received.redirected_to, &outgoing.url),
                         body,
                         answer.retry_after,
                     )
                     .with_attempts(attempt));
                 }
-                Verdict::Fail(attempted) => return Err(self.failure(attempted, &outgoing, attempt)),
+                Verdict::Fail(attempted) => return Err(self.failure(attempted, outgoing, attempt)),
                 Verdict::RetryAfterTooLong(attempted) => {
                     attempt_span.record("reason", "retry-after over max_retry_after");
-                    return Err(self.failure(attempted, &outgoing, attempt));
+                    return Err(self.failure(attempted, outgoing, attempt));
                 }
                 Verdict::Retry(attempted, wait) => (attempted, wait),
             };
@@ -545,7 +542,7 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
                 Wait::Backoff => self.spec.retry.backoff_delay(attempt, previous_wait),
             };
             previous_wait = wait;
-            self.before_retry(attempted, &outgoing, attempt, wait, &attempt_span)?;
+            self.before_retry(attempted, outgoing, attempt, wait, &attempt_span)?;
             if !wait.is_zero() {
                 self.clock.sleep(wait).await;
             }
@@ -577,14 +574,14 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
         outgoing: &Outgoing,
         cx: &AuthContext<'_>,
         attempt: u32,
-    ) -> Result<(Option<Outgoing>, Option<CredentialId>)> {
+    ) -> Result<(Option<Box<Outgoing>>, Option<CredentialId>)> {
         let Some(auth) = &self.spec.auth else {
             return Ok((None, None));
         };
-        let (authed, credential) = authenticate(auth, outgoing, cx)
+        let (authed, credential) = Box::pin(authenticate(auth, outgoing, cx))
             .await
             .map_err(|error| error.in_call(&outgoing.url, attempt - 1))?;
-        Ok((Some(authed), credential))
+        Ok((Some(Box::new(authed)), credential))
     }
 
     /// Sends `request` (the authenticated copy of `outgoing`, if any) within the attempt's
@@ -610,16 +607,12 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
             (Some(each), None) => (Some(each), false),
             (_, left) => (left, true),
         };
-        // Boxed: the attempt's future is large, and moving it through every await level
-        // costs more than one allocation.
-        let sent = Box::pin(
-            within(
-                self.clock,
-                limit,
-                redirect::send(&self.spec.runtime.transport, request, self.spec.redirects),
-            )
-            .instrument(attempt_span.clone()),
+        let sent = within(
+            &self.spec.runtime,
+            limit,
+            redirect::send(&self.spec.runtime.transport, request, self.spec.redirects),
         )
+        .instrument(attempt_span.clone())
         .await;
         Ok(match sent {
             Some(Ok(mut received)) => {
@@ -627,7 +620,9 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
                 if let Some(authed) = authed
                     && authed.url != outgoing.url
                 {
-                    let urls = std::iter::once(&mut received.url)
+                    let urls = received
+                        .redirected_to
+                        .iter_mut()
                         .chain(received.redirects.iter_mut().map(|hop| &mut hop.url));
                     for url in urls.filter(|url| **url == authed.url) {
                         *url = outgoing.url.clone();
@@ -635,7 +630,7 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
                 }
                 let seen = AttemptResponse {
                     response: &received.response,
-                    url: &received.url,
+                    url: received.url(&outgoing.url),
                     attempt,
                 };
                 for (n, hook) in self.spec.hooks.response.iter().enumerate() {
@@ -683,12 +678,12 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
 
     /// The attempt's request after the stitch's request hooks, before auth; `None` (no copy)
     /// when the stitch has none. Each attempt starts again from the declared request.
-    fn hooked(&self, outgoing: &Outgoing, attempt: u32) -> Result<Option<Outgoing>> {
+    fn hooked(&self, outgoing: &Outgoing, attempt: u32) -> Result<Option<Box<Outgoing>>> {
         let hooks = &self.spec.hooks.request;
         if hooks.is_empty() {
             return Ok(None);
         }
-        let mut request = outgoing.clone();
+        let mut request = Box::new(outgoing.clone());
         let mut seen = AttemptRequest {
             method: &request.method,
             url: &request.url,
@@ -747,7 +742,8 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
         match attempted {
             Attempted::Answered(received, answer) => {
                 let (parts, body) = received.response.into_parts();
-                Error::http(parts.status, received.url, body)
+                let url = Received::into_url(received.redirected_to, &outgoing.url);
+                Error::http(parts.status, url, body)
                     .with_attempts(attempts)
                     .with_retry_after(answer.retry_after)
             }
@@ -806,11 +802,20 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
     }
 
     /// Runs the attempts behind the circuit breaker, if the stitch has one.
-    async fn guarded(&self, outgoing: Outgoing) -> Result<(Received, u32)> {
+    async fn guarded(&self, outgoing: &Outgoing) -> Result<(Received, u32)> {
+        match &self.spec.breaker {
+            None => self.attempts(outgoing, &mut LastSent::Nothing).await,
+            Some(breaker) => Box::pin(self.breaker_guarded(breaker, outgoing)).await,
+        }
+    }
+
+    /// Runs the attempts behind the circuit breaker.
+    async fn breaker_guarded(
+        &self,
+        breaker: &crate::circuit::Breaker,
+        outgoing: &Outgoing,
+    ) -> Result<(Received, u32)> {
         let mut last_sent = LastSent::Nothing;
-        let Some(breaker) = &self.spec.breaker else {
-            return self.attempts(outgoing, &mut last_sent).await;
-        };
         let circuit = |event| self.emitter.progress(self.clock, 0, Step::Circuit(event));
         let admission = match breaker.admit().await {
             Ok(admission) => admission,
@@ -903,17 +908,17 @@ pub(crate) fn cache_key(
     })
 }
 
-/// Fetches and decodes a call without the cache. Boxed: the fetching path's future is large,
-/// and a call that does not take it must not pay for moving it.
+/// Fetches and decodes a call without the cache.
 async fn fetch<O: MaybeSend + 'static>(call: &Call<'_, O>, outgoing: Outgoing) -> Result<Reply<O>> {
-    let (received, attempts) = Box::pin(call.guarded(outgoing)).await?;
+    let (received, attempts) = call.guarded(&outgoing).await?;
     let (parts, body) = received.response.into_parts();
-    let data = decode_received(call.output, &parts, &body, &received.url, attempts)?;
+    let url = received.redirected_to.unwrap_or(outgoing.url);
+    let data = decode_received(call.output, &parts, &body, &url, attempts)?;
     let reply = call.reply(
         data,
         parts.status,
         parts.headers,
-        received.url,
+        url,
         attempts,
         Served::Network,
     );
@@ -987,14 +992,15 @@ async fn cached<O: MaybeSend + 'static>(
     let leader: std::sync::Mutex<Option<Fetched<O>>> = std::sync::Mutex::new(None);
     let served = Box::pin(
         cache.fill(&lookup.slot, &request_headers, call.deadline, || async {
-            let (received, attempts) = call.guarded(outgoing).await?;
+            let (received, attempts) = call.guarded(&outgoing).await?;
             let (parts, body) = received.response.into_parts();
+            let url = received.redirected_to.unwrap_or(outgoing.url);
             // Only a response that decodes and validates is stored.
-            let data = decode_received(output, &parts, &body, &received.url, attempts)?;
+            let data = decode_received(output, &parts, &body, &url, attempts)?;
             let response = CachedResponse::new(parts.status, &parts.headers, body);
             *leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
                 data,
-                url: received.url,
+                url,
                 redirects: received.redirects,
                 headers: parts.headers,
                 attempts,
@@ -1049,9 +1055,6 @@ async fn authenticate(
     let applied = auth
         .apply(&request.method, &mut request.url, &mut request.headers, cx)
         .await?;
-    if request.url != outgoing.url {
-        request.uri = redirect::uri_of(&request.url)?;
-    }
     request.credential_headers = applied.credential_headers;
     Ok((request, applied.credential))
 }
@@ -1066,7 +1069,7 @@ async fn throttle<O>(
     if spec.limiters.is_empty() {
         return Ok(None);
     }
-    let grant = Limiter::acquire_chain(&spec.limiters, deadline, false).await?;
+    let grant = Box::pin(Limiter::acquire_chain(&spec.limiters, deadline, false)).await?;
     let clock = &*spec.runtime.clock;
     if !grant.waited.is_zero() {
         tracing::debug!(
@@ -1556,11 +1559,11 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), Value::from(*v)))
                 .collect();
             let expanded = spec.template.expand_to_string(&vars).unwrap();
-            let (fast, uri) = resolve_url(spec, &expanded).unwrap();
+            let fast = resolve_url(spec, &expanded).unwrap();
             let full = Url::parse(&expanded).unwrap();
             assert_eq!(fast, full, "{template}");
             assert_eq!(
-                uri.to_string(),
+                redirect::uri_of(&fast).unwrap().to_string(),
                 full[..url::Position::AfterQuery],
                 "{template}"
             );

@@ -178,6 +178,7 @@ impl Settings {
             Some(clock) => clock.clone(),
             None => Arc::new(SystemClock::new()),
         };
+        let system_clock = (&*clock as &dyn std::any::Any).is::<SystemClock>();
         let store: DynStore = match &self.store {
             Some(store) => store.clone(),
             None => Arc::new(MemoryStore::with_clock(clock.clone())),
@@ -189,6 +190,7 @@ impl Settings {
         Ok(Runtime {
             transport,
             clock,
+            system_clock,
             store,
         })
     }
@@ -199,6 +201,10 @@ impl Settings {
 pub(crate) struct Runtime {
     pub transport: DynTransport,
     pub clock: Arc<dyn Clock>,
+    /// `clock` is the default [`SystemClock`], whose timers are tokio's on native targets:
+    /// the engine then times attempts with tokio's own (unboxed) timeout.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub system_clock: bool,
     pub store: DynStore,
 }
 

@@ -65,8 +65,6 @@ pub(crate) struct ParsedOrigin {
     pub len: usize,
     /// The origin as a URL with the path `/`.
     pub url: Url,
-    pub scheme: http::uri::Scheme,
-    pub authority: http::uri::Authority,
 }
 
 impl FixedOrigin {
@@ -92,15 +90,9 @@ impl FixedOrigin {
             .filter(|end| literal.as_bytes().get(*end) == Some(&b'/'))
             .and_then(|end| {
                 let url = Url::parse(&format!("{}/", &literal[..end])).ok()?;
-                // The URI parts come from the normalised URL (lowercase host, default port
-                // dropped), so they match what a full parse would give.
-                let uri: http::Uri = url[..url::Position::BeforePath].parse().ok()?;
-                Some(ParsedOrigin {
-                    len: end,
-                    scheme: uri.scheme()?.clone(),
-                    authority: uri.authority()?.clone(),
-                    url,
-                })
+                // The origin must convert to a URI, as every expansion's URL will.
+                url[..url::Position::BeforePath].parse::<http::Uri>().ok()?;
+                Some(ParsedOrigin { len: end, url })
             });
         url.host_str()?;
         Some(FixedOrigin { url, parsed })

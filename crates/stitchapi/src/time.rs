@@ -112,7 +112,10 @@ impl fmt::Display for Timestamp {
 ///
 /// Implementations: [`SystemClock`] (the default: tokio timers on native, JavaScript timers on
 /// wasm32) and [`ManualClock`] (virtual time for tests).
-pub trait Clock: MaybeSend + MaybeSync + fmt::Debug + 'static {
+///
+/// `Any` lets the engine recognise the [`SystemClock`] and time requests with tokio's own
+/// timeout on native targets (every `'static` type is `Any`: nothing to implement).
+pub trait Clock: std::any::Any + MaybeSend + MaybeSync + fmt::Debug + 'static {
     /// The current wall-clock time.
     fn now(&self) -> Timestamp;
 

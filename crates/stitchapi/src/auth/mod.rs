@@ -736,7 +736,7 @@ pub(crate) mod test_support {
     impl crate::transport::Transport for SlowTransport {
         async fn send(
             &self,
-            request: http::Request<Bytes>,
+            request: crate::transport::TransportRequest,
         ) -> Result<http::Response<Bytes>, crate::transport::TransportError> {
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.0.send(request).await

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +14,7 @@ use crate::flight::{self, DEFAULT_LOCK_TTL, Flights, Flown};
 use crate::policy::StatusSpec;
 use crate::store::{StitchStoreExt, keys};
 use crate::tenancy::Tenancy;
-use crate::transport::RequestContext;
+use crate::transport::TransportRequest;
 
 const TOKEN_BODY_LIMIT: usize = 1 << 20;
 const FIX: &str = "Fix: check token_url, client_id/client_secret, and scope.";
@@ -422,19 +421,10 @@ impl OAuth2 {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&form)
             .finish();
-        let mut request = http::Request::new(Bytes::from(body));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = url.as_str().parse().map_err(|_| {
-            Error::config(
-                "auth.oauth2.token_url",
-                "is not a valid request URI",
-                "use an absolute https:// URL",
-            )
-        })?;
-        *request.headers_mut() = headers;
-        request
-            .extensions_mut()
-            .insert(RequestContext::new(url, TOKEN_BODY_LIMIT));
+        let request = TransportRequest::new(Method::POST, url)
+            .with_headers(headers)
+            .with_body(body)
+            .with_body_limit(TOKEN_BODY_LIMIT);
         let response = cx.transport.send(request).await.map_err(|e| {
             Error::new(
                 ErrorKind::Auth,
@@ -557,6 +547,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use bytes::Bytes;
     use http::{HeaderMap, Method};
     use serde_json::json;
     use url::Url;

@@ -41,7 +41,7 @@ pub use self::conformance::*;
 pub use self::down::DownStore;
 pub use self::latency::LatencyStore;
 pub use crate::time::ManualClock;
-use crate::transport::{Transport, TransportError, TransportErrorKind};
+use crate::transport::{Transport, TransportError, TransportErrorKind, TransportRequest};
 
 /// A [`MemoryStore`](crate::MemoryStore) that declares [`Scope::Fleet`](crate::store::Scope):
 /// several seams over one `FleetStore` behave like processes sharing a Redis, so fleet-wide
@@ -322,9 +322,9 @@ impl fmt::Debug for MockTransport {
 impl Transport for MockTransport {
     async fn send(
         &self,
-        request: http::Request<Bytes>,
+        request: TransportRequest,
     ) -> Result<http::Response<Bytes>, TransportError> {
-        let (parts, body) = request.into_parts();
+        let (parts, body) = request.into_http()?.into_parts();
         let answer = {
             let mut state = self.state();
             state.requests.push(RecordedRequest {

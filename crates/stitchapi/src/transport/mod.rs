@@ -1,4 +1,4 @@
-//! The transport seam: `http::Request<Bytes>` in, `http::Response<Bytes>` out.
+//! The transport seam: a [`TransportRequest`] in, an `http::Response<Bytes>` out.
 //!
 //! Bodies are buffered [`Bytes`], so every retry resends the exact body. The engine follows
 //! redirects itself, so that on a cross-origin hop it forwards only the
@@ -6,9 +6,13 @@
 //! scripted responses in unit tests; anything else (a Worker's `fetch`, a recording proxy)
 //! plugs in by implementing [`Transport`].
 //!
+//! The request carries its URL as the parsed [`url::Url`] (what reqwest and `fetch` take), so
+//! no transport parses it again; one built on `http` types converts it with
+//! [`TransportRequest::into_http`].
+//!
 //! ```
 //! use bytes::Bytes;
-//! use stitchapi::transport::{Transport, TransportError};
+//! use stitchapi::transport::{Transport, TransportError, TransportRequest};
 //!
 //! /// A transport that answers every request with 204.
 //! #[derive(Debug)]
@@ -18,7 +22,7 @@
 //! impl Transport for NoContent {
 //!     async fn send(
 //!         &self,
-//!         _request: http::Request<Bytes>,
+//!         _request: TransportRequest,
 //!     ) -> Result<http::Response<Bytes>, TransportError> {
 //!         Ok(http::Response::builder().status(204).body(Bytes::new()).unwrap())
 //!     }
@@ -42,16 +46,16 @@ pub use self::reqwest::ReqwestTransport;
 
 /// Sends one HTTP request and reads its whole response.
 ///
-/// Implementations must not follow redirects, must honour the body limit of a
-/// [`RequestContext`] when the request carries one, and must stop all work when the returned future is dropped (that is how
-/// per-attempt timeouts cancel a request).
+/// Implementations must not follow redirects, must honour the request's
+/// [`body_limit`](TransportRequest::body_limit), and must stop all work when the returned future
+/// is dropped (that is how per-attempt timeouts cancel a request).
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 pub trait Transport: MaybeSend + MaybeSync + fmt::Debug + 'static {
     /// Sends `request` and returns the response with its body read.
     async fn send(
         &self,
-        request: http::Request<Bytes>,
+        request: TransportRequest,
     ) -> Result<http::Response<Bytes>, TransportError>;
 }
 
@@ -81,24 +85,98 @@ pub struct RedirectHop {
 /// A shared, type-erased transport.
 pub type DynTransport = Arc<dyn Transport>;
 
-/// Request extension the engine attaches to every request it sends: the request's URL,
-/// already parsed (a transport built on `url::Url`, like reqwest, need not parse the URI
-/// again), and the largest response body it accepts. Transports stop reading past
-/// `body_limit` and fail with [`TransportErrorKind::BodyTooLarge`]. A transport reads it
-/// (`request.extensions().get::<RequestContext>()`); only the engine builds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One request for a [`Transport`] to send: method, parsed URL, headers, buffered body, and
+/// the largest response body the sender accepts.
+///
+/// ```
+/// use http::Method;
+/// use stitchapi::transport::TransportRequest;
+///
+/// let url = url::Url::parse("https://api.example.com/users/7#top").unwrap();
+/// let request = TransportRequest::new(Method::GET, url).with_body_limit(1 << 20);
+/// assert_eq!(request.body_limit, Some(1 << 20));
+/// assert!(format!("{request:?}").contains("api.example.com/users/7"));
+/// let http = request.into_http().unwrap();
+/// assert_eq!(http.uri(), "https://api.example.com/users/7"); // no fragment
+/// ```
+/// Its `Debug` redacts the URL's query values and the headers that are not
+/// [safe](crate::headers), and shows the body's length only.
+#[derive(Clone)]
 #[non_exhaustive]
-pub struct RequestContext {
-    /// The request URL (the request's URI, parsed).
+pub struct TransportRequest {
+    /// The method.
+    pub method: http::Method,
+    /// The URL (a fragment, if any, is not sent).
     pub url: url::Url,
-    /// The largest response body, in bytes.
-    pub body_limit: usize,
+    /// The headers. Values the engine marks sensitive (credentials) are hidden by `Debug`.
+    pub headers: http::HeaderMap,
+    /// The body (empty for none).
+    pub body: Bytes,
+    /// The largest response body, in bytes: a transport stops reading past it and fails with
+    /// [`TransportErrorKind::BodyTooLarge`]. `None`: no limit.
+    pub body_limit: Option<usize>,
 }
 
-impl RequestContext {
-    /// A context for `url` with a body limit.
-    pub(crate) fn new(url: url::Url, body_limit: usize) -> Self {
-        RequestContext { url, body_limit }
+impl fmt::Debug for TransportRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportRequest")
+            .field("method", &self.method)
+            .field(
+                "url",
+                &format_args!("{}", crate::error::RedactedUrl(&self.url)),
+            )
+            .field("headers", &crate::headers::redacted(&self.headers))
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
+}
+
+impl TransportRequest {
+    /// A request for `url` without headers, body or body limit.
+    pub fn new(method: http::Method, url: url::Url) -> Self {
+        TransportRequest {
+            method,
+            url,
+            headers: http::HeaderMap::new(),
+            body: Bytes::new(),
+            body_limit: None,
+        }
+    }
+
+    /// Sets the headers.
+    pub fn with_headers(mut self, headers: http::HeaderMap) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Sets the body.
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets the largest response body accepted, in bytes.
+    pub fn with_body_limit(mut self, limit: usize) -> Self {
+        self.body_limit = Some(limit);
+        self
+    }
+
+    /// The request as an `http::Request`, for transports built on `http` types: the URI is
+    /// the URL without its fragment; the body limit is dropped (read it first). Fails with a
+    /// [`Request`](TransportErrorKind::Request) error when the URL is not a valid URI.
+    pub fn into_http(self) -> Result<http::Request<Bytes>, TransportError> {
+        let uri: http::Uri = self.url[..url::Position::AfterQuery].parse().map_err(|e| {
+            TransportError::new(
+                TransportErrorKind::Request,
+                format!("the request URL is not a valid URI ({e})"),
+            )
+        })?;
+        let mut request = http::Request::new(self.body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = self.headers;
+        Ok(request)
     }
 }
 
@@ -114,7 +192,8 @@ pub enum TransportErrorKind {
     Request,
     /// The response body could not be read.
     Body,
-    /// The response body is larger than the [`RequestContext`] body limit.
+    /// The response body is larger than the request's
+    /// [`body_limit`](TransportRequest::body_limit).
     BodyTooLarge,
     /// The engine refused to follow a redirect: too many hops, or to a non-HTTP scheme.
     /// Set by the engine, which follows redirects itself; a transport never reports it.
@@ -187,5 +266,27 @@ pub(crate) fn default_transport() -> Result<DynTransport, Error> {
             "no transport is configured and the `reqwest` feature is off",
             "enable the `reqwest` feature or pass `.transport(...)`",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_query_values_and_credentials() {
+        let url = url::Url::parse("https://api.example.com/v1?api_key=k-s3cret&page=2").unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer t-s3cret"),
+        );
+        let request = TransportRequest::new(http::Method::GET, url)
+            .with_headers(headers)
+            .with_body("b-s3cret");
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("api.example.com/v1"), "{shown}");
+        assert!(shown.contains("<8 bytes>"), "{shown}");
     }
 }

@@ -8,7 +8,7 @@ use url::Url;
 
 use cookie_store::CookieStore;
 
-use super::{DynTransport, RedirectHop, RequestContext, TransportErrorKind};
+use super::{DynTransport, RedirectHop, TransportErrorKind, TransportRequest};
 use crate::cookies;
 use crate::error::{Error, RedactedUrl};
 use crate::headers;
@@ -20,8 +20,6 @@ use crate::policy::Redirects;
 pub(crate) struct Outgoing {
     pub method: Method,
     pub url: Url,
-    /// `url` as an `http::Uri` (without fragment).
-    pub uri: http::Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Headers an auth strategy added; dropped on a cross-origin hop, even one whose name is
@@ -44,13 +42,27 @@ impl std::fmt::Debug for Outgoing {
     }
 }
 
-/// What an attempt got back: the response, the URL it finally came from and the redirects
-/// followed on the way.
+/// What an attempt got back: the response, the URL it finally came from when a redirect
+/// moved it, and the redirects followed on the way.
 #[derive(Debug)]
 pub(crate) struct Received {
     pub response: http::Response<Bytes>,
-    pub url: Url,
+    /// The URL the response came from; `None`: the URL of the request sent (no redirect), which
+    /// the caller holds, so it is not copied.
+    pub redirected_to: Option<Url>,
     pub redirects: Vec<RedirectHop>,
+}
+
+impl Received {
+    /// The URL the response came from, given the URL of the request that was sent.
+    pub fn url<'a>(&'a self, sent: &'a Url) -> &'a Url {
+        self.redirected_to.as_ref().unwrap_or(sent)
+    }
+
+    /// [`url`](Self::url), owned.
+    pub fn into_url(redirected_to: Option<Url>, sent: &Url) -> Url {
+        redirected_to.unwrap_or_else(|| sent.clone())
+    }
 }
 
 /// Whether two URLs share scheme, host and port (default ports included).
@@ -67,16 +79,14 @@ pub(crate) fn uri_of(url: &Url) -> Result<http::Uri, Error> {
         .map_err(|e| Error::input(format!("the request URL is not a valid URI ({e})")))
 }
 
-fn to_request(outgoing: &Outgoing) -> http::Request<Bytes> {
-    let mut request = http::Request::new(outgoing.body.clone());
-    *request.method_mut() = outgoing.method.clone();
-    *request.uri_mut() = outgoing.uri.clone();
-    *request.headers_mut() = outgoing.headers.clone();
-    request.extensions_mut().insert(RequestContext::new(
-        outgoing.url.clone(),
-        outgoing.body_limit,
-    ));
-    request
+fn to_request(outgoing: &Outgoing) -> TransportRequest {
+    TransportRequest {
+        method: outgoing.method.clone(),
+        url: outgoing.url.clone(),
+        headers: outgoing.headers.clone(),
+        body: outgoing.body.clone(),
+        body_limit: Some(outgoing.body_limit),
+    }
 }
 
 /// Sends `outgoing`, following as many redirects as `policy` allows. On a cross-origin hop
@@ -89,13 +99,14 @@ pub(crate) async fn send(
     first: &Outgoing,
     policy: Redirects,
 ) -> Result<Received, Error> {
-    // Cloned only when a redirect changes the request.
-    let mut redirected: Option<Outgoing> = None;
+    // Cloned only when a redirect changes the request; boxed so that a call that is not
+    // redirected does not carry its room.
+    let mut redirected: Option<Box<Outgoing>> = None;
     let mut hops: Vec<RedirectHop> = Vec::new();
     // Made only when a redirect sets a cookie.
-    let mut jar: Option<CookieStore> = None;
+    let mut jar: Option<Box<CookieStore>> = None;
     loop {
-        let outgoing = redirected.as_ref().unwrap_or(first);
+        let outgoing = redirected.as_deref().unwrap_or(first);
         let request = to_request(outgoing);
         let mut response = transport
             .send(request)
@@ -122,7 +133,7 @@ pub(crate) async fn send(
         let Some(next) = location else {
             return Ok(Received {
                 response,
-                url: outgoing.url.clone(),
+                redirected_to: redirected.map(|outgoing| outgoing.url),
                 redirects: hops,
             });
         };
@@ -142,15 +153,15 @@ pub(crate) async fn send(
                 next.scheme()
             )));
         }
-        let next_uri = uri_of(&next).map_err(|_| {
-            refuse(format!(
+        if uri_of(&next).is_err() {
+            return Err(refuse(format!(
                 "the redirect target {} is not a valid URI",
                 RedactedUrl(&next)
-            ))
-        })?;
+            )));
+        }
         let (parts, _) = response.into_parts();
         if parts.headers.contains_key(header::SET_COOKIE) {
-            let jar = jar.get_or_insert_with(CookieStore::new);
+            let jar = jar.get_or_insert_with(Box::default);
             cookies::keep(jar, &parts.headers, &outgoing.url, |name, why| {
                 tracing::debug!(cookie = %name, reason = why, "refused a Set-Cookie of a redirect");
             });
@@ -160,7 +171,7 @@ pub(crate) async fn send(
             url: outgoing.url.clone(),
             headers: parts.headers,
         });
-        let mut outgoing = redirected.take().unwrap_or_else(|| first.clone());
+        let mut outgoing = redirected.take().unwrap_or_else(|| Box::new(first.clone()));
         let to_get = status == StatusCode::SEE_OTHER && outgoing.method != Method::HEAD
             || matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
                 && outgoing.method == Method::POST;
@@ -192,7 +203,6 @@ pub(crate) async fn send(
                 let _ = cookies::add_to_request(&mut outgoing.headers, name, value);
             }
         }
-        outgoing.uri = next_uri;
         outgoing.url = next;
         redirected = Some(outgoing);
     }

@@ -4,11 +4,12 @@ use bytes::Bytes;
 #[cfg(not(target_arch = "wasm32"))]
 use bytes::BytesMut;
 
-use super::{RequestContext, Transport, TransportError, TransportErrorKind};
+use super::{Transport, TransportError, TransportErrorKind, TransportRequest};
+use crate::runtime::BoxFuture;
 
 /// The default [`Transport`]: a [`reqwest::Client`] that never follows redirects (the engine
-/// does, so it can strip credentials on cross-origin hops) and enforces the [`RequestContext`] body limit while
-/// reading.
+/// does, so it can strip credentials on cross-origin hops) and enforces the request's
+/// [`body_limit`](TransportRequest::body_limit) while reading.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -90,68 +91,75 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+// Written out rather than with `async_trait`: the request is handed to reqwest before the
+// future is boxed, so the boxed future holds reqwest's pending call and not the request too.
 impl Transport for ReqwestTransport {
-    async fn send(
-        &self,
-        mut request: http::Request<Bytes>,
-    ) -> Result<http::Response<Bytes>, TransportError> {
-        let context = request.extensions_mut().remove::<RequestContext>();
-        let limit = context.as_ref().map(|context| context.body_limit);
-        let request = match context {
-            // The engine's requests carry their parsed URL: skip parsing it a second time.
-            Some(RequestContext { url, .. }) => {
-                let (parts, body) = request.into_parts();
-                let mut built = reqwest::Request::new(parts.method, url);
-                *built.headers_mut() = parts.headers;
-                #[cfg(not(target_arch = "wasm32"))]
-                {
-                    *built.version_mut() = parts.version;
-                }
-                if !body.is_empty() {
-                    *built.body_mut() = Some(body.into());
-                }
-                built
+    fn send<'life0, 'async_trait>(
+        &'life0 self,
+        request: TransportRequest,
+    ) -> BoxFuture<'async_trait, Result<http::Response<Bytes>, TransportError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        let limit = request.body_limit;
+        // The parsed URL goes to reqwest as it is: nothing is parsed or converted again.
+        let mut built = reqwest::Request::new(request.method, request.url);
+        *built.headers_mut() = request.headers;
+        if !request.body.is_empty() {
+            *built.body_mut() = Some(request.body.into());
+        }
+        let pending = self.client.execute(built);
+        Box::pin(async move {
+            #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+            let mut response = pending.await.map_err(map_error)?;
+            if let (Some(limit), Some(length)) = (limit, response.content_length())
+                && length > limit as u64
+            {
+                return Err(TransportError::body_too_large(limit));
             }
-            None => reqwest::Request::try_from(request).map_err(map_error)?,
-        };
-        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
-        let mut response = self.client.execute(request).await.map_err(map_error)?;
-        if let (Some(limit), Some(length)) = (limit, response.content_length())
-            && length > limit as u64
-        {
-            return Err(TransportError::body_too_large(limit));
-        }
-        let builder = http::Response::builder().status(response.status());
-        #[cfg(not(target_arch = "wasm32"))]
-        let builder = builder.version(response.version());
-        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
-        let mut builder = builder;
-        if let Some(headers) = builder.headers_mut() {
-            *headers = std::mem::take(response.headers_mut());
-        }
-        #[cfg(not(target_arch = "wasm32"))]
-        let body = {
-            let mut body = BytesMut::new();
-            while let Some(chunk) = response.chunk().await.map_err(map_error)? {
-                if limit.is_some_and(|limit| body.len() + chunk.len() > limit) {
+            let builder = http::Response::builder().status(response.status());
+            #[cfg(not(target_arch = "wasm32"))]
+            let builder = builder.version(response.version());
+            #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+            let mut builder = builder;
+            if let Some(headers) = builder.headers_mut() {
+                *headers = std::mem::take(response.headers_mut());
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            let body = {
+                // A body that arrives in one chunk (most small ones) is kept as it is, not copied.
+                let mut first: Option<Bytes> = None;
+                let mut joined = BytesMut::new();
+                let mut read = 0;
+                while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+                    read += chunk.len();
+                    if limit.is_some_and(|limit| read > limit) {
+                        return Err(TransportError::body_too_large(limit.unwrap_or_default()));
+                    }
+                    match first.take() {
+                        None if joined.is_empty() => first = Some(chunk),
+                        earlier => {
+                            if let Some(earlier) = earlier {
+                                joined.extend_from_slice(&earlier);
+                            }
+                            joined.extend_from_slice(&chunk);
+                        }
+                    }
+                }
+                first.unwrap_or_else(|| joined.freeze())
+            };
+            #[cfg(target_arch = "wasm32")]
+            let body = {
+                let body = response.bytes().await.map_err(map_error)?;
+                if limit.is_some_and(|limit| body.len() > limit) {
                     return Err(TransportError::body_too_large(limit.unwrap_or_default()));
                 }
-                body.extend_from_slice(&chunk);
-            }
-            body.freeze()
-        };
-        #[cfg(target_arch = "wasm32")]
-        let body = {
-            let body = response.bytes().await.map_err(map_error)?;
-            if limit.is_some_and(|limit| body.len() > limit) {
-                return Err(TransportError::body_too_large(limit.unwrap_or_default()));
-            }
-            body
-        };
-        builder
-            .body(body)
-            .map_err(|e| TransportError::new(TransportErrorKind::Body, e.to_string()))
+                body
+            };
+            builder
+                .body(body)
+                .map_err(|e| TransportError::new(TransportErrorKind::Body, e.to_string()))
+        })
     }
 }

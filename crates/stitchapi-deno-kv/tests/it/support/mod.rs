@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use stitchapi::testing::{ConformanceOptions, store_conformance, store_rules};
-use stitchapi::transport::{DynTransport, ReqwestTransport, Transport, TransportError};
+use stitchapi::transport::{
+    DynTransport, ReqwestTransport, Transport, TransportError, TransportRequest,
+};
 use stitchapi_deno_kv::DenoKvStore;
 
 /// Runs the core conformance kit and asserts every rule ran and passed. Its expiry rules wait
@@ -64,9 +66,9 @@ impl Counting {
 impl Transport for Counting {
     async fn send(
         &self,
-        request: http::Request<Bytes>,
+        request: TransportRequest,
     ) -> Result<http::Response<Bytes>, TransportError> {
-        let counter = if request.uri().path() == "/" {
+        let counter = if request.url.path() == "/" {
             &self.metadata
         } else {
             &self.data
