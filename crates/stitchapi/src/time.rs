@@ -122,10 +122,10 @@ pub trait Clock: std::any::Any + MaybeSend + MaybeSync + fmt::Debug + 'static {
     /// A future that completes after `duration` has passed on this clock.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
 
-    /// [`sleep`](Clock::sleep), ending as close to `duration` as the clock can, at some CPU
-    /// cost: what a throttle waits for its slot with, so paced calls are evenly spaced. The
-    /// default is `sleep`; [`SystemClock`] on native targets sleeps on tokio's millisecond
-    /// timer until less than a millisecond is left, then yields to the runtime until the end.
+    /// [`sleep`](Clock::sleep), ending as close to `duration` as the clock can: what a
+    /// throttle waits for its slot with, so paced calls are evenly spaced. The default is
+    /// `sleep`; [`SystemClock`] on native targets sleeps on tokio's millisecond timer until
+    /// less than two milliseconds are left, then on `futures-timer`'s precise timer thread.
     fn sleep_precise(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.sleep(duration)
     }
@@ -187,15 +187,15 @@ impl Default for SystemClock {
     }
 }
 
-/// Tokio's timer fires on whole milliseconds, up to one late.
+/// Tokio's timer fires on whole milliseconds, and its wake-up may come about one more late.
 #[cfg(not(target_arch = "wasm32"))]
-const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+const TIMER_RESOLUTION: Duration = Duration::from_millis(2);
 
-/// Sleeps `duration` to within microseconds: tokio's timer until less than its resolution is
-/// left, then yields to the runtime (other tasks run) until the end, on the OS's monotonic
-/// clock. At most one resolution is spent yielding, so the CPU cost per sleep is bounded.
-/// Under `tokio::time::pause` the yielding is bounded by that same real time and the end is
-/// then reached on the paused clock by a plain sleep.
+/// Sleeps `duration` to within tens of microseconds, without spinning: tokio's timer until
+/// less than its resolution is left, then `futures-timer`'s timer thread (which parks with the
+/// OS's precision, as governor's `until_ready` does) for the rest. Under `tokio::time::pause`
+/// the rest is real time (at most the resolution) and the end is then reached on the paused
+/// clock by a plain sleep.
 #[cfg(not(target_arch = "wasm32"))]
 async fn precise_sleep(duration: Duration) {
     use tokio::time::Instant;
@@ -204,11 +204,8 @@ async fn precise_sleep(duration: Duration) {
         tokio::time::sleep_until(coarse).await;
     }
     let left = end.saturating_duration_since(Instant::now());
-    if left < TIMER_RESOLUTION {
-        let spin_end = std::time::Instant::now() + left;
-        while std::time::Instant::now() < spin_end {
-            tokio::task::yield_now().await;
-        }
+    if !left.is_zero() && left <= TIMER_RESOLUTION {
+        futures_timer::Delay::new(left).await;
     }
     if Instant::now() < end {
         tokio::time::sleep_until(end).await;
