@@ -3,9 +3,7 @@
 //! cache through one Deno KV SQLite file, and unusable stores fail with their exit code and a
 //! message that never holds a password.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +19,12 @@ use crate::support::{Run, stitch, write};
 mod redis_server;
 
 use redis_server::RedisServer;
+
+// The real `denokv serve` the Deno KV store's own tests start, shared by path likewise.
+#[path = "../../../stitchapi-deno-kv/tests/it/support/server.rs"]
+mod denokv_server;
+
+use denokv_server::{Denokv, free_port};
 
 /// A loopback upstream recording when each request arrived and which process sent it
 /// (`?proc=`).
@@ -184,7 +188,7 @@ async fn two_processes_share_a_throttle_through_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_a_throttle_through_deno_kv_connect() {
-    let server = Denokv::start("kv-connect-pace");
+    let server = Denokv::start();
     let (arrivals, upstream) = Arrivals::start().await;
     let file = write(
         "denokv-pace",
@@ -424,94 +428,6 @@ async fn a_cloudflare_binding_is_refused_naming_where_it_lives_and_the_fix() {
         "{}",
         run.stderr
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
-}
-
-/// A `denokv serve` on a free loopback port with a generated access token, stopped when
-/// dropped. (The Deno KV crate's own spawner is tied to its test helpers, so this is a small
-/// one: the binary, the arguments, the readiness wait.)
-struct Denokv {
-    port: u16,
-    token: String,
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Denokv {
-    fn start(test: &str) -> Denokv {
-        let dir = crate::support::scratch(test);
-        let port = free_port();
-        let token = format!("cli-test-token-{}-{port}", std::process::id());
-        let child = Command::new(denokv_bin())
-            .arg("--sqlite-path")
-            .arg(dir.join("served.sqlite"))
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .args(["--access-token", &token])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn denokv serve");
-        let mut server = Denokv {
-            port,
-            token,
-            child,
-            dir,
-        };
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("denokv serve exited with {status} before listening");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "denokv serve did not listen within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Denokv {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `denokv` on `PATH`, else `~/.cargo/bin/denokv`; fails naming the install command.
-fn denokv_bin() -> PathBuf {
-    let runs = |bin: &Path| {
-        Command::new(bin)
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    let on_path = PathBuf::from("denokv");
-    if runs(&on_path) {
-        return on_path;
-    }
-    let cargo_bin =
-        Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cargo/bin/denokv");
-    assert!(
-        runs(&cargo_bin),
-        "denokv is not installed: run `cargo install denokv --locked` (./scripts/test does this)"
-    );
-    cargo_bin
 }
 
 #[test]
