@@ -198,17 +198,17 @@ struct Call<'a, O> {
     emitter: &'a Emitter<O>,
 }
 
-/// Runs one call to completion.
+/// Runs one call to completion, recording its outcome on `span` (the `stitch.call` span).
 pub(crate) async fn run<O: MaybeSend + 'static>(
     spec: &Spec,
     output: &Output<O>,
     principal: Option<&str>,
     input: Input,
     emitter: &Emitter<O>,
+    span: &tracing::Span,
 ) -> Result<Reply<O>> {
     let clock = &*spec.runtime.clock;
     let started = clock.now();
-    let span = tracing::Span::current();
     let (outgoing, keyed) = prepare(spec, input).inspect_err(|e| {
         span.record("error", tracing::field::display(e));
     })?;
@@ -607,13 +607,17 @@ impl<O: MaybeSend + 'static> Call<'_, O> {
             (Some(each), None) => (Some(each), false),
             (_, left) => (left, true),
         };
-        let sent = within(
+        let sending = within(
             &self.spec.runtime,
             limit,
             redirect::send(&self.spec.runtime.transport, request, self.spec.redirects),
-        )
-        .instrument(attempt_span.clone())
-        .await;
+        );
+        // A span no subscriber wants is not entered (nor cloned).
+        let sent = if attempt_span.is_disabled() {
+            sending.await
+        } else {
+            sending.instrument(attempt_span.clone()).await
+        };
         Ok(match sent {
             Some(Ok(mut received)) => {
                 // A credential in the query never leaves the engine in a URL.

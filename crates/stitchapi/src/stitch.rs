@@ -147,15 +147,22 @@ impl<O: MaybeSend + 'static> Stitch<O> {
         // Not boxed: a call without cache, auth, throttle or breaker allocates no future of its
         // own (what those add is boxed where it runs), and a large allocation per call costs
         // more than moving the future.
-        pipeline::run(
+        let emitter = Emitter::silent();
+        let call = pipeline::run(
             &self.inner.spec,
             &self.inner.output,
             self.principal.as_deref(),
             input,
-            &Emitter::silent(),
-        )
-        .instrument(span)
-        .await
+            &emitter,
+            &span,
+        );
+        // A span no subscriber wants is not entered: the wrapper would only move the future
+        // and poll through a no-op.
+        if span.is_disabled() {
+            call.await
+        } else {
+            call.instrument(span.clone()).await
+        }
     }
 
     /// Calls the endpoint and streams its events: start, typed progress
@@ -176,8 +183,9 @@ impl<O: MaybeSend + 'static> Stitch<O> {
                     principal.as_deref(),
                     input,
                     &emitter,
+                    &span,
                 )
-                .instrument(span)
+                .instrument(span.clone())
                 .await;
                 (outcome, clock.now().saturating_duration_since(started))
             })
