@@ -15,12 +15,12 @@ use denokv_proto::{
 use stitchapi::runtime::{MaybeSend, MaybeSync};
 use stitchapi::store::{
     Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
-    normalize_ttl,
+    StoredValue, normalize_ttl,
 };
 use stitchapi::throttle::gcra;
 use stitchapi::time::{Clock, SystemClock, Timestamp};
 
-use crate::envelope::{Envelope, Value};
+use crate::envelope::Envelope;
 
 /// The backend name in errors.
 pub(crate) const NAME: &str = "deno-kv";
@@ -374,7 +374,7 @@ fn live(
             .ok_or_else(|| invalid(operation, "a stored envelope is corrupt".to_owned()))?,
         // Deno's `sum` writes a KvU64: a counter that never expires.
         Some(KvValue::U64(n)) => Envelope {
-            value: Value::Counter(i64::try_from(*n).map_err(|_| {
+            value: StoredValue::Counter(i64::try_from(*n).map_err(|_| {
                 invalid(operation, "a stored KvU64 does not fit an i64".to_owned())
             })?),
             deadline: None,
@@ -390,7 +390,7 @@ fn live(
     Ok((!envelope.is_expired(now_ms)).then_some(envelope))
 }
 
-fn set_envelope(value: Value, deadline: Option<u64>) -> MutationKind {
+fn set_envelope(value: StoredValue, deadline: Option<u64>) -> MutationKind {
     MutationKind::Set(KvValue::Bytes(Envelope { value, deadline }.encode()))
 }
 
@@ -399,7 +399,7 @@ fn set_envelope(value: Value, deadline: Option<u64>) -> MutationKind {
 fn set_counter(n: i64, deadline: Option<u64>) -> MutationKind {
     match (u64::try_from(n), deadline) {
         (Ok(n), None) => MutationKind::Set(KvValue::U64(n)),
-        _ => set_envelope(Value::Counter(n), deadline),
+        _ => set_envelope(StoredValue::Counter(n), deadline),
     }
 }
 
@@ -473,7 +473,7 @@ impl StitchStore for DenoKvStore {
         let key = self.key("set", &[key])?;
         let deadline = deadline(self.now(), ttl);
         let kind = match value {
-            Some(value) => set_envelope(Value::Bytes(value), deadline),
+            Some(value) => set_envelope(StoredValue::Bytes(value), deadline),
             None => MutationKind::Delete,
         };
         let write = AtomicWrite {
@@ -547,7 +547,7 @@ impl StitchStore for DenoKvStore {
                 (Reservation::Granted(at), Some(next)) => {
                     let deadline = deadline(store_now, ttl);
                     Ok(Step::Write {
-                        kind: set_envelope(Value::Cell(next), deadline),
+                        kind: set_envelope(StoredValue::Cell(next), deadline),
                         deadline,
                         answer: Reservation::Granted(at),
                     })
@@ -609,7 +609,7 @@ impl StitchStore for DenoKvStore {
             }],
             mutations: vec![Mutation {
                 key: key_bytes.clone(),
-                kind: set_envelope(Value::Bytes(value.clone()), deadline_now),
+                kind: set_envelope(StoredValue::Bytes(value.clone()), deadline_now),
                 expire_at: expire_at(deadline_now),
             }],
             enqueues: Vec::new(),
@@ -625,7 +625,7 @@ impl StitchStore for DenoKvStore {
             }
             let deadline = deadline(now, ttl);
             Ok(Step::Write {
-                kind: set_envelope(Value::Bytes(value.clone()), deadline),
+                kind: set_envelope(StoredValue::Bytes(value.clone()), deadline),
                 deadline,
                 answer: true,
             })
@@ -695,7 +695,7 @@ mod tests {
         ) -> Result<Option<Entry>, StoreError> {
             let n = self.writes.load(Ordering::SeqCst);
             let counter = Envelope {
-                value: Value::Counter(41),
+                value: StoredValue::Counter(41),
                 deadline: None,
             };
             let mut versionstamp = [0u8; 10];

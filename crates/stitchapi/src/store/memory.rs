@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{
     Capabilities, Consistency, Reservation, Scope, StitchStore, StoreError, StoreErrorKind,
-    normalize_ttl,
+    StoredValue, normalize_ttl,
 };
 use crate::throttle::gcra;
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -93,65 +93,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What a key holds.
-enum Value {
-    /// Bytes written by `set`.
-    Bytes(Bytes),
-    /// A counter written by `increment`.
-    Counter(i64),
-    /// A pacing cell written by `reserve`.
-    Cell(Timestamp),
-}
-
-impl Value {
-    /// The value as `get` returns it.
-    fn to_bytes(&self) -> Bytes {
-        match self {
-            Value::Bytes(bytes) => bytes.clone(),
-            Value::Counter(n) => Bytes::from(n.to_string()),
-            Value::Cell(at) => Bytes::from(millis_text(*at)),
-        }
-    }
-
-    /// The value as a counter, if it is one (or decimal bytes).
-    fn as_counter(&self) -> Option<i64> {
-        match self {
-            Value::Counter(n) => Some(*n),
-            Value::Bytes(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
-            Value::Cell(_) => None,
-        }
-    }
-
-    /// The value as a pacing cell, if it is one (or a number of milliseconds).
-    fn as_cell(&self) -> Option<Timestamp> {
-        match self {
-            Value::Cell(at) => Some(*at),
-            // i64 -> f64 is exact for any realistic millisecond timestamp (< 2^53).
-            Value::Counter(n) => Some(Timestamp::from_millis_f64(*n as f64)),
-            Value::Bytes(bytes) => {
-                let millis: f64 = std::str::from_utf8(bytes).ok()?.trim().parse().ok()?;
-                millis
-                    .is_finite()
-                    .then(|| Timestamp::from_millis_f64(millis))
-            }
-        }
-    }
-}
-
-/// Milliseconds since the epoch as exact decimal text (`"1767225600333.333333"`).
-fn millis_text(at: Timestamp) -> String {
-    let since = at.since_unix();
-    let millis = since.as_millis();
-    let nanos = since.subsec_nanos() % 1_000_000;
-    if nanos == 0 {
-        return millis.to_string();
-    }
-    let fraction = format!("{nanos:06}");
-    format!("{millis}.{}", fraction.trim_end_matches('0'))
-}
-
 struct Entry {
-    value: Value,
+    value: StoredValue,
     /// `None` never expires.
     expires_at: Option<Timestamp>,
     /// Identifies this write in the expiry index.
@@ -209,7 +152,7 @@ impl State {
         Some(entry)
     }
 
-    fn insert(&mut self, key: &str, value: Value, expires_at: Option<Timestamp>) {
+    fn insert(&mut self, key: &str, value: StoredValue, expires_at: Option<Timestamp>) {
         self.remove(key);
         let seq = self.next_seq();
         if let Some(at) = expires_at {
@@ -371,7 +314,7 @@ impl StitchStore for MemoryStore {
         let mut state = self.state();
         state.sweep(now);
         match value {
-            Some(value) => state.insert(key, Value::Bytes(value), deadline(now, ttl)),
+            Some(value) => state.insert(key, StoredValue::Bytes(value), deadline(now, ttl)),
             None => {
                 state.remove(key);
             }
@@ -401,10 +344,10 @@ impl StitchStore for MemoryStore {
                 )
             })?;
             // The deadline stays: the window is fixed.
-            entry.value = Value::Counter(next);
+            entry.value = StoredValue::Counter(next);
             return Ok(next);
         }
-        state.insert(key, Value::Counter(1), deadline(now, ttl));
+        state.insert(key, StoredValue::Counter(1), deadline(now, ttl));
         Ok(1)
     }
 
@@ -432,7 +375,7 @@ impl StitchStore for MemoryStore {
         };
         let (reservation, next) = gcra::step(cell, now, spacing, latest);
         if let (Reservation::Granted(_), Some(next)) = (reservation, next) {
-            state.insert(key, Value::Cell(next), deadline(store_now, ttl));
+            state.insert(key, StoredValue::Cell(next), deadline(store_now, ttl));
         }
         Ok(reservation)
     }
@@ -490,7 +433,7 @@ impl StitchStore for MemoryStore {
         if state.live(key, now).is_some() {
             return Ok(false);
         }
-        state.insert(key, Value::Bytes(value), deadline(now, ttl));
+        state.insert(key, StoredValue::Bytes(value), deadline(now, ttl));
         Ok(true)
     }
 
@@ -727,7 +670,7 @@ mod tests {
         // grant that wrote it.
         assert_eq!(
             store.get("r").await.unwrap(),
-            Some(Bytes::from(millis_text(now + SECOND)))
+            Some(StoredValue::Cell(now + SECOND).to_bytes())
         );
         clock.advance(Duration::from_millis(400));
         assert_eq!(store.get("r").await.unwrap(), None);

@@ -116,6 +116,7 @@
 pub(crate) mod keys;
 mod memory;
 mod prefixed;
+mod value;
 
 use std::fmt;
 use std::sync::Arc;
@@ -131,6 +132,7 @@ use crate::time::Timestamp;
 
 pub use memory::MemoryStore;
 pub use prefixed::PrefixedStore;
+pub use value::StoredValue;
 
 /// Who sees a store's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
